@@ -1,0 +1,148 @@
+"""The ``tessera`` command: run a pipeline, or the demo, with exit codes 0 ok, 2 bad input, 3 gate, 1 other."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+from tasks.errors import exit_code_for
+
+DOMAINS = ("satellite",)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", help="data root for runs and models (default: $TESSERA_DATA or ./data)")
+    parser.add_argument("--dask-address", help="scheduler of an existing Dask cluster (default: a local cluster)")
+    parser.add_argument("--run-id", help="reuse a run id to resume an interrupted run from its completed stages")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _satellite_parser(sub) -> None:
+    p = sub.add_parser("satellite", help="satellite monitoring: mosaic, CNN class map, change and drift")
+    p.add_argument("--source", choices=["synthetic", "local", "sentinelhub"], default="synthetic")
+    p.add_argument("--input", help="folder or glob of GeoTIFF/JP2 files (--source local)")
+    p.add_argument("--labels", help="label polygons (GeoPackage/GeoJSON/Shapefile) or a label raster")
+    p.add_argument("--label-column", default="class", help="class column of the label polygons")
+    p.add_argument("--date", help="acquisition date of the synthetic scenes (YYYY-MM-DD, default today)")
+    p.add_argument("--bbox", type=_floats, help="min_lon,min_lat,max_lon,max_lat (--source sentinelhub)")
+    p.add_argument("--time-from", help="start of the time range (--source sentinelhub)")
+    p.add_argument("--time-to", help="end of the time range (--source sentinelhub)")
+    p.add_argument("--resolution", type=float, help="grid resolution in CRS units (default: finest band)")
+    p.add_argument("--crs", help="grid CRS (default: the first scene's)")
+    p.add_argument("--bands", type=lambda s: s.split(","), help="bands to use, comma-separated")
+    p.add_argument("--mosaic", dest="mosaic_method", choices=["first", "median", "least-cloudy"], default="first")
+    p.add_argument("--resampling", default="average", help="GDAL resampling: average, bilinear, nearest, ...")
+    p.add_argument("--train", choices=["auto", "always", "never"], default="auto",
+                   help="auto: train when no champion exists; always: train a challenger; never: score only")
+    p.add_argument("--model-name", help="registry name (default: satellite-<area id>)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--block", type=int, default=64, help="side in pixels of the blocks of the spatial split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--two-zones", action="store_true", help="synthetic: deliver one tile in the next UTM zone")
+    p.add_argument("--psi-threshold", type=float, default=0.2)
+    p.add_argument("--change-threshold", type=float, default=0.05)
+    p.add_argument("--fail-on-drift", action="store_true", help="end the run failed (exit 3) when flagged")
+    _common(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one pipeline")
+    domains = run.add_subparsers(dest="domain", required=True)
+    _satellite_parser(domains)
+    demo = commands.add_parser("demo", help="run every pipeline on embedded synthetic data")
+    _common(demo)
+    return parser
+
+
+class _NoTraceback(logging.Filter):
+    """Keep the one-line message of a failed task or flow, drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        if isinstance(record.msg, str) and "Traceback (most recent call last)" in record.msg:
+            record.msg = record.msg.split("Traceback (most recent call last)")[0].rstrip()
+        return True
+
+
+def _configure_logging(debug: bool) -> None:
+    from tasks.compute import quiet_dask_logs
+
+    quiet_dask_logs()
+    if debug:
+        return
+    for name in ("prefect", "prefect.flow_runs", "prefect.task_runs", "prefect.engine", ""):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(_NoTraceback())
+
+
+def _summary(result: dict) -> str:
+    lines = [f"{result['flow']} run {result['run_id']}: {result['status']}", f"  outputs: {result['dir']}"]
+    counts = result["counts"]
+    lines.append(f"  records: {counts['records_in']} in, {counts['records_valid']} valid, "
+                 f"{counts['records_quarantined']} quarantined")
+    if result.get("metrics"):
+        m = result["metrics"]
+        base = ", ".join(f"{k} {v.get('accuracy', 0):.3f}" for k, v in result["baselines"].items())
+        lines.append(f"  test accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f} (baseline accuracy: {base})")
+    if result.get("model"):
+        lines.append(f"  model {result['model']['name']} {result['model']['version']}"
+                     f"{' (promoted)' if result['model'].get('promoted') else ''}")
+    monitor = result.get("monitor") or {}
+    if monitor.get("change", {}).get("previous_run"):
+        lines.append(f"  changed since {monitor['change']['previous_run']}: {monitor['change']['changed_share']:.2%}"
+                     f"{'  FLAGGED' if monitor.get('flagged') else ''}")
+    lines.append(f"  report: {result['dir']}/report.html")
+    return "\n".join(lines)
+
+
+def _run(fn: Callable[..., dict], debug: bool, **kwargs) -> int:
+    try:
+        result = fn(**kwargs)
+    except Exception as exc:  # every failure becomes one line and an exit code
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_code_for(exc)
+    print(_summary(result))
+    return 0
+
+
+def demo(*, out: str | None, dask_address: str | None, debug: bool, run_id: str | None = None) -> int:
+    """Two monitoring runs of the synthetic area two months apart: the second reports change and drift."""
+    from flows.satellite import satellite
+
+    for date in ("2024-05-01", "2024-07-01"):
+        code = _run(satellite, debug, source="synthetic", date=date, out=out, dask_address=dask_address)
+        if code:
+            return code
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_DASK_LEVEL", "WARNING")
+    from flows.satellite import satellite  # imported after parsing: prefect takes a second to import
+
+    _configure_logging(args.debug)
+    if args.command == "demo":
+        return demo(out=args.out, dask_address=args.dask_address, debug=args.debug)
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "domain", "debug")}
+    flows = {"satellite": satellite}
+    return _run(flows[args.domain], args.debug, **kwargs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""One training loop for every domain: seeded, CPU or CUDA, Adam, LR schedule, early stopping."""
+
+from __future__ import annotations
+
+import copy
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 5
+    seed: int = 0
+    device: str | None = None
+    progress: bool | None = None
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """CUDA when present, else the CPU; everything must pass on the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _as_dataset(data: Dataset | tuple) -> Dataset:
+    return data if isinstance(data, Dataset) else TensorDataset(*(torch.as_tensor(a) for a in data))
+
+
+def _mean_loss(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: torch.device) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            total += float(loss_fn(model(x), y)) * len(x)
+            count += len(x)
+    return total / max(count, 1)
+
+
+def train_model(model: nn.Module, train: Dataset | tuple, val: Dataset | tuple, *,
+                loss_fn: Callable | None = None, config: TrainConfig | None = None) -> dict:
+    """Fit ``model`` in place and restore the weights of the epoch with the lowest validation loss.
+
+    Returns the history: ``train_loss``, ``val_loss`` per epoch, ``best_epoch``, ``seconds``, ``device``.
+    """
+    config = config or TrainConfig()
+    seed_everything(config.seed)
+    device = pick_device(config.device)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    model.to(device)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_loader = DataLoader(_as_dataset(train), batch_size=config.batch_size, shuffle=True, generator=generator)
+    val_loader = DataLoader(_as_dataset(val), batch_size=config.batch_size * 4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, config.patience // 2))
+    show = sys.stderr.isatty() if config.progress is None else config.progress
+    history: dict = {"train_loss": [], "val_loss": [], "best_epoch": 0, "device": str(device)}
+    best_loss, best_state, stale = float("inf"), copy.deepcopy(model.state_dict()), 0
+    started = time.perf_counter()
+    epochs = range(1, config.epochs + 1)
+    if show:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc="train", unit="epoch")
+    for epoch in epochs:
+        model.train()
+        total, count = 0.0, 0
+        for x, y in train_loader:
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(x)
+            count += len(x)
+        val_loss = _mean_loss(model, val_loader, loss_fn, device)
+        history["train_loss"].append(total / max(count, 1))
+        history["val_loss"].append(val_loss)
+        scheduler.step(val_loss)
+        if show:
+            epochs.set_postfix(train=f"{history['train_loss'][-1]:.4f}", val=f"{val_loss:.4f}")
+        if val_loss < best_loss - 1e-6:
+            best_loss, best_state, stale = val_loss, copy.deepcopy(model.state_dict()), 0
+            history["best_epoch"] = epoch
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    model.load_state_dict(best_state)
+    history["seconds"] = round(time.perf_counter() - started, 3)
+    history["best_val_loss"] = best_loss
+    return history
+
+
+def predict_proba(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size: int = 256,
+                  device: str | None = None) -> np.ndarray:
+    """Softmax outputs of a classifier over the class axis (axis 1), in batches."""
+    dev = pick_device(device)
+    model.to(dev).eval()
+    x = torch.as_tensor(x)
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            outputs.append(torch.softmax(model(x[start:start + batch_size].to(dev)), dim=1).cpu().numpy())
+    return np.concatenate(outputs) if outputs else np.empty((0,))

@@ -1,0 +1,210 @@
+"""Metrics next to their baselines, the plots a person looks at, report.html and Prefect artifacts."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn import metrics as skm  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None = None, *,
+                           class_names: list[str] | None = None) -> dict:
+    """accuracy, macro_f1, cohen_kappa, roc_auc (macro one-vs-rest) and per_class, as in DESIGN.md.
+
+    ``proba`` has one column per class, in the order of ``class_names`` (class i is label i).
+    """
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    n_classes = len(class_names) if class_names else int(max(y_true.max(), y_pred.max())) + 1
+    names = class_names or [str(i) for i in range(n_classes)]
+    labels = list(range(n_classes))
+    p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    present = [i for i in labels if (y_true == i).any()]
+    out = {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        "cohen_kappa": float(skm.cohen_kappa_score(y_true, y_pred, labels=labels)),
+        "roc_auc": None,
+        "per_class": {names[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                                 "support": int(s[i])} for i in labels},
+    }
+    if proba is not None and len(present) >= 2:
+        proba = np.asarray(proba, dtype=float)
+        if len(present) == 2 and n_classes == 2:
+            out["roc_auc"] = float(skm.roc_auc_score(y_true, proba[:, 1]))
+        else:
+            aucs = [skm.roc_auc_score(y_true == i, proba[:, i]) for i in present]
+            out["roc_auc"] = float(np.mean(aucs))
+    return out
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
+    """rmse, mae and directional_accuracy (sign agreement of changes expressed as returns)."""
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    return {
+        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
+        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
+        "directional_accuracy": float(np.mean(np.sign(y_true) == np.sign(y_pred))),
+    }
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> bytes:
+    cm = skm.confusion_matrix(y_true, y_pred, labels=list(range(len(class_names))))
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(class_names), 1 + 0.6 * len(class_names)))
+    skm.ConfusionMatrixDisplay(cm, display_labels=class_names).plot(ax=ax, colorbar=False, cmap="Blues")
+    ax.set_title("Confusion matrix (test split)")
+    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+    return _png(fig)
+
+
+def plot_roc_pr(y_true: np.ndarray, proba: np.ndarray, class_names: list[str]) -> bytes:
+    """ROC and precision-recall curves, one line per class (one-vs-rest)."""
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for i, name in enumerate(class_names):
+        positives = np.asarray(y_true) == i
+        if positives.all() or not positives.any():
+            continue
+        skm.RocCurveDisplay.from_predictions(positives, proba[:, i], ax=roc_ax, name=name)
+        skm.PrecisionRecallDisplay.from_predictions(positives, proba[:, i], ax=pr_ax, name=name)
+    roc_ax.plot([0, 1], [0, 1], "k:", lw=1)
+    roc_ax.set_title("ROC (one vs rest)")
+    pr_ax.set_title("Precision-recall (one vs rest)")
+    return _png(fig)
+
+
+def plot_loss(history: dict) -> bytes:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key in ("train_loss", "val_loss"):
+        if history.get(key):
+            ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", ms=3, label=key)
+    if history.get("best_epoch"):
+        ax.axvline(history["best_epoch"], color="grey", ls="--", lw=1, label="best epoch")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title("Training and validation loss")
+    ax.legend()
+    return _png(fig)
+
+
+def plot_bars(values: dict[str, float], *, title: str, ylabel: str, threshold: float | None = None) -> bytes:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = list(values)
+    heights = [values[n] if values[n] is not None else 0 for n in names]
+    colors = ["tab:red" if threshold is not None and h > threshold else "tab:blue" for h in heights]
+    ax.bar(names, heights, color=colors)
+    if threshold is not None:
+        ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"threshold {threshold}")
+        ax.legend()
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    return _png(fig)
+
+
+def metrics_table(metrics: dict, baselines: dict) -> pd.DataFrame:
+    """One row per model (the model, then each baseline), scalar metrics as columns."""
+    rows = [{"model": "model", **{k: v for k, v in metrics.items() if not isinstance(v, dict)}}]
+    for name, values in baselines.items():
+        rows.append({"model": name, **{k: v for k, v in values.items() if not isinstance(v, dict)}})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Report:
+    """An HTML report built section by section; figures are written as PNG files and embedded."""
+
+    title: str
+    parts: list[str] = field(default_factory=list)
+    figures: dict[str, bytes] = field(default_factory=dict)
+
+    def heading(self, text: str) -> None:
+        self.parts.append(f"<h2>{html.escape(text)}</h2>")
+
+    def text(self, text: str) -> None:
+        self.parts.append(f"<p>{html.escape(text)}</p>")
+
+    def table(self, df: pd.DataFrame | list[dict] | dict, *, caption: str | None = None) -> None:
+        if isinstance(df, dict):
+            df = pd.DataFrame([{"name": k, "value": v} for k, v in df.items()])
+        elif isinstance(df, list):
+            df = pd.DataFrame(df)
+        if caption:
+            self.parts.append(f"<h3>{html.escape(caption)}</h3>")
+        self.parts.append(df.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="-"))
+
+    def figure(self, name: str, png: bytes, *, caption: str = "") -> None:
+        self.figures[name] = png
+        data = base64.b64encode(png).decode()
+        self.parts.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+                          f"<figcaption>{html.escape(caption or name)}</figcaption></figure>")
+
+    def html(self) -> str:
+        style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+                 "table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 10px;border-bottom:1px solid #ddd;"
+                 "text-align:right}th{background:#f4f4f4}img{max-width:100%}figure{display:inline-block;"
+                 "margin:.5em}figcaption{color:#666;font-size:90%}")
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+                f"<style>{style}</style></head><body><h1>{html.escape(self.title)}</h1>"
+                + "\n".join(self.parts) + "</body></html>")
+
+    def write(self, run_dir: str | Path) -> str:
+        from tasks.store import write_bytes
+
+        run_dir = Path(run_dir)
+        for name, png in self.figures.items():
+            write_bytes(png, run_dir / "figures" / f"{name}.png")
+        return write_bytes(self.html().encode(), run_dir / "report.html")
+
+
+def artifact_key(text: str) -> str:
+    """Prefect shows artifacts only with keys of lowercase letters, digits and dashes."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-")
+
+
+def _in_prefect_run() -> bool:
+    try:
+        from prefect.context import FlowRunContext, TaskRunContext
+
+        return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+    except ImportError:
+        return False
+
+
+def publish_table(key: str, rows: list[dict] | pd.DataFrame, description: str) -> None:
+    """A Prefect table artifact, when inside a flow or task run; a no-op elsewhere (unit tests)."""
+    if not _in_prefect_run():
+        return
+    from prefect.artifacts import create_table_artifact
+
+    if isinstance(rows, pd.DataFrame):
+        rows = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    create_table_artifact(key=artifact_key(key), table=rows, description=description)
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> None:
+    if not _in_prefect_run():
+        return
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(key=artifact_key(key), markdown=markdown, description=description)

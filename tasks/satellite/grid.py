@@ -1,0 +1,113 @@
+"""Onto one grid: resample bands, mask clouds, mosaic scenes, and normalize with training-area statistics.
+
+Everything here is lazy and chunked (xarray over Dask): nothing is computed until a writer stores it, so a
+mosaic larger than memory streams through chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from odc.geo.geobox import GeoBox
+from odc.geo.xr import xr_reproject
+from rasterio.errors import NotGeoreferencedWarning
+
+MOSAIC_METHODS = ("first", "median", "least-cloudy")
+SPLITS = {"train": 0, "val": 1, "test": 2}
+# odc-geo warps in-memory chunks through rasterio, which warns that a bare array has no geotransform.
+warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+
+
+def target_geobox(geoboxes: list[GeoBox], *, crs: str | None = None, resolution: float | None = None) -> GeoBox:
+    """The grid every band goes onto: the union of the footprints in one CRS (the first scene's unless
+    ``crs``) at the finest band resolution (unless ``resolution``), aligned to multiples of it."""
+    crs = crs or geoboxes[0].crs
+    same = [gb for gb in geoboxes if gb.crs == crs]
+    res = resolution or min(abs(gb.resolution.x) for gb in (same or geoboxes))
+    bbox = None
+    for gb in geoboxes:
+        box = gb.boundingbox.to_crs(crs)
+        bbox = box if bbox is None else bbox | box
+    return GeoBox.from_bbox(bbox, crs=crs, resolution=res)
+
+
+def resample_to_grid(band: xr.DataArray, geobox: GeoBox, *, resampling: str = "average",
+                     chunks: int = 1024) -> xr.DataArray:
+    """One band onto ``geobox`` (lazy for Dask input). ``average`` aggregates when coarsening and repeats
+    the covering pixel when refining, so a 20 m pixel becomes four equal 10 m pixels."""
+    kw = {"chunks": (chunks, chunks)} if band.chunks else {}
+    return xr_reproject(band, geobox, resampling=resampling, dst_nodata=np.nan, **kw)
+
+
+def scene_on_grid(bands: dict[str, xr.DataArray], geobox: GeoBox, *, clear: xr.DataArray | None = None,
+                  resampling: str = "average", chunks: int = 1024) -> xr.DataArray:
+    """A scene's bands stacked as (band, y, x) on ``geobox``; cloudy and nodata pixels are NaN."""
+    layers = [resample_to_grid(bands[name], geobox, resampling=resampling, chunks=chunks) for name in bands]
+    stack = xr.concat(layers, dim="band").assign_coords(band=list(bands))
+    if clear is not None:
+        mask = resample_to_grid(clear, geobox, resampling="nearest", chunks=chunks)
+        stack = stack.where(mask == 1)
+    return stack
+
+
+def mosaic(stacks: list[xr.DataArray], *, method: str = "first",
+           cloud_fractions: list[float] | None = None) -> xr.DataArray:
+    """Combine scenes on one grid: ``first`` takes the first valid value in the given order, ``median``
+    the per-pixel median of valid values, ``least-cloudy`` the first valid value, least cloudy scene first."""
+    if method not in MOSAIC_METHODS:
+        raise ValueError(f"unknown mosaic method {method!r}; choose one of {', '.join(MOSAIC_METHODS)}")
+    if method == "median":
+        return xr.concat(stacks, dim="scene").median("scene", skipna=True)
+    if method == "least-cloudy":
+        order = np.argsort(np.nan_to_num(np.asarray(cloud_fractions, dtype=float), nan=1.0), kind="stable")
+        stacks = [stacks[i] for i in order]
+    result = stacks[0]
+    for stack in stacks[1:]:
+        result = result.fillna(stack)
+    return result
+
+
+def block_split(shape: tuple[int, int], *, block: int = 64, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+                seed: int = 0, key: str = "") -> da.Array:
+    """Split a grid by space: square blocks are assigned to train (0), val (1) and test (2).
+
+    Deterministic for a grid (``key``) and seed, so every run over an area uses the same split; at least
+    one block goes to each split when there are three or more blocks.
+    """
+    nby, nbx = -(-shape[0] // block), -(-shape[1] // block)
+    n = nby * nbx
+    digest = int(hashlib.sha256(f"{key}:{seed}".encode()).hexdigest()[:8], 16)
+    order = np.random.default_rng(digest).permutation(n)
+    n_val = max(1, round(n * fractions[1])) if n >= 3 else 0
+    n_test = max(1, round(n * fractions[2])) if n >= 3 else 0
+    ids = np.zeros(n, dtype="uint8")
+    ids[order[n - n_val - n_test: n - n_test]] = SPLITS["val"]
+    ids[order[n - n_test:]] = SPLITS["test"]
+    blocks = da.from_array(ids.reshape(nby, nbx), chunks=(max(1, 1024 // block),) * 2)
+    return blocks.repeat(block, axis=0).repeat(block, axis=1)[: shape[0], : shape[1]]
+
+
+def band_statistics(image: xr.DataArray, region: xr.DataArray | da.Array | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and standard deviation of valid pixels inside ``region`` (the training area)."""
+    region_da = region if isinstance(region, xr.DataArray) else xr.DataArray(region, dims=("y", "x"))
+    inside = image.where(region_da.data.astype(bool))
+    mean, std = da.compute(inside.mean(("y", "x"), skipna=True).data, inside.std(("y", "x"), skipna=True).data)
+    std = np.where(np.asarray(std) > 0, std, 1.0)
+    return np.asarray(mean, dtype="float32"), np.asarray(std, dtype="float32")
+
+
+def normalize(image: xr.DataArray, mean: np.ndarray, std: np.ndarray) -> xr.DataArray:
+    """Standardize each band: (x - mean) / std, with statistics from the training area."""
+    m = xr.DataArray(np.asarray(mean, dtype="float32"), dims="band", coords={"band": image.band})
+    s = xr.DataArray(np.asarray(std, dtype="float32"), dims="band", coords={"band": image.band})
+    return (image - m) / s
+
+
+def geobox_key(geobox: GeoBox) -> str:
+    """A short id of a grid, the same for every run over the same area."""
+    text = f"{geobox.crs.to_wkt()}|{tuple(geobox.affine)}|{geobox.shape}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

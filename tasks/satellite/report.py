@@ -1,0 +1,118 @@
+"""The satellite run's report.html and its Prefect artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import task
+
+from tasks import evaluate
+from tasks.satellite import plots
+from tasks.store import open_zarr, read_json, read_parquet
+
+
+def _rgb(ds) -> np.ndarray:
+    bands = [str(b) for b in ds["band"].values]
+    wanted = [b for b in ("B04", "B03", "B02") if b in bands] or bands[:3]
+    wanted = (wanted * 3)[:3]
+    step = max(1, int(np.ceil(max(ds.sizes["y"], ds.sizes["x"]) / 1024)))
+    return ds["reflectance"].sel(band=wanted).isel(y=slice(None, None, step), x=slice(None, None, step)).values
+
+
+def _raster(path: Path) -> np.ndarray | None:
+    import rasterio
+
+    if not path.exists():
+        return None
+    with rasterio.open(path) as src:
+        step = max(1, int(np.ceil(max(src.width, src.height) / 1024)))
+        return src.read(1, out_shape=(-(-src.height // step), -(-src.width // step)))
+
+
+def build_report(run: dict) -> evaluate.Report:
+    """Everything a person wants to see about one monitoring run, from the files the run wrote."""
+    run_dir = Path(run["dir"])
+    report = evaluate.Report(f"tessera satellite run {run['run_id']} ({run['status']})")
+    report.table({"status": run["status"], **run["counts"], "model": (run.get("model") or {}).get("version"),
+                  "promoted": (run.get("model") or {}).get("promoted"), "error": run.get("error")},
+                 caption="Summary")
+    if run["quality"]:
+        report.table([{"stage": q["stage"], "suite": q["suite"], "success": q["success"],
+                       "failed": "; ".join(f"{f['expectation']}({f['column'] or ''}): {f['observed']}"
+                                           for f in q["failed"])} for q in run["quality"]],
+                     caption="Quality gates")
+    mosaic = run_dir / "mosaic.zarr"
+    training = run_dir / "training.json"
+    class_names = read_json(training)["class_names"] if training.exists() else []
+    if mosaic.exists():
+        report.heading("Mosaic and class map")
+        report.figure("mosaic_rgb", plots.quicklook_rgb(_rgb(open_zarr(mosaic)), title="Mosaic (true colour)"))
+        classmap = _raster(run_dir / "classmap.tif")
+        if classmap is not None:
+            report.figure("classmap", plots.quicklook_classes(classmap, class_names, title="Class map"))
+    if run["metrics"]:
+        report.heading("Evaluation on the test blocks (split by space)")
+        report.table(evaluate.metrics_table(run["metrics"], run["baselines"]), caption="Model vs baseline")
+        report.table(pd.DataFrame(run["metrics"]["per_class"]).T.reset_index(names="class"), caption="Per class")
+    if (run_dir / "evaluation.parquet").exists():
+        ev = read_parquet(run_dir / "evaluation.parquet")
+        proba = ev[[c for c in ev.columns if c.startswith("p_")]].to_numpy()
+        report.figure("confusion_matrix", evaluate.plot_confusion(ev["y_true"], ev["y_pred"], class_names))
+        report.figure("roc_pr", evaluate.plot_roc_pr(ev["y_true"].to_numpy(), proba, class_names))
+    if training.exists():
+        history = read_json(training).get("history") or {}
+        if history.get("train_loss"):
+            report.figure("loss", evaluate.plot_loss(history))
+    if (run_dir / "monitor.json").exists():
+        _monitoring_section(report, read_json(run_dir / "monitor.json"), run_dir)
+    return report
+
+
+def _monitoring_section(report: evaluate.Report, monitor: dict, run_dir: Path) -> None:
+    report.heading("Monitoring" + (" - FLAGGED" if monitor["flagged"] else ""))
+    change = monitor["change"]
+    if change["previous_run"]:
+        report.text(f"Compared with run {change['previous_run']}: {change['changed_share']:.2%} of pixels changed "
+                    f"class (threshold {monitor['thresholds']['changed_share']:.0%}).")
+        changed = _raster(run_dir / "change.tif")
+        if changed is not None:
+            report.figure("change_map", plots.quicklook_change(changed == 1, title="Changed since the previous run"))
+        if change["transitions"]:
+            report.table(change["transitions"], caption="Largest class transitions (pixels)")
+    else:
+        report.text("First run over this area: no previous class map to compare with.")
+    history = pd.DataFrame(monitor["history"])
+    if len(history) > 1:
+        report.figure("class_area_history", plots.class_area_history(history))
+    report.table([{"class": k, "hectares": v} for k, v in monitor["class_area_ha"].items()], caption="Class areas")
+    drift = pd.DataFrame(monitor["drift"])
+    if not drift.empty:
+        report.figure("drift_psi", evaluate.plot_bars(dict(zip(drift["feature"], drift["psi"], strict=True)),
+                                                      title="Band drift vs the training reference (PSI)",
+                                                      ylabel="PSI", threshold=monitor["thresholds"]["psi"]))
+        report.table(drift, caption="Band drift (PSI, KS)")
+
+
+@task(name="publish the report")
+def publish_report(run: dict) -> str:
+    """Write report.html and publish metrics, drift and a summary as Prefect artifacts."""
+    report = build_report(run)
+    uri = report.write(run["dir"])
+    if run["metrics"]:
+        evaluate.publish_table("satellite-metrics", evaluate.metrics_table(run["metrics"], run["baselines"]),
+                               "Test-block metrics of the model and its baseline")
+    monitor = run.get("monitor") or {}
+    if monitor.get("drift"):
+        evaluate.publish_table("satellite-drift", monitor["drift"], "Band drift against the training reference")
+    lines = [f"# Satellite run {run['run_id']}", "", f"- status: **{run['status']}**",
+             f"- records: {json.dumps(run['counts'])}", f"- report: `{uri}`"]
+    if run["metrics"]:
+        lines.append(f"- accuracy {run['metrics']['accuracy']:.3f}, macro F1 {run['metrics']['macro_f1']:.3f}")
+    if monitor:
+        lines.append(f"- monitoring flagged: **{monitor.get('flagged')}**, changed share: "
+                     f"{(monitor.get('change') or {}).get('changed_share')}")
+    evaluate.publish_markdown("satellite-report", "\n".join(lines), "Satellite run summary")
+    return uri

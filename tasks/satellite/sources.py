@@ -1,0 +1,229 @@
+"""Readers at the edge: find scene files, check them, profile them, and open bands lazily.
+
+A scene is one acquisition of one tile: either a multi-band file, or one file per band recognised by its
+band suffix (``_B04``, ``_B8A``, ``_b3``) and grouped by the rest of the name; an optional mask layer
+(``_SCL``, ``_fmask``) marks clouds.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from tasks.errors import BadInputError
+
+RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt"}
+_BAND = re.compile(r"^(?P<stem>.+?)[_-](?P<band>B\d{1,2}A?(?:_VCID_\d)?|SCL|FMASK|BQA|QA_PIXEL)(?:_\d+m)?$",
+                   re.IGNORECASE)
+# Mask layers: values that are not a clear view of the ground.
+INVALID_MASK_VALUES = {
+    "SCL": (0, 1, 3, 8, 9, 10),  # nodata, saturated, cloud shadow, cloud medium/high, cirrus
+    "FMASK": (2, 4, 255),  # shadow, cloud, fill
+}
+IGNORED_LAYERS = {"BQA", "QA_PIXEL"}
+
+
+@dataclass
+class Scene:
+    """The files of one acquisition: band name to (path, band index in that file), plus a mask layer."""
+
+    scene: str
+    bands: dict[str, tuple[str, int]] = field(default_factory=dict)
+    mask: str | None = None
+    mask_kind: str | None = None
+
+    def rows(self) -> list[dict]:
+        rows = [{"scene": self.scene, "band": b, "path": p, "index": i, "role": "band"}
+                for b, (p, i) in self.bands.items()]
+        if self.mask:
+            rows.append({"scene": self.scene, "band": self.mask_kind, "path": self.mask, "index": 1, "role": "mask"})
+        return rows
+
+
+def scenes_from_table(table: pd.DataFrame) -> list[Scene]:
+    scenes: dict[str, Scene] = {}
+    for row in table.itertuples():
+        scene = scenes.setdefault(row.scene, Scene(row.scene))
+        if row.role == "mask":
+            scene.mask, scene.mask_kind = row.path, row.band
+        else:
+            scene.bands[row.band] = (row.path, int(row.index))
+    return list(scenes.values())
+
+
+def _open(path: str):
+    try:
+        return rasterio.open(path)
+    except (RasterioError, OSError) as exc:
+        raise BadInputError(f"{path}: cannot be read as a raster ({str(exc).splitlines()[0]}); "
+                            "re-download the file or remove it from the input") from exc
+
+
+def _band_names(path: str) -> list[str]:
+    with _open(path) as src:
+        names = [d.upper() if d else f"B{i}" for i, d in enumerate(src.descriptions, start=1)]
+    return names
+
+
+def find_scenes(input_path: str, *, exclude: tuple[str, ...] = ()) -> list[Scene]:
+    """Group raster files under a folder or glob into scenes."""
+    base = Path(input_path).expanduser()
+    if base.is_dir():
+        files = sorted(p for p in base.rglob("*") if p.suffix.lower() in RASTER_SUFFIXES)
+    elif any(ch in input_path for ch in "*?["):
+        matches = glob.glob(input_path, recursive=True)
+        files = sorted(Path(p) for p in matches if Path(p).suffix.lower() in RASTER_SUFFIXES)
+    elif base.is_file():
+        files = [base]
+    else:
+        raise BadInputError(f"{input_path}: no such folder or file; pass --input a folder or glob of GeoTIFF/JP2 files")
+    excluded = {Path(e).resolve() for e in exclude if e}
+    files = [f for f in files if f.resolve() not in excluded]
+    if not files:
+        raise BadInputError(f"{input_path}: no GeoTIFF or JP2 files found; expected *.tif, *.tiff or *.jp2")
+    scenes: dict[str, Scene] = {}
+    for f in files:
+        match = _BAND.match(f.stem)
+        if not match:
+            scene = scenes.setdefault(f.stem, Scene(f.stem))
+            for i, name in enumerate(_band_names(str(f)), start=1):
+                scene.bands[name] = (str(f), i)
+            continue
+        stem, band = match["stem"], match["band"].upper()
+        scene = scenes.setdefault(stem, Scene(stem))
+        if band in INVALID_MASK_VALUES:
+            scene.mask, scene.mask_kind = str(f), band
+        elif band not in IGNORED_LAYERS:
+            scene.bands[band] = (str(f), 1)
+    empty = [s.scene for s in scenes.values() if not s.bands]
+    if empty:
+        raise BadInputError(f"scene {empty[0]} has a mask layer but no band files; add its band files or remove it")
+    return list(scenes.values())
+
+
+def reflectance_scale(dtype: str) -> float:
+    """Digital numbers to reflectance: L2A-style integers are reflectance x 10000; 8-bit data x 255."""
+    if dtype == "uint8":
+        return 1 / 255
+    if dtype.startswith(("uint", "int")):
+        return 1 / 10_000
+    return 1.0
+
+
+def _decimated(src, index: int, max_side: int = 256) -> np.ndarray:
+    factor = max(1, int(np.ceil(max(src.width, src.height) / max_side)))
+    shape = (max(1, src.height // factor), max(1, src.width // factor))
+    return src.read(index, out_shape=shape, resampling=Resampling.nearest)
+
+
+def _check_readable(src, index: int, path: str) -> None:
+    """Read the first and last rows: a truncated file fails here rather than half-way through a mosaic."""
+    try:
+        src.read(index, window=Window(0, 0, src.width, 1))
+        src.read(index, window=Window(0, src.height - 1, src.width, 1))
+    except (RasterioError, OSError) as exc:
+        raise BadInputError(f"{path}: raster data is corrupt or truncated ({str(exc).splitlines()[0]}); "
+                            "re-download the file or remove it from the input") from exc
+
+
+def profile_scenes(scenes: list[Scene]) -> pd.DataFrame:
+    """One row per scene and band: CRS, resolution, dtype, nodata and cloud fractions, value range.
+
+    Values come from a decimated read (at most 256 px a side), cheap for any file size; bands of one
+    scene must cover the same extent.
+    """
+    rows = []
+    for scene in scenes:
+        cloud = np.nan
+        clear = None
+        if scene.mask:
+            with _open(scene.mask) as src:
+                _check_readable(src, 1, scene.mask)
+                mask = _decimated(src, 1)
+            invalid = np.isin(mask, INVALID_MASK_VALUES[scene.mask_kind])
+            nodata_mask = np.isin(mask, (0,) if scene.mask_kind == "SCL" else (255,))
+            cloud = float((invalid & ~nodata_mask).sum() / max(1, (~nodata_mask).sum()))
+            clear = float((~invalid).mean())
+        reference = None
+        for band, (path, index) in scene.bands.items():
+            with _open(path) as src:
+                if src.crs is None:
+                    raise BadInputError(f"{path}: has no CRS; assign one, e.g. gdal_edit.py -a_srs EPSG:32632 {path}")
+                _check_readable(src, index, path)
+                data = _decimated(src, index)
+                bounds, res, crs, dtype, nodata = src.bounds, src.res, src.crs, src.dtypes[index - 1], src.nodata
+                width, height = src.width, src.height
+            if reference is None:
+                reference = (band, path, bounds, res, crs)
+            elif crs != reference[4] or max(abs(a - b) for a, b in zip(bounds, reference[2], strict=True)) > max(
+                    max(res), max(reference[3])):
+                raise BadInputError(
+                    f"{path}: band {band} of scene {scene.scene} covers {tuple(round(v) for v in bounds)} but band "
+                    f"{reference[0]} ({reference[1]}) covers {tuple(round(v) for v in reference[2])}; bands of one "
+                    "scene must cover the same extent: export them from the same product")
+            valid = data != nodata if nodata is not None else np.isfinite(data)
+            values = data[valid].astype("float64") * reflectance_scale(dtype)
+            rows.append({
+                "scene": scene.scene, "band": band, "path": path, "crs": crs.to_string(),
+                "resolution": float(max(res)), "dtype": dtype, "width": width, "height": height,
+                "nodata_fraction": float(1 - valid.mean()),
+                "cloud_fraction": cloud,
+                "clear_fraction": clear if clear is not None else float(valid.mean()),
+                "min": float(values.min()) if values.size else np.nan,
+                "max": float(values.max()) if values.size else np.nan,
+            })
+    return pd.DataFrame(rows)
+
+
+def open_band(path: str, index: int = 1, *, chunks: int = 1024, scale: bool = True):
+    """A band as a lazy float32 reflectance DataArray with NaN for nodata (rioxarray, Dask-chunked).
+
+    ``scale=False`` keeps the stored values (label rasters)."""
+    import rioxarray
+
+    da = rioxarray.open_rasterio(path, chunks={"band": 1, "y": chunks, "x": chunks}, lock=False,
+                                 cache=False).sel(band=index, drop=True)
+    nodata = da.rio.nodata
+    factor = reflectance_scale(str(da.dtype)) if scale else 1.0
+    out = da.astype("float32") * np.float32(factor)
+    if nodata is not None:
+        out = out.where(da != nodata)
+    return out.rio.write_crs(da.rio.crs).rio.write_nodata(np.nan)
+
+
+def open_mask(path: str, kind: str, *, chunks: int = 1024):
+    """A mask layer as a lazy float32 DataArray: 1 where the view is clear, 0 where not."""
+    import rioxarray
+
+    da = rioxarray.open_rasterio(path, chunks={"band": 1, "y": chunks, "x": chunks}, lock=False,
+                                 cache=False).sel(band=1, drop=True)
+    clear = (~da.isin(list(INVALID_MASK_VALUES[kind]))).astype("float32")
+    return clear.rio.write_crs(da.rio.crs).rio.write_nodata(np.nan)
+
+
+def read_label_polygons(path: str, column: str):
+    """Label polygons (GeoPackage, GeoJSON, Shapefile) with their class column."""
+    import geopandas as gpd
+
+    if not Path(path).exists():
+        raise BadInputError(f"{path}: labels file not found; pass --labels a GeoPackage, GeoJSON or Shapefile")
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises several types for unreadable files
+        raise BadInputError(f"{path}: cannot be read as vector labels ({exc}); "
+                            "use GeoPackage, GeoJSON or Shapefile") from exc
+    if column not in gdf.columns:
+        found = ", ".join(c for c in gdf.columns if c != "geometry")
+        raise BadInputError(f"{path}: label column {column!r} not found; columns are: {found}; pass --label-column")
+    if gdf.crs is None:
+        raise BadInputError(f"{path}: labels have no CRS; save them with a CRS (e.g. EPSG:4326)")
+    return gdf[[column, "geometry"]].reset_index(drop=True)

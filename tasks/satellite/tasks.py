@@ -1,0 +1,437 @@
+"""Prefect tasks of the satellite pipeline: each reads URIs, calls plain functions, writes atomically.
+
+Tasks return a small dict: ``output`` (the URI of what they wrote) and the counts the flow records.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+from torch import nn
+
+from models.registry import ModelRegistry, challenger_wins
+from models.satellite import PixelFCN
+from models.train import TrainConfig, predict_proba, train_model
+from tasks.common import save_quarantine
+from tasks.errors import BadInputError
+from tasks.evaluate import classification_metrics
+from tasks.monitor import feature_drift
+from tasks.satellite import grid, sources, training
+from tasks.satellite import labels as labelling
+from tasks.satellite.change import change_between, class_areas
+from tasks.satellite.scoring import NODATA_CLASS, classify_image
+from tasks.store import (
+    list_runs,
+    open_zarr,
+    read_json,
+    read_parquet,
+    write_cog,
+    write_json,
+    write_parquet,
+    write_zarr,
+)
+
+CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
+RASTER_LABELS = {".tif", ".tiff", ".jp2", ".vrt"}
+_DATE = re.compile(r"(20\d{2})[-_]?(\d{2})[-_]?(\d{2})|(?:19|20)\d{2}(\d{3})")
+
+
+def _run(run_dir: str, name: str) -> str:
+    return str(Path(run_dir) / name)
+
+
+@task(name="ingest scenes", **CACHED)
+def ingest_scenes(run_dir: str, *, source: str, input: str | None, labels: str | None, date: str | None,
+                  two_zones: bool = False, sentinelhub: dict | None = None) -> dict:
+    """Bring scenes to a folder (synthetic, local or Sentinel Hub) and list their files."""
+    folder = Path(run_dir) / "input"
+    class_names = None
+    if source == "synthetic":
+        written = _synthetic(folder, date, two_zones)
+        input_path, labels, class_names = str(folder), labels or written["labels"], written["classes"]
+    elif source == "local":
+        if not input:
+            raise BadInputError("--source local needs --input: a folder or glob of GeoTIFF/JP2 files")
+        input_path = input
+    elif source == "sentinelhub":
+        from tasks.satellite.sentinelhub import fetch_sentinelhub_scenes
+
+        fetch_sentinelhub_scenes(folder, **(sentinelhub or {}))
+        input_path = str(folder)
+    else:
+        raise BadInputError(f"unknown --source {source!r}; choose synthetic, local or sentinelhub")
+    if labels and not Path(labels).exists():
+        raise BadInputError(f"{labels}: labels file not found; pass --labels polygons (GeoPackage, GeoJSON, "
+                            "Shapefile) or a label raster")
+    scenes = sources.find_scenes(input_path, exclude=(labels,) if labels else ())
+    table = pd.DataFrame([row for scene in scenes for row in scene.rows()])
+    kind = None if not labels else "raster" if Path(labels).suffix.lower() in RASTER_LABELS else "polygons"
+    manifest = {"scenes": write_parquet(table, _run(run_dir, "scenes.parquet")), "labels": labels,
+                "label_kind": kind, "class_names": class_names, "source": source}
+    return {"output": write_json(manifest, _run(run_dir, "ingest.json")), "scenes": len(scenes)}
+
+
+def _synthetic(folder: Path, date: str | None, two_zones: bool) -> dict:
+    from datetime import UTC, datetime
+
+    from tasks.satellite.synthetic import write_synthetic_scenes
+
+    return write_synthetic_scenes(folder, when=date or datetime.now(UTC).date().isoformat(), two_zones=two_zones)
+
+
+@task(name="profile scenes", **CACHED)
+def profile_scene_files(ingest_uri: str, run_dir: str) -> dict:
+    """Profile every scene and band; quarantine scenes with no clear pixel."""
+    manifest = read_json(ingest_uri)
+    scenes = sources.scenes_from_table(read_parquet(manifest["scenes"]))
+    profile = sources.profile_scenes(scenes)
+    clear = profile.groupby("scene", sort=False)["clear_fraction"].first()
+    bad = clear[clear <= 0].index.tolist()
+    if len(bad) == len(clear):
+        raise BadInputError(f"every scene is entirely cloud or nodata ({', '.join(bad[:5])}); "
+                            "choose other dates or add clearer scenes to the input")
+    quarantined = pd.DataFrame({"kind": "scene", "record": bad,
+                                "reason": "no clear pixels: the scene is entirely cloud or nodata"})
+    save_quarantine([quarantined], _run(run_dir, "quarantine.parquet"))
+    clean = profile[~profile["scene"].isin(bad)].assign(quarantined_share=len(bad) / len(clear))
+    return {"output": write_parquet(clean, _run(run_dir, "scene_profile.parquet")),
+            "records_in": len(clear), "records_valid": len(clear) - len(bad), "records_quarantined": len(bad)}
+
+
+def _scene_date(name: str) -> str:
+    match = _DATE.search(name)
+    return match.group(0) if match else ""
+
+
+@task(name="mosaic scenes", **CACHED)
+def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution: float | None = None,
+                  crs: str | None = None, resampling: str = "average", method: str = "first",
+                  label_column: str = "class", bands: list[str] | None = None, block: int = 64, seed: int = 0,
+                  chunks: int = 1024) -> dict:
+    """Resample every band onto one grid, mask clouds, mosaic, put labels and the spatial split beside it."""
+    manifest = read_json(ingest_uri)
+    profile = read_parquet(profile_uri)
+    keep = set(profile["scene"])
+    scenes = [s for s in sources.scenes_from_table(read_parquet(manifest["scenes"])) if s.scene in keep]
+    scenes.sort(key=lambda s: (_scene_date(s.scene), s.scene), reverse=True)
+    names = _common_bands(scenes, bands)
+    lazy = [{b: sources.open_band(*s.bands[b], chunks=chunks) for b in names} for s in scenes]
+    geobox = grid.target_geobox([da.odc.geobox for scene in lazy for da in scene.values()],
+                                crs=crs, resolution=resolution)
+    stacks = []
+    for scene, scene_bands in zip(scenes, lazy, strict=True):
+        clear = sources.open_mask(scene.mask, scene.mask_kind, chunks=chunks) if scene.mask else None
+        stacks.append(grid.scene_on_grid(scene_bands, geobox, clear=clear, resampling=resampling, chunks=chunks))
+    clouds = profile.groupby("scene")["cloud_fraction"].first()
+    image = grid.mosaic(stacks, method=method, cloud_fractions=[clouds.get(s.scene, np.nan) for s in scenes])
+    footprints = [next(iter(scene.values())).odc.geobox.extent.to_crs(geobox.crs).geom for scene in lazy]
+    label_grid, class_names, label_counts = _labels_on_grid(manifest, geobox, footprints, label_column, run_dir)
+    area = grid.geobox_key(geobox)
+    split = grid.block_split(geobox.shape.yx, block=block, seed=seed, key=area)
+    ds = xr.Dataset({
+        "reflectance": image.astype("float32").chunk({"band": -1, "y": chunks, "x": chunks}),
+        "labels": (("y", "x"), dask.array.from_array(label_grid, chunks=chunks)),
+        "split": (("y", "x"), split.rechunk(chunks)),
+    })
+    ds.attrs.update(class_names=json.dumps(class_names), area=area, bands=json.dumps(names),
+                    resolution=float(abs(geobox.resolution.x)), crs=geobox.crs.to_wkt(), block=block)
+    uri = write_zarr(ds, _run(run_dir, "mosaic.zarr"))
+    return {"output": uri, "area": area, "shape": list(geobox.shape.yx), "bands": names, **label_counts}
+
+
+def _common_bands(scenes: list[sources.Scene], wanted: list[str] | None) -> list[str]:
+    first = list(scenes[0].bands)
+    common = [b for b in first if all(b in s.bands for s in scenes)]
+    if wanted:
+        missing = [b for b in wanted if b not in common]
+        if missing:
+            raise BadInputError(f"--bands {','.join(missing)} not in every scene; "
+                                f"bands present in all: {', '.join(common)}")
+        return list(wanted)
+    if not common:
+        raise BadInputError(f"the scenes share no band names (first scene: {', '.join(first)}); "
+                            "pass scenes of one product or choose --bands")
+    return common
+
+
+def _labels_on_grid(manifest: dict, geobox, footprints, column: str, run_dir: str):
+    """Labels as class indices on the grid (UNLABELLED elsewhere), class names, polygon counts."""
+    counts = {"labels_in": 0, "labels_quarantined": 0}
+    if manifest["label_kind"] == "raster":
+        label_da = sources.open_band(manifest["labels"], chunks=4096, scale=False)
+        values, classes = labelling.raster_labels_on_grid(label_da, geobox)
+        names = manifest["class_names"] or [f"class_{v}" for v in classes]
+        if manifest["class_names"]:
+            names = [manifest["class_names"][v - 1] for v in classes]
+        return values, names, counts
+    if manifest["label_kind"] == "polygons":
+        gdf = sources.read_label_polygons(manifest["labels"], column).to_crs(geobox.crs)
+        reasons = labelling.polygons_outside(gdf, footprints)
+        valid, bad = gdf[reasons.isna()], gdf[reasons.notna()]
+        quarantined = pd.DataFrame({"kind": "label_polygon", "record": [f"{manifest['labels']}#{i}" for i in bad.index],
+                                    "reason": reasons[reasons.notna()].tolist()})
+        save_quarantine([quarantined], _run(run_dir, "quarantine.parquet"))
+        if valid.empty:
+            raise BadInputError(f"{manifest['labels']}: no label polygon overlaps any scene; check the labels' CRS "
+                                "and that they cover the scenes' area")
+        names = labelling.class_names_of(valid[column])
+        counts = {"labels_in": len(gdf), "labels_quarantined": len(bad)}
+        return labelling.rasterize_polygons(valid, column, geobox, names), names, counts
+    return np.full(geobox.shape.yx, labelling.UNLABELLED, dtype="int16"), [], counts
+
+
+@task(name="normalization statistics", **CACHED)
+def normalization_statistics(mosaic_uri: str, run_dir: str) -> dict:
+    """Per-band mean and standard deviation over the training split only."""
+    ds = open_zarr(mosaic_uri)
+    mean, std = grid.band_statistics(ds["reflectance"], ds["split"] == grid.SPLITS["train"])
+    stats = {"bands": json.loads(ds.attrs["bands"]), "mean": mean.tolist(), "std": std.tolist(),
+             "region": "train split"}
+    return {"output": write_json(stats, _run(run_dir, "normalization.json"))}
+
+
+def _normalized(ds: xr.Dataset, stats: dict) -> xr.DataArray:
+    return grid.normalize(ds["reflectance"], np.asarray(stats["mean"]), np.asarray(stats["std"]))
+
+
+@task(name="profile mosaic", **CACHED)
+def profile_mosaic(mosaic_uri: str, norm_uri: str, run_dir: str) -> dict:
+    """A row per band: coverage, NaN fraction and the range of the normalized values."""
+    ds = open_zarr(mosaic_uri)
+    norm = _normalized(ds, read_json(norm_uri))
+    valid = np.isfinite(norm)
+    dims = ("y", "x")
+    coverage, mean, std, low, high = dask.compute(valid.mean(dims).data, norm.mean(dims).data, norm.std(dims).data,
+                                                  norm.min(dims).data, norm.max(dims).data)
+    table = pd.DataFrame({"band": [str(b) for b in ds["band"].values], "coverage": coverage,
+                          "nan_fraction": 1 - coverage, "mean": mean, "std": std, "min": low, "max": high,
+                          "band_count": ds.sizes["band"]})
+    return {"output": write_parquet(table, _run(run_dir, "mosaic_profile.parquet"))}
+
+
+def _load_arrays(ds: xr.Dataset, stats: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    image, labels, split = dask.compute(_normalized(ds, stats).data, ds["labels"].data, ds["split"].data)
+    return image.astype("float32"), labels, split
+
+
+def _build_model(card: dict) -> nn.Module:
+    return PixelFCN(**card["architecture"]["kwargs"])
+
+
+@task(name="train or load the classifier", **CACHED)
+def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
+                     model_name: str | None = None, epochs: int = 30, patch: int = 32, width: int = 32,
+                     batch_size: int = 16, seed: int = 0) -> dict:
+    """Train a challenger (or reuse the champion), evaluate it and the pixel baseline on the test blocks,
+    and promote the challenger only if it beats the champion on the same validation blocks."""
+    ds = open_zarr(mosaic_uri)
+    stats = read_json(norm_uri)
+    class_names = json.loads(ds.attrs["class_names"])
+    bands = json.loads(ds.attrs["bands"])
+    block = int(ds.attrs["block"])
+    name = model_name or f"satellite-{ds.attrs['area']}"
+    registry = ModelRegistry(models_root)
+    champion = registry.champion(name)
+    compatible = champion is not None and champion["bands"] == bands and (
+        not class_names or champion["class_names"] == class_names)
+    image, labels, split = _load_arrays(ds, stats)
+    labelled = bool((labels != labelling.UNLABELLED).any())
+    if mode == "never" or (mode == "auto" and compatible):
+        if not compatible:
+            raise BadInputError(f"no champion model {name!r} for bands {bands} yet; run once with --train auto")
+        return _evaluate_only(registry, champion, ds, image, labels, split, run_dir, patch, block)
+    if not labelled:
+        raise BadInputError("no labelled pixels to train on; pass --labels (polygons or a label raster) "
+                            "or --train never to score with the champion model")
+    windows = {s: training.patch_windows(split, labels, i, patch=patch, block=block,
+                                         random_per_block=8 if s == "train" else 0, seed=seed)
+               for s, i in grid.SPLITS.items()}
+    data = {s: training.extract_patches(image, labels, split, grid.SPLITS[s], windows[s], patch=patch)
+            for s in grid.SPLITS}
+    for s in ("train", "val"):
+        if not (data[s][1] != labelling.UNLABELLED).any():
+            raise BadInputError(f"the {s} blocks hold no labelled pixels; label more of the area or use a "
+                                "smaller --block")
+    n_classes = len(class_names)
+    kwargs = {"in_bands": len(bands), "n_classes": n_classes, "width": width}
+    model = PixelFCN(**kwargs)
+    counts = np.bincount(data["train"][1][data["train"][1] >= 0].ravel(), minlength=n_classes).astype("float32")
+    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
+    weights = torch.tensor(weights, dtype=torch.float32)
+    loss = nn.CrossEntropyLoss(weight=weights, ignore_index=labelling.UNLABELLED)
+    history = train_model(model, data["train"], data["val"], loss_fn=loss,
+                          config=TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, patience=6))
+    val_proba, val_y = training.flatten_labelled(predict_proba(model, data["val"][0]), data["val"][1])
+    val_f1 = classification_metrics(val_y, val_proba.argmax(1), val_proba, class_names=class_names)["macro_f1"]
+    champion_f1 = None
+    if compatible:
+        champ_model = registry.load(name, champion["version"], _build_model(champion))
+        champ_image = _champion_image(ds, champion, image, stats)
+        xv, yv = training.extract_patches(champ_image, labels, split, grid.SPLITS["val"], windows["val"], patch=patch)
+        cp, cy = training.flatten_labelled(predict_proba(champ_model, xv), yv)
+        champion_f1 = classification_metrics(cy, cp.argmax(1), cp, class_names=class_names)["macro_f1"]
+    metrics, baselines = _test_metrics(model, data, class_names, seed)
+    reference = _sample_pixels(ds, seed, region=split == grid.SPLITS["train"])
+    card = {"architecture": {"class": "PixelFCN", "kwargs": kwargs}, "bands": bands, "class_names": class_names,
+            "normalization": {"mean": stats["mean"], "std": stats["std"]}, "metrics": metrics,
+            "validation": {"macro_f1": val_f1, "champion_macro_f1": champion_f1},
+            "parameters": {"epochs": epochs, "patch": patch, "block": block, "seed": seed, "batch_size": batch_size},
+            "data": {"area": ds.attrs["area"], "run_dir": run_dir, "train_patches": len(data["train"][0])},
+            "history": history}
+    buf = io.BytesIO()
+    reference.to_parquet(buf, index=False)
+    info = registry.register(name, model, card, extra_files={"reference.parquet": buf.getvalue()})
+    promoted = challenger_wins(val_f1, champion_f1)
+    if promoted:
+        registry.promote(name, info["version"])
+    _save_evaluation(model, data["test"], class_names, run_dir)
+    result = {"model": {**info, "promoted": promoted, "trained": True,
+                        "champion": champion["version"] if champion else None},
+              "metrics": metrics, "baselines": baselines, "history": history, "class_names": class_names,
+              "validation": card["validation"]}
+    return _training_result(result, run_dir)
+
+
+def _training_result(result: dict, run_dir: str) -> dict:
+    uri = write_json(result, _run(run_dir, "training.json"))
+    return {"output": uri, **{k: result[k] for k in ("model", "metrics", "baselines")}}
+
+
+def _champion_image(ds: xr.Dataset, card: dict, image: np.ndarray, stats: dict) -> np.ndarray:
+    """The mosaic normalized with the champion's own training statistics."""
+    if card["normalization"]["mean"] == stats["mean"] and card["normalization"]["std"] == stats["std"]:
+        return image
+    return _normalized(ds, card["normalization"]).values.astype("float32")
+
+
+def _test_metrics(model: nn.Module, data: dict, class_names: list[str], seed: int) -> tuple[dict, dict]:
+    """The model and the per-pixel baseline on exactly the same labelled test pixels."""
+    x_test, y_test = data["test"]
+    if not (y_test != labelling.UNLABELLED).any():
+        return {}, {}
+    proba, y = training.flatten_labelled(predict_proba(model, x_test), y_test)
+    metrics = classification_metrics(y, proba.argmax(1), proba, class_names=class_names)
+    x_train, y_train = data["train"]
+    keep = y_train.reshape(-1) != labelling.UNLABELLED
+    xt = x_train.transpose(0, 2, 3, 1).reshape(-1, x_train.shape[1])[keep]
+    yt = y_train.reshape(-1)[keep]
+    pick = np.random.default_rng(seed).permutation(len(yt))[:20_000]
+    baseline = training.fit_pixel_baseline(xt[pick], yt[pick], seed=seed)
+    xs = x_test.transpose(0, 2, 3, 1).reshape(-1, x_test.shape[1])[y_test.reshape(-1) != labelling.UNLABELLED]
+    bp = training.baseline_proba(baseline, xs, len(class_names))
+    return metrics, {"pixel_logreg": classification_metrics(y, bp.argmax(1), bp, class_names=class_names)}
+
+
+def _save_evaluation(model: nn.Module, test: tuple, class_names: list[str], run_dir: str) -> None:
+    if not (test[1] != labelling.UNLABELLED).any():
+        return
+    proba, y = training.flatten_labelled(predict_proba(model, test[0]), test[1])
+    table = pd.DataFrame(proba, columns=[f"p_{i}" for i in range(proba.shape[1])])
+    table.insert(0, "y_pred", proba.argmax(1))
+    table.insert(0, "y_true", y)
+    write_parquet(table.sample(min(len(table), 50_000), random_state=0), _run(run_dir, "evaluation.parquet"))
+
+
+def _sample_pixels(ds: xr.Dataset, seed: int, *, region: np.ndarray | None = None, n: int = 5000) -> pd.DataFrame:
+    """Reflectance of up to ``n`` random valid pixels (inside ``region`` if given), read point by point."""
+    shape = ds.sizes["y"], ds.sizes["x"]
+    if region is not None:
+        rows, cols = np.nonzero(region)
+    else:
+        rows, cols = np.unravel_index(np.arange(shape[0] * shape[1]), shape)
+    pick = np.random.default_rng(seed).permutation(rows.size)[: 4 * n]
+    points = ds["reflectance"].isel(y=xr.DataArray(rows[pick], dims="p"), x=xr.DataArray(cols[pick], dims="p"))
+    values = points.transpose("p", "band").values
+    values = values[np.isfinite(values).all(axis=1)][:n]
+    return pd.DataFrame(values, columns=json.loads(ds.attrs["bands"]))
+
+
+def _evaluate_only(registry: ModelRegistry, champion: dict, ds, image, labels, split, run_dir, patch, block) -> dict:
+    """Score the test blocks with the champion when the run does not train (metrics only if labelled)."""
+    class_names = champion["class_names"]
+    model = registry.load(champion["name"], champion["version"], _build_model(champion))
+    stats = read_json(_run(run_dir, "normalization.json"))
+    champ_image = _champion_image(ds, champion, image, stats)
+    data = {}
+    for s, i in grid.SPLITS.items():
+        windows = training.patch_windows(split, labels, i, patch=patch, block=block)
+        data[s] = training.extract_patches(champ_image, labels, split, i, windows, patch=patch)
+    metrics, baselines = ({}, {})
+    if (labels != labelling.UNLABELLED).any() and json.loads(ds.attrs["class_names"]) == class_names:
+        metrics, baselines = _test_metrics(model, data, class_names, seed=0)
+        _save_evaluation(model, data["test"], class_names, run_dir)
+    result = {"model": {"name": champion["name"], "version": champion["version"], "uri": champion["uri"],
+                        "promoted": False, "trained": False, "champion": champion["version"]},
+              "metrics": metrics, "baselines": baselines, "history": champion.get("history", {}),
+              "class_names": class_names, "validation": champion.get("validation", {})}
+    return _training_result(result, run_dir)
+
+
+@task(name="score the class map", **CACHED)
+def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_root: str) -> dict:
+    """The class map and its confidence over the whole mosaic, as COGs aligned with it."""
+    ds = open_zarr(mosaic_uri)
+    info = read_json(training_uri)["model"]
+    registry = ModelRegistry(models_root)
+    card = registry.card(info["name"], info["version"])
+    model = registry.load(info["name"], info["version"], _build_model(card))
+    scored = classify_image(_normalized(ds, card["normalization"]), model, halo=2 * PixelFCN.halo)
+    crs = ds.attrs["crs"]
+    classmap = write_cog(scored["class"].rio.write_crs(crs), _run(run_dir, "classmap.tif"), nodata=NODATA_CLASS)
+    confidence = write_cog(scored["confidence"].rio.write_crs(crs), _run(run_dir, "confidence.tif"),
+                           nodata=float("nan"))
+    return {"output": classmap, "confidence": confidence}
+
+
+def _read_raster(path: str) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+@task(name="monitor change and drift", **CACHED)
+def monitor_area(mosaic_uri: str, classmap_uri: str, training_uri: str, run_dir: str, data_root: str,
+                 run_id: str, *, psi_threshold: float = 0.2, change_threshold: float = 0.05, seed: int = 0) -> dict:
+    """Class areas, the change since the previous run of the same area, and band drift vs the training
+    reference; ``flagged`` when drift or change pass their thresholds."""
+    ds = open_zarr(mosaic_uri)
+    area = ds.attrs["area"]
+    training_info = read_json(training_uri)
+    class_names = training_info["class_names"]
+    current = _read_raster(classmap_uri)
+    areas = class_areas(current, class_names, pixel_area_m2=float(ds.attrs["resolution"]) ** 2)
+    previous = [r for r in list_runs("satellite", out=data_root)
+                if r.get("status") == "completed" and r.get("monitor", {}).get("area") == area
+                and r.get("run_id") != run_id]
+    change = {"previous_run": None, "changed_share": None, "transitions": []}
+    if previous:
+        last = previous[-1]
+        prev_map = Path(last["dir"]) / "classmap.tif"
+        if prev_map.exists():
+            changed, transitions, share = change_between(_read_raster(str(prev_map)), current, class_names)
+            change = {"previous_run": last["run_id"], "changed_share": share,
+                      "transitions": transitions.head(20).to_dict("records")}
+            changed_da = ds["labels"].copy(data=changed.astype("uint8"))
+            write_cog(changed_da.rio.write_crs(ds.attrs["crs"]), _run(run_dir, "change.tif"), nodata=255)
+    model = training_info["model"]
+    reference = pd.read_parquet(Path(model["uri"]) / "reference.parquet")
+    drift = feature_drift(reference, _sample_pixels(ds, seed + 1), psi_threshold=psi_threshold)
+    history = [{"run": r["run_id"], **r["monitor"].get("class_area_ha", {})} for r in previous]
+    history.append({"run": run_id, **areas})
+    flagged = bool(drift["drifted"].any()) or (change["changed_share"] or 0) > change_threshold
+    result = {"area": area, "class_area_ha": areas, "change": change, "history": history,
+              "drift": drift.to_dict("records"), "flagged": flagged,
+              "thresholds": {"psi": psi_threshold, "changed_share": change_threshold}}
+    summary = {k: v for k, v in result.items() if k != "history"}
+    return {"output": write_json(result, _run(run_dir, "monitor.json")), "flagged": flagged, "summary": summary}

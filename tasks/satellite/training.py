@@ -1,0 +1,84 @@
+"""Patches and pixel samples from the mosaic, split by space; the per-pixel baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from tasks.satellite.labels import UNLABELLED
+
+
+def patch_windows(split: np.ndarray, labels: np.ndarray, split_id: int, *, patch: int, block: int,
+                  random_per_block: int = 0, seed: int = 0) -> list[tuple[int, int]]:
+    """Top-left corners of patches inside the blocks of one split that hold labelled pixels.
+
+    Each block is tiled with patches (patch divides block); ``random_per_block`` adds randomly placed
+    patches inside the block (training augmentation) that never leave it.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = split.shape
+    windows = []
+    for r0 in range(0, h - patch + 1, block):
+        for c0 in range(0, w - patch + 1, block):
+            if split[r0, c0] != split_id:
+                continue
+            rows = min(block, h - r0)
+            cols = min(block, w - c0)
+            if not (labels[r0:r0 + rows, c0:c0 + cols] != UNLABELLED).any():
+                continue
+            for dr in range(0, rows - patch + 1, patch):
+                for dc in range(0, cols - patch + 1, patch):
+                    windows.append((r0 + dr, c0 + dc))
+            for _ in range(random_per_block if rows >= patch and cols >= patch else 0):
+                dr, dc = rng.integers(0, rows - patch + 1), rng.integers(0, cols - patch + 1)
+                windows.append((r0 + int(dr), c0 + int(dc)))
+    return windows
+
+
+def extract_patches(image: np.ndarray, labels: np.ndarray, split: np.ndarray, split_id: int,
+                    windows: list[tuple[int, int]], *, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(X, Y) for a split: X (n, band, p, p) with NaN as 0; Y (n, p, p) with pixels that are unlabelled,
+    NaN in the image, or in another split set to UNLABELLED so they never reach the loss."""
+    xs, ys = [], []
+    for r, c in windows:
+        x = image[:, r:r + patch, c:c + patch]
+        y = labels[r:r + patch, c:c + patch].astype("int64")
+        keep = (split[r:r + patch, c:c + patch] == split_id) & np.isfinite(x).all(axis=0)
+        xs.append(np.nan_to_num(x, nan=0.0))
+        ys.append(np.where(keep, y, UNLABELLED))
+    bands = image.shape[0]
+    if not xs:
+        return np.empty((0, bands, patch, patch), "float32"), np.empty((0, patch, patch), "int64")
+    return np.stack(xs).astype("float32"), np.stack(ys)
+
+
+def pixel_samples(image: np.ndarray, labels: np.ndarray, split: np.ndarray, split_id: int, *,
+                  max_pixels: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled, valid pixels of one split as (n, band) features and (n,) classes."""
+    keep = (split == split_id) & (labels != UNLABELLED) & np.isfinite(image).all(axis=0)
+    rows, cols = np.nonzero(keep)
+    if max_pixels is not None and rows.size > max_pixels:
+        pick = np.random.default_rng(seed).choice(rows.size, max_pixels, replace=False)
+        rows, cols = rows[pick], cols[pick]
+    return image[:, rows, cols].T.astype("float32"), labels[rows, cols].astype("int64")
+
+
+def fit_pixel_baseline(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> LogisticRegression:
+    """Per-pixel multinomial logistic regression on the same normalized bands."""
+    return LogisticRegression(max_iter=1000, random_state=seed).fit(x, y)
+
+
+def baseline_proba(model: LogisticRegression, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """Probabilities with a column for every class, also those absent from the baseline's training data."""
+    proba = np.zeros((len(x), n_classes))
+    proba[:, model.classes_] = model.predict_proba(x)
+    return proba
+
+
+def flatten_labelled(proba: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel (n, classes) probabilities and (n,) classes from patch outputs, labelled pixels only."""
+    classes = proba.shape[1]
+    flat = proba.transpose(0, 2, 3, 1).reshape(-1, classes)
+    y = labels.reshape(-1)
+    keep = y != UNLABELLED
+    return flat[keep], y[keep]

@@ -1,0 +1,229 @@
+"""Run folders, URIs, atomic writes and run.json: the only place that decides where outputs live."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks.errors import exit_code_for
+
+
+def data_root(out: str | os.PathLike | None = None) -> Path:
+    """The data root: ``--out``, else ``TESSERA_DATA``, else ``./data``."""
+    return Path(out or os.environ.get("TESSERA_DATA") or "data").expanduser().resolve()
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id such as ``20261124T143000Z-1a2b3c``."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def local_path(uri: str | os.PathLike) -> Path:
+    """The filesystem path of a local URI (a plain path or ``file://``)."""
+    text = str(uri)
+    return Path(text[len("file://"):] if text.startswith("file://") else text)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling of ``target``; rename it into place only if the block succeeds.
+
+    Works for files and for directories (Zarr stores), so a crash never leaves a half-written output.
+    """
+    target = local_path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(data: bytes, target: str | os.PathLike) -> str:
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return str(target)
+
+
+def write_json(obj: Any, target: str | os.PathLike) -> str:
+    text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+    return write_bytes(text.encode(), target)
+
+
+def read_json(uri: str | os.PathLike) -> Any:
+    return json.loads(local_path(uri).read_text())
+
+
+def write_parquet(df: pd.DataFrame, target: str | os.PathLike) -> str:
+    with atomic_path(target) as tmp:
+        df.to_parquet(tmp, index=False)
+    return str(target)
+
+
+def read_parquet(uri: str | os.PathLike) -> pd.DataFrame:
+    return pd.read_parquet(local_path(uri))
+
+
+def write_zarr(ds, target: str | os.PathLike) -> str:
+    """Write an xarray Dataset (lazy or not) to Zarr atomically; Dask computes it chunk by chunk."""
+    with atomic_path(target) as tmp:
+        ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+    return str(target)
+
+
+def open_zarr(uri: str | os.PathLike):
+    import xarray as xr
+
+    return xr.open_zarr(local_path(uri), consolidated=True)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (Path, datetime)):
+        return str(value)
+    if isinstance(value, float) and value != value:
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN/inf (not valid JSON) by None, recursively."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
+
+
+@dataclass
+class RunRecord:
+    """What one run did, written to ``run.json`` at the end whether it succeeded or failed."""
+
+    flow: str
+    run_id: str
+    dir: Path
+    parameters: dict = field(default_factory=dict)
+    started: str = field(default_factory=now_iso)
+    status: str = "running"
+    finished: str | None = None
+    counts: dict = field(default_factory=lambda: {"records_in": 0, "records_valid": 0, "records_quarantined": 0})
+    quality: list = field(default_factory=list)
+    stages: dict = field(default_factory=dict)
+    model: dict | None = None
+    metrics: dict = field(default_factory=dict)
+    baselines: dict = field(default_factory=dict)
+    monitor: dict = field(default_factory=dict)
+    error: str | None = None
+    exit_code: int = 0
+
+    @classmethod
+    def start(cls, flow: str, parameters: dict, *, out: str | None = None, run_id: str | None = None) -> RunRecord:
+        run_id = run_id or new_run_id()
+        run_dir = data_root(out) / flow / "runs" / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return cls(flow=flow, run_id=run_id, dir=run_dir, parameters=parameters)
+
+    def path(self, name: str) -> str:
+        """The URI of an output of this run."""
+        return str(self.dir / name)
+
+    def stage(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call a task, timing it and recording its output URI under ``stages``."""
+        t0 = time.perf_counter()
+        result = fn(*args, **kwargs)
+        output = result.get("output") if isinstance(result, dict) else result if isinstance(result, str) else None
+        self.stages[name] = {"seconds": round(time.perf_counter() - t0, 3), "output": output}
+        return result
+
+    def add_counts(self, records_in: int, records_valid: int, records_quarantined: int, **extra: int) -> None:
+        if records_in != records_valid + records_quarantined:
+            raise AssertionError(f"records lost: {records_in} in != {records_valid} + {records_quarantined}")
+        self.counts.update(records_in=records_in, records_valid=records_valid,
+                           records_quarantined=records_quarantined, **extra)
+
+    def to_dict(self) -> dict:
+        return _finite({
+            "flow": self.flow, "run_id": self.run_id, "status": self.status,
+            "started": self.started, "finished": self.finished, "parameters": self.parameters,
+            "counts": self.counts, "quality": self.quality, "stages": self.stages, "model": self.model,
+            "metrics": self.metrics, "baselines": self.baselines, "monitor": self.monitor,
+            "error": self.error, "exit_code": self.exit_code, "dir": str(self.dir),
+        })
+
+    def save(self) -> str:
+        return write_json(self.to_dict(), self.dir / "run.json")
+
+    @contextmanager
+    def recording(self) -> Iterator[RunRecord]:
+        """Mark the run completed or failed and write run.json however the block ends."""
+        try:
+            yield self
+            self.status = "completed"
+        except BaseException as exc:
+            self.status = "failed"
+            self.error = str(exc) or type(exc).__name__
+            self.exit_code = exit_code_for(exc)
+            raise
+        finally:
+            self.finished = now_iso()
+            self.save()
+
+
+def list_runs(domain: str, *, out: str | None = None) -> list[dict]:
+    """Every run.json of a domain, oldest first."""
+    runs_dir = data_root(out) / domain / "runs"
+    records = []
+    for path in sorted(runs_dir.glob("*/run.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return sorted(records, key=lambda r: r.get("started") or "")
+
+
+def write_cog(array, target: str | os.PathLike, *, nodata: float | int | None = None) -> str:
+    """Write a georeferenced (y, x) DataArray as a Cloud-Optimized GeoTIFF aligned with its grid.
+
+    Dask computes it into a tiled GeoTIFF window by window; GDAL's COG driver then adds overviews.
+    """
+    import rasterio.shutil
+    from dask.utils import SerializableLock
+
+    with atomic_path(target) as tmp:
+        staging = tmp.with_suffix(".staging.tif")
+        try:
+            array.rio.to_raster(staging, tiled=True, blockxsize=512, blockysize=512, compress="deflate",
+                                lock=SerializableLock(), nodata=nodata)
+            rasterio.shutil.copy(staging, tmp, driver="COG", compress="deflate", overview_resampling="nearest")
+        finally:
+            staging.unlink(missing_ok=True)
+    return str(target)
