@@ -1,0 +1,353 @@
+"""Benchmark: tessera's resample + first-valid mosaic to Zarr against gdalwarp on the same 20 m grid.
+
+Not a test: it generates synthetic Sentinel-2-like tiles (cached in ``--workdir``), runs tessera in a subprocess
+(so its peak RSS is its own), runs gdalwarp on the same inputs and grid, checks the two outputs agree to within
+1 DN, and prints ``key=value`` lines. Targets from the issue: ``ratio <= 1.5`` (aim 1.0) and a peak RSS under a
+quarter of the input size.
+
+    python benchmarks/satellite_mosaic.py                                  # 8 tiles x 4 bands x 4096^2 px
+    python benchmarks/satellite_mosaic.py --tiles 4 --size 1024 --chunks 1024   # quick check
+
+Exit status: 0 when the outputs agree, 1 when they differ beyond 1 DN, 2 on a usage or tool error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BANDS = ("B01", "B02", "B03", "B04")
+PIXEL = 10.0  # input pixel size (m)
+TARGET = 20.0  # mosaic pixel size (m)
+ORIGIN = (300_000.0, 5_200_000.0)  # top-left of tile T0, EPSG:32632; a multiple of 20 m
+CRS = "EPSG:32632"
+POLL = 0.05  # RSS polling interval (s)
+
+
+# ----------------------------------------------------------------------------------------------- synthetic inputs
+
+def layout(tiles: int, size: int) -> tuple[int, int, int]:
+    """Columns, rows and step (px) of the tile grid: 2 rows, ~10 % overlap, an even step so every tile edge
+    falls on the 20 m grid."""
+    rows = 2 if tiles > 1 else 1
+    cols = math.ceil(tiles / rows)
+    overlap = 2 * round(size * 0.05)
+    return cols, rows, size - overlap
+
+
+def tile_origins(tiles: int, size: int) -> list[tuple[float, float]]:
+    cols, _, step = layout(tiles, size)
+    return [(ORIGIN[0] + (i % cols) * step * PIXEL, ORIGIN[1] - (i // cols) * step * PIXEL) for i in range(tiles)]
+
+
+def tile_values(i: int, x0: float, y0: float, size: int) -> np.ndarray:
+    """A smooth field in global pixel coordinates, a pixel-scale texture (so 2x2 averaging matters) and a
+    per-tile offset (so overlapping tiles differ); a nodata (0) patch in the tile's lower-right overlap,
+    aligned to 20 m, so first-valid has to fall through to the next tile there."""
+    gx = (x0 - ORIGIN[0]) / PIXEL + np.arange(size)
+    gy = (ORIGIN[1] - y0) / PIXEL + np.arange(size)
+    smooth = 1500 * np.sin(gy / 700.0)[:, None].astype("float32") * np.cos(gx / 900.0)[None, :].astype("float32")
+    texture = ((gy.astype("int64")[:, None] * 13 + gx.astype("int64")[None, :] * 7) % 23) * 4
+    out = (3000 + 100 * (i + 1) + smooth + texture).astype("uint16")
+    overlap = size - layout(1, size)[2]
+    q = 2 * max(1, overlap // 8)
+    out[size - overlap + q: size - q, size - overlap + q: size - q] = 0
+    return out
+
+
+def generate(folder: Path, tiles: int, size: int, compress: str) -> dict:
+    """Write the tiles (one uint16 GeoTIFF per band) unless a complete set is already there."""
+    import rasterio
+    from affine import Affine
+
+    marker = folder / "complete.json"
+    params = {"tiles": tiles, "size": size, "compress": compress, "bands": list(BANDS), "version": 1}
+    if marker.exists() and json.loads(marker.read_text()) == params:
+        return {"generated": False, "seconds": 0.0}
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    t0 = time.perf_counter()
+    profile = {"driver": "GTiff", "dtype": "uint16", "count": 1, "width": size, "height": size, "crs": CRS,
+               "nodata": 0, "tiled": True, "blockxsize": 512, "blockysize": 512, "num_threads": "all_cpus"}
+    if compress == "deflate":
+        profile.update(compress="deflate", predictor=2, zlevel=6)
+    for i, (x0, y0) in enumerate(tile_origins(tiles, size)):
+        base = tile_values(i, x0, y0, size)
+        for b, band in enumerate(BANDS):
+            with rasterio.open(folder / f"T{i}_{band}.tif", "w", transform=Affine(PIXEL, 0, x0, 0, -PIXEL, y0),
+                               **profile) as dst:
+                dst.write(np.where(base > 0, base + 200 * b, 0).astype("uint16"), 1)
+    marker.write_text(json.dumps(params))
+    return {"generated": True, "seconds": time.perf_counter() - t0}
+
+
+# ------------------------------------------------------------------------------------------------- tessera (child)
+
+def run_tessera(input_dir: str, out: str, chunks: int) -> dict:
+    """The project's own path, as tasks/satellite/tasks.py:mosaic_scenes uses it (without clouds and labels)."""
+    import resource
+
+    t0 = time.perf_counter()
+    sys.path.insert(0, str(ROOT))
+    import xarray as xr
+
+    from tasks.compute import dask_client
+    from tasks.satellite import grid, sources
+    from tasks.store import write_zarr
+
+    t_import = time.perf_counter()
+    with dask_client():
+        t_cluster = time.perf_counter()
+        scenes = sources.find_scenes(input_dir)
+        names = list(scenes[0].bands)
+        lazy = [{b: sources.open_band(*s.bands[b], chunks=chunks) for b in names} for s in scenes]
+        geobox = grid.target_geobox([da.odc.geobox for sc in lazy for da in sc.values()], resolution=TARGET)
+        stacks = [grid.scene_on_grid(sc, geobox, resampling="average", chunks=chunks) for sc in lazy]
+        image = grid.mosaic(stacks, method="first")
+        ds = xr.Dataset({"reflectance": image.astype("float32").chunk({"band": -1, "y": chunks, "x": chunks})})
+        t_graph = time.perf_counter()
+        write_zarr(ds, out)
+        t_write = time.perf_counter()
+    return {"import_s": t_import - t0, "cluster_s": t_cluster - t_import, "graph_s": t_graph - t_cluster,
+            "compute_s": t_write - t_graph, "shutdown_s": time.perf_counter() - t_write,
+            "shape": list(geobox.shape.yx), "bands": names,
+            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+# ------------------------------------------------------------------------------------------------- measuring
+
+def measured(cmd: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Run ``cmd``; wall-clock seconds and peak RSS (MiB, the process and its children, polled every 50 ms)."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    peak = [0]
+    done = threading.Event()
+
+    def poll() -> None:
+        try:
+            parent = psutil.Process(proc.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not done.is_set():
+            try:
+                rss = parent.memory_info().rss
+                for child in parent.children(recursive=True):
+                    try:
+                        rss += child.memory_info().rss
+                    except psutil.NoSuchProcess:
+                        pass
+            except psutil.NoSuchProcess:
+                return
+            peak[0] = max(peak[0], rss)
+            done.wait(POLL)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    stdout, stderr = proc.communicate()
+    seconds = time.perf_counter() - t0
+    done.set()
+    watcher.join()
+    result = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    if proc.returncode:
+        sys.stderr.write(stderr[-4000:])
+        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}")
+    return seconds, peak[0] / 2**20, result
+
+
+def tessera(input_dir: Path, out: Path, chunks: int) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_run-tessera", str(input_dir), str(out), str(chunks)]
+    seconds, peak, result = measured(cmd, cwd=ROOT)
+    info = json.loads(result.stdout.strip().splitlines()[-1])
+    return {"seconds": seconds, "peak_rss_mb": max(peak, info["self_maxrss_mb"]), "polled_rss_mb": peak, **info}
+
+
+def target_bounds(input_dir: Path) -> tuple[tuple[float, float, float, float], tuple[int, int], list]:
+    """The tessera grid (same function, same inputs) and the scenes in tessera's order."""
+    sys.path.insert(0, str(ROOT))
+    from tasks.satellite import grid, sources
+
+    scenes = sources.find_scenes(str(input_dir))
+    boxes = [sources.open_band(*s.bands[BANDS[0]]).odc.geobox for s in scenes]
+    gb = grid.target_geobox(boxes, resolution=TARGET)
+    return tuple(gb.boundingbox), gb.shape.yx, scenes
+
+
+def gdal_flags(bounds, threads: str, compress: str) -> list[str]:
+    flags = ["-te", *(f"{v:.0f}" for v in bounds), "-tr", f"{TARGET:g}", f"{TARGET:g}", "-r", "average",
+             "-srcnodata", "0", "-dstnodata", "0", "-ot", "UInt16", "-wm", "512", "-overwrite", "-q",
+             "-co", "TILED=YES", "-co", "BLOCKXSIZE=512", "-co", "BLOCKYSIZE=512"]
+    if compress != "none":
+        flags += ["-co", f"COMPRESS={compress.upper()}"]
+    if threads != "1":
+        flags += ["-multi", "-wo", f"NUM_THREADS={threads}"]
+    return flags
+
+
+def gdalwarp(scenes: list, bounds, out_dir: Path, threads: str, compress: str) -> dict:
+    """One gdalwarp per band; tiles in reverse tessera order, as gdalwarp's last tile wins."""
+    exe = shutil.which("gdalwarp")
+    if not exe:
+        raise SystemExit("gdalwarp not found: apt-get install -y gdal-bin")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    flags = gdal_flags(bounds, threads, compress)
+    seconds = peak = 0.0
+    for band in BANDS:
+        srcs = [s.bands[band][0] for s in reversed(scenes)]
+        s, p, _ = measured([exe, *flags, *srcs, str(out_dir / f"{band}.tif")],
+                           env={**os.environ, "GDAL_CACHEMAX": "512"})
+        seconds += s
+        peak = max(peak, p)
+    return {"seconds": seconds, "peak_rss_mb": peak, "flags": " ".join(flags)}
+
+
+# ------------------------------------------------------------------------------------------------- comparing
+
+def coverage(shape: tuple[int, int], bounds, tiles: int, size: int) -> np.ndarray:
+    """How many tiles cover each mosaic pixel."""
+    count = np.zeros(shape, dtype="uint8")
+    for x0, y0 in tile_origins(tiles, size):
+        c0, r0 = round((x0 - bounds[0]) / TARGET), round((bounds[3] - y0) / TARGET)
+        n = round(size * PIXEL / TARGET)
+        count[r0: r0 + n, c0: c0 + n] += 1
+    return count
+
+
+def compare(zarr_path: Path, gdal_dir: Path, count: np.ndarray, tol: float) -> dict:
+    import rasterio
+    import xarray as xr
+
+    refl = xr.open_zarr(zarr_path, consolidated=True)["reflectance"]
+    if tuple(refl.shape[1:]) != count.shape:
+        raise SystemExit(f"tessera grid {refl.shape[1:]} != gdalwarp grid {count.shape}")
+    equal = {"all": [0, 0], "outside": [0, 0], "overlap": [0, 0]}
+    max_diff = 0.0
+    for b, band in enumerate(BANDS):
+        ours = refl.isel(band=b).values.astype("float64") * 10_000
+        with rasterio.open(gdal_dir / f"{band}.tif") as src:
+            theirs = src.read(1).astype("float64")
+        valid_o, valid_t = np.isfinite(ours), theirs != 0
+        diff = np.abs(np.where(valid_o & valid_t, ours - theirs, 0))
+        max_diff = max(max_diff, float(diff.max()))
+        same = (valid_o == valid_t) & (diff <= tol)
+        for key, where in (("all", slice(None)), ("outside", count <= 1), ("overlap", count > 1)):
+            equal[key][0] += int(same[where].sum())
+            equal[key][1] += int(same[where].size)
+    return {k: (n / d if d else 1.0) for k, (n, d) in equal.items()} | {"max_abs_diff_dn": max_diff}
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiles", type=int, default=8, help="number of tiles (4 bands each); default 8")
+    parser.add_argument("--size", type=int, default=4096, help="tile side in 10 m pixels; default 4096")
+    parser.add_argument("--chunks", default="1024,2048",
+                        help="tessera chunk sizes to try, comma-separated; default 1024,2048")
+    parser.add_argument("--compress", choices=("none", "deflate"), default="none",
+                        help="input GeoTIFF compression; default none (fastest to read for both tools)")
+    parser.add_argument("--gdal-compress", default="zstd",
+                        help="gdalwarp output compression (none, zstd, deflate, lzw); default zstd, like Zarr's")
+    parser.add_argument("--gdal-threads", default="ALL_CPUS", help="gdalwarp -wo NUM_THREADS; 1 turns -multi off")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the fastest counts; default 1")
+    parser.add_argument("--tolerance", type=float, default=1.0, help="max |tessera*10000 - gdalwarp| in DN")
+    parser.add_argument("--workdir", help="where inputs are cached and outputs written; default a temp dir")
+    parser.add_argument("--keep", action="store_true", help="keep inputs and outputs (reused by the next run)")
+    parser.add_argument("--_run-tessera", nargs=3, metavar=("INPUT", "OUT", "CHUNKS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args._run_tessera:
+        input_dir, out, chunks = args._run_tessera
+        print(json.dumps(run_tessera(input_dir, out, int(chunks))), flush=True)
+        return 0
+
+    chunk_sizes = [int(c) for c in args.chunks.split(",") if c.strip()]
+    own_workdir = args.workdir is None
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tessera-bench-", dir="/tmp")).resolve()
+    inputs = workdir / f"inputs-{args.tiles}x{args.size}-{args.compress}"
+    try:
+        gen = generate(inputs, args.tiles, args.size, args.compress)
+        mpix = args.tiles * len(BANDS) * args.size**2 / 1e6
+        input_mb = args.tiles * len(BANDS) * args.size**2 * 2 / 2**20
+        disk_mb = sum(p.stat().st_size for p in inputs.glob("*.tif")) / 2**20
+        bounds, shape, scenes = target_bounds(inputs)
+        count = coverage(shape, bounds, args.tiles, args.size)
+        print(f"inputs={inputs} generated={gen['generated']} generate_seconds={gen['seconds']:.1f}")
+        print(f"input_tiles={args.tiles} bands={len(BANDS)} tile_px={args.size}x{args.size} input_mpix={mpix:.1f} "
+              f"input_mb={input_mb:.0f} input_disk_mb={disk_mb:.0f} input_compress={args.compress}")
+        print(f"grid={shape[1]}x{shape[0]} px @ {TARGET:g} m, bounds={tuple(round(v) for v in bounds)}, "
+              f"overlap_share={float((count > 1).mean()):.3f}, order={[s.scene for s in scenes]}")
+
+        runs = {}
+        for chunks in chunk_sizes:
+            out = workdir / f"tessera-{chunks}.zarr"
+            best = None
+            for _ in range(args.repeat):
+                r = tessera(inputs, out, chunks)
+                best = r if best is None or r["seconds"] < best["seconds"] else best
+                best["peak_rss_mb"] = max(best["peak_rss_mb"], r["peak_rss_mb"])
+            runs[chunks] = best
+            print(f"chunks={chunks} tessera_seconds={best['seconds']:.2f} compute_seconds={best['compute_s']:.2f} "
+                  f"startup_seconds={best['import_s'] + best['cluster_s']:.2f} "
+                  f"tessera_peak_rss_mb={best['peak_rss_mb']:.0f}")
+        fastest = min(runs, key=lambda c: runs[c]["seconds"])
+        for chunks in chunk_sizes:
+            if chunks != fastest:
+                shutil.rmtree(workdir / f"tessera-{chunks}.zarr", ignore_errors=True)
+
+        gdal_dir = workdir / "gdalwarp"
+        gd = None
+        for _ in range(args.repeat):
+            r = gdalwarp(scenes, bounds, gdal_dir, args.gdal_threads, args.gdal_compress)
+            gd = r if gd is None or r["seconds"] < gd["seconds"] else gd
+        print(f"gdalwarp_flags={gd['flags']} <tiles in reverse order> <out>  (x{len(BANDS)}, one per band)")
+
+        cmp = compare(workdir / f"tessera-{fastest}.zarr", gdal_dir, count, args.tolerance)
+        best = runs[fastest]
+        print(f"equal_fraction={cmp['all']:.6f} equal_fraction_outside_overlaps={cmp['outside']:.6f} "
+              f"equal_fraction_in_overlaps={cmp['overlap']:.6f} max_abs_diff_dn={cmp['max_abs_diff_dn']:.3f} "
+              f"tolerance_dn={args.tolerance:g}")
+        print(f"fastest_chunks={fastest}")
+        print(f"input_mpix={mpix:.1f}")
+        print(f"tessera_seconds={best['seconds']:.2f}")
+        print(f"gdalwarp_seconds={gd['seconds']:.2f}")
+        print(f"ratio={best['seconds'] / gd['seconds']:.2f}")
+        print(f"ratio_compute_only={best['compute_s'] / gd['seconds']:.2f}")
+        print(f"tessera_peak_rss_mb={best['peak_rss_mb']:.0f}")
+        print(f"gdalwarp_peak_rss_mb={gd['peak_rss_mb']:.0f}")
+        print(f"input_mb={input_mb:.0f}")
+        print(f"peak_over_input={best['peak_rss_mb'] / input_mb:.3f}")
+        print(f"targets: ratio<=1.5 {'met' if best['seconds'] / gd['seconds'] <= 1.5 else 'MISSED'}; "
+              f"peak_over_input<0.25 {'met' if best['peak_rss_mb'] / input_mb < 0.25 else 'MISSED'}")
+        if cmp["outside"] < 1.0 or cmp["all"] < 1.0:
+            print(f"MISMATCH: tessera and gdalwarp differ by more than {args.tolerance:g} DN", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        if not args.keep:
+            if own_workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+            else:
+                shutil.rmtree(inputs, ignore_errors=True)
+                shutil.rmtree(workdir / "gdalwarp", ignore_errors=True)
+                for z in workdir.glob("tessera-*.zarr"):
+                    shutil.rmtree(z, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

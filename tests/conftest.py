@@ -1,0 +1,45 @@
+"""Shared fixtures: a Prefect test server for flow tests and tiny georeferenced rasters built in the test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for the whole session (~11 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "data"
+    monkeypatch.setenv("TESSERA_DATA", str(root))
+    return root
+
+
+def write_raster(path: Path, data: np.ndarray, *, origin: tuple[float, float] = (600_000.0, 5_000_000.0),
+                 res: float = 10.0, crs: str | None = "EPSG:32632", nodata: float | None = 0,
+                 descriptions: list[str] | None = None) -> Path:
+    """A small GeoTIFF: ``data`` is (y, x) or (band, y, x)."""
+    data = data[None] if data.ndim == 2 else data
+    profile = {"driver": "GTiff", "width": data.shape[2], "height": data.shape[1], "count": data.shape[0],
+               "dtype": data.dtype.name, "transform": from_origin(*origin, res, res), "nodata": nodata}
+    if crs:
+        profile["crs"] = crs
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        for i, name in enumerate(descriptions or [], start=1):
+            dst.set_band_description(i, name)
+    return path

@@ -1,0 +1,118 @@
+"""Finding, checking and profiling scene files; every bad input gives one line naming the file and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.errors import BadInputError
+from tasks.satellite import sources
+from tests.conftest import write_raster
+
+
+def band(value: int = 1000, shape=(8, 8)) -> np.ndarray:
+    return np.full(shape, value, dtype="uint16")
+
+
+class TestFindScenes:
+    def test_groups_band_files_by_the_rest_of_the_name(self, tmp_path: Path) -> None:
+        for stem in ("S2_T1_20240601", "S2_T2_20240601"):
+            for b in ("B02", "B8A"):
+                write_raster(tmp_path / f"{stem}_{b}.tif", band())
+            write_raster(tmp_path / f"{stem}_SCL.tif", band(4).astype("uint8"))
+        scenes = {s.scene: s for s in sources.find_scenes(str(tmp_path))}
+        assert set(scenes) == {"S2_T1_20240601", "S2_T2_20240601"}
+        assert set(scenes["S2_T1_20240601"].bands) == {"B02", "B8A"}
+        assert scenes["S2_T1_20240601"].mask_kind == "SCL"
+
+    def test_landsat_style_lowercase_bands_and_fmask(self, tmp_path: Path) -> None:
+        for b in ("b3", "b4", "fmask"):
+            write_raster(tmp_path / f"LE70350322008118EDC00_{b}.tif", band().astype("int16"), nodata=-9999)
+        (scene,) = sources.find_scenes(str(tmp_path / "*.tif"))
+        assert set(scene.bands) == {"B3", "B4"} and scene.mask_kind == "FMASK"
+
+    def test_multiband_file_takes_band_names_from_descriptions(self, tmp_path: Path) -> None:
+        write_raster(tmp_path / "scene.tif", np.stack([band(), band()]), descriptions=["B04", "B08"])
+        (scene,) = sources.find_scenes(str(tmp_path))
+        assert scene.bands == {"B04": (str(tmp_path / "scene.tif"), 1), "B08": (str(tmp_path / "scene.tif"), 2)}
+
+    def test_table_round_trip(self, tmp_path: Path) -> None:
+        import pandas as pd
+
+        for b in ("B02", "B03", "SCL"):
+            write_raster(tmp_path / f"x_{b}.tif", band())
+        scenes = sources.find_scenes(str(tmp_path))
+        again = sources.scenes_from_table(pd.DataFrame([r for s in scenes for r in s.rows()]))
+        assert again == scenes
+
+    def test_missing_folder(self, tmp_path: Path) -> None:
+        with pytest.raises(BadInputError, match="no such folder"):
+            sources.find_scenes(str(tmp_path / "nowhere"))
+
+    def test_folder_without_rasters(self, tmp_path: Path) -> None:
+        (tmp_path / "notes.txt").write_text("hello")
+        with pytest.raises(BadInputError, match="no GeoTIFF or JP2"):
+            sources.find_scenes(str(tmp_path))
+
+
+class TestBadFiles:
+    def test_corrupt_raster_names_the_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "x_B02.tif"
+        path.write_bytes(b"this is not a tiff" * 10)
+        with pytest.raises(BadInputError, match=r"x_B02\.tif: cannot be read as a raster.*re-download"):
+            sources.profile_scenes(sources.find_scenes(str(tmp_path)))
+
+    def test_truncated_raster_names_the_file(self, tmp_path: Path) -> None:
+        path = write_raster(tmp_path / "x_B02.tif", np.random.default_rng(0).integers(1, 9999, (256, 256)).astype("uint16"))
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        with pytest.raises(BadInputError, match=r"x_B02\.tif: .*(corrupt or truncated|cannot be read)"):
+            sources.profile_scenes(sources.find_scenes(str(tmp_path)))
+
+    def test_file_without_crs(self, tmp_path: Path) -> None:
+        write_raster(tmp_path / "x_B02.tif", band(), crs=None)
+        with pytest.raises(BadInputError, match=r"x_B02\.tif: has no CRS; assign one, e\.g\. gdal_edit\.py"):
+            sources.profile_scenes(sources.find_scenes(str(tmp_path)))
+
+    def test_bands_of_mismatched_extent(self, tmp_path: Path) -> None:
+        write_raster(tmp_path / "x_B02.tif", band())
+        write_raster(tmp_path / "x_B03.tif", band(), origin=(601_000.0, 5_000_000.0))
+        with pytest.raises(BadInputError, match="bands of one scene must cover the same extent"):
+            sources.profile_scenes(sources.find_scenes(str(tmp_path)))
+
+
+class TestProfile:
+    def test_fractions_and_reflectance_range(self, tmp_path: Path) -> None:
+        data = band(2000)
+        data[:2] = 0
+        write_raster(tmp_path / "x_B02.tif", data)
+        scl = np.full((4, 4), 4, dtype="uint8")
+        scl[0] = 0
+        scl[1, :2] = 9
+        write_raster(tmp_path / "x_SCL.tif", scl, res=20)
+        (row,) = sources.profile_scenes(sources.find_scenes(str(tmp_path))).to_dict("records")
+        assert row["nodata_fraction"] == pytest.approx(0.25)
+        assert row["cloud_fraction"] == pytest.approx(2 / 12)
+        assert row["clear_fraction"] == pytest.approx(10 / 16)
+        assert row["min"] == pytest.approx(0.2) and row["max"] == pytest.approx(0.2)
+        assert row["crs"] == "EPSG:32632" and row["resolution"] == 10
+
+    def test_open_band_scales_and_masks_nodata(self, tmp_path: Path) -> None:
+        data = band(2500)
+        data[0, 0] = 0
+        da = sources.open_band(str(write_raster(tmp_path / "x_B02.tif", data)))
+        values = da.values
+        assert np.isnan(values[0, 0]) and values[1, 1] == pytest.approx(0.25)
+
+
+class TestLabelPolygons:
+    def test_unknown_column_lists_the_columns_found(self, tmp_path: Path) -> None:
+        import geopandas as gpd
+        from shapely.geometry import box
+
+        path = tmp_path / "labels.geojson"
+        gpd.GeoDataFrame({"landcover": ["forest"]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326").to_file(path)
+        with pytest.raises(BadInputError, match=r"label column 'class' not found; columns are: landcover"):
+            sources.read_label_polygons(str(path), "class")
