@@ -218,11 +218,13 @@ def write_cog(array, target: str | os.PathLike, *, nodata: float | int | None = 
     import rasterio.shutil
     from dask.utils import SerializableLock
 
+    if nodata is not None:
+        array = array.rio.write_nodata(nodata)
     with atomic_path(target) as tmp:
         staging = tmp.with_suffix(".staging.tif")
         try:
             array.rio.to_raster(staging, tiled=True, blockxsize=512, blockysize=512, compress="deflate",
-                                lock=SerializableLock(), nodata=nodata)
+                                lock=SerializableLock())
             rasterio.shutil.copy(staging, tmp, driver="COG", compress="deflate", overview_resampling="nearest")
         finally:
             staging.unlink(missing_ok=True)
