@@ -40,6 +40,10 @@ def _satellite_parser(sub) -> None:
     p.add_argument("--resolution", type=float, help="grid resolution in CRS units (default: finest band)")
     p.add_argument("--crs", help="grid CRS (default: the first scene's)")
     p.add_argument("--bands", type=lambda s: s.split(","), help="bands to use, comma-separated")
+    p.add_argument("--scale", type=float, help="reflectance per digital number (default: 1e-4 for integers, "
+                   "1/255 for 8-bit)")
+    p.add_argument("--mosaicking-order", default="leastCC", choices=["leastCC", "mostRecent", "leastRecent"],
+                   help="which acquisition Sentinel Hub puts on top (--source sentinelhub)")
     p.add_argument("--mosaic", dest="mosaic_method", choices=["first", "median", "least-cloudy"], default="first")
     p.add_argument("--resampling", default="average", help="GDAL resampling: average, bilinear, nearest, ...")
     p.add_argument("--train", choices=["auto", "always", "never"], default="auto",
@@ -133,7 +137,7 @@ def demo(*, out: str | None, dask_address: str | None, debug: bool, run_id: str 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_DASK_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.satellite import satellite  # imported after parsing: prefect takes a second to import
 
     _configure_logging(args.debug)

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 def satellite(source: str = "synthetic", input: str | None = None, labels: str | None = None,
               label_column: str = "class", date: str | None = None, bbox: list[float] | None = None,
               time_from: str | None = None, time_to: str | None = None, resolution: float | None = None,
-              crs: str | None = None, bands: list[str] | None = None, mosaic_method: str = "first",
+              crs: str | None = None, bands: list[str] | None = None, scale: float | None = None,
+              mosaic_method: str = "first", mosaicking_order: str = "leastCC",
               resampling: str = "average", train: str = "auto", model_name: str | None = None, epochs: int = 30,
               block: int = 64, seed: int = 0, two_zones: bool = False, psi_threshold: float = 0.2,
               change_threshold: float = 0.05, fail_on_drift: bool = False, out: str | None = None,
@@ -39,19 +40,19 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
     run = RunRecord.start("satellite", parameters, out=out, run_id=run_id)
     run_dir, root = str(run.dir), str(data_root(out))
     sentinelhub = {"bbox": tuple(bbox) if bbox else None, "time_from": time_from, "time_to": time_to,
-                   "resolution": resolution or 10.0}
+                   "resolution": resolution or 10.0, "mosaicking_order": mosaicking_order}
     try:
         with run.recording(), dask_client(dask_address):
             ingest = run.stage("ingest", ingest_scenes, run_dir, source=source, input=input, labels=labels,
                                date=date, two_zones=two_zones,
                                sentinelhub=sentinelhub if source == "sentinelhub" else None)
-            profile = run.stage("profile", profile_scene_files, ingest["output"], run_dir)
+            profile = run.stage("profile", profile_scene_files, ingest["output"], run_dir, scale=scale)
             run.add_counts(profile["records_in"], profile["records_valid"], profile["records_quarantined"])
             run.quality.append(gate_table(profile["output"], "satellite_scenes", "scenes"))
             check_gate(run.quality[-1])
             mosaic = run.stage("mosaic", mosaic_scenes, ingest["output"], profile["output"], run_dir,
                                resolution=resolution, crs=crs, resampling=resampling, method=mosaic_method,
-                               label_column=label_column, bands=bands, block=block, seed=seed)
+                               label_column=label_column, bands=bands, block=block, seed=seed, scale=scale)
             run.add_counts(profile["records_in"] + mosaic["labels_in"],
                            profile["records_valid"] + mosaic["labels_in"] - mosaic["labels_quarantined"],
                            profile["records_quarantined"] + mosaic["labels_quarantined"],

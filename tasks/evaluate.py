@@ -89,7 +89,8 @@ def plot_roc_pr(y_true: np.ndarray, proba: np.ndarray, class_names: list[str]) -
         skm.RocCurveDisplay.from_predictions(positives, proba[:, i], ax=roc_ax, name=name)
         skm.PrecisionRecallDisplay.from_predictions(positives, proba[:, i], ax=pr_ax, name=name)
     roc_ax.plot([0, 1], [0, 1], "k:", lw=1)
-    roc_ax.set_title("ROC (one vs rest)")
+    roc_ax.set(title="ROC (one vs rest)", xlabel="false positive rate", ylabel="true positive rate")
+    pr_ax.set(xlabel="recall", ylabel="precision")
     pr_ax.set_title("Precision-recall (one vs rest)")
     return _png(fig)
 

@@ -92,7 +92,8 @@ class TestSources:
         with rasterio.open(out["labels"]) as src:
             values, transform, crs = src.read(1), src.transform, src.crs
         Path(out["labels"]).unlink()
-        shapes = [(shape(g), CLASSES[int(v) - 1]) for g, v in features.shapes(values, mask=values > 0, transform=transform)]
+        polygons = features.shapes(values, mask=values > 0, transform=transform)
+        shapes = [(shape(g), CLASSES[int(v) - 1]) for g, v in polygons]
         gdf = gpd.GeoDataFrame({"landcover": [c for _, c in shapes]}, geometry=[g for g, _ in shapes], crs=crs)
         far = gpd.GeoDataFrame({"landcover": ["water"]}, geometry=[box(0, 0, 100, 100)], crs=crs)
         labels = tmp_path / "labels.gpkg"
@@ -174,3 +175,24 @@ class TestBadInput:
         err = capsys.readouterr().err
         assert "quality gate 'satellite_scenes' failed" in err
         assert "expect_column_values_to_be_between(cloud_fraction)" in err
+
+
+class TestBadFilesThroughTheCli:
+    @pytest.mark.parametrize("fault, message", [
+        ("corrupt", "cannot be read as a raster"),
+        ("no_crs", "has no CRS"),
+        ("mismatched", "bands of one scene must cover the same extent"),
+    ])
+    def test_exit_2_with_one_line_naming_the_file(self, fault, message, tmp_path: Path, data_root: Path,
+                                                  capsys) -> None:
+        band = np.full((16, 16), 1200, "uint16")
+        write_raster(tmp_path / "x_B03.tif", band)
+        if fault == "corrupt":
+            (tmp_path / "x_B02.tif").write_bytes(b"II*\x00" + b"\x00" * 64)
+        elif fault == "no_crs":
+            write_raster(tmp_path / "x_B02.tif", band, crs=None)
+        else:
+            write_raster(tmp_path / "x_B02.tif", band, origin=(601_000.0, 5_000_000.0))
+        assert main(["run", "satellite", "--source", "local", "--input", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "x_B0" in err[0] and message in err[0]

@@ -65,7 +65,8 @@ class TestBadFiles:
             sources.profile_scenes(sources.find_scenes(str(tmp_path)))
 
     def test_truncated_raster_names_the_file(self, tmp_path: Path) -> None:
-        path = write_raster(tmp_path / "x_B02.tif", np.random.default_rng(0).integers(1, 9999, (256, 256)).astype("uint16"))
+        noise = np.random.default_rng(0).integers(1, 9999, (256, 256)).astype("uint16")
+        path = write_raster(tmp_path / "x_B02.tif", noise)
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
         with pytest.raises(BadInputError, match=r"x_B02\.tif: .*(corrupt or truncated|cannot be read)"):

@@ -36,12 +36,13 @@ def _jwt(client_id: str) -> str:
 
 
 def geotiff_for(body: dict) -> bytes:
-    """A 7-band uint16 GeoTIFF for a Process API request body: bands 1000 + 100 * band + row, SCL 4 or 9."""
+    """A 7-band uint16 GeoTIFF for a Process API request body: bands 1000 + 100 * band + row, SCL 9 (cloud)
+    on every fifth row, else 4."""
     width, height = body["output"]["width"], body["output"]["height"]
     bounds = body["input"]["bounds"]
     epsg = int(bounds["properties"]["crs"].rstrip("/").rsplit("/", 1)[-1])
     rows = np.arange(height, dtype=np.uint16)[:, None] * np.ones((1, width), np.uint16)
-    scl = np.where(rows % 2 == 0, 4, 9)
+    scl = np.where(rows % 5 == 4, 9, 4)
     data = np.stack([1000 + 100 * b + rows for b in range(6)] + [scl]).astype(np.uint16)
     profile = {"driver": "GTiff", "width": width, "height": height, "count": 7, "dtype": "uint16",
                "crs": f"EPSG:{epsg}", "transform": from_bounds(*bounds["bbox"], width, height),
@@ -258,3 +259,28 @@ def test_bad_arguments_are_bad_input(monkeypatch, tmp_path):
         _fetch(tmp_path, mosaicking_order="cloudiest")
     with pytest.raises(BadInputError, match="bbox"):
         _fetch(tmp_path, bbox=(12.51, 41.89, 12.50, 41.90))
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("prefect_harness")
+def test_satellite_flow_from_sentinelhub(fake_sh, tmp_path, data_root):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from flows.satellite import satellite
+
+    west, south, east, north = 12.50, 41.89, 12.56, 41.93
+    middle = (south + north) / 2
+    labels = tmp_path / "labels.geojson"
+    gpd.GeoDataFrame({"class": ["north", "south"]},
+                     geometry=[box(west, middle, east, north), box(west, south, east, middle)],
+                     crs="EPSG:4326").to_file(labels)
+
+    result = satellite(source="sentinelhub", bbox=[west, south, east, north], time_from="2024-06-01",
+                       time_to="2024-06-30", resolution=20, labels=str(labels), epochs=3)
+
+    assert result["status"] == "completed"
+    assert result["counts"]["scenes_in"] == 1 and result["counts"]["label_polygons_in"] == 2
+    assert result["model"]["trained"] and set(result["metrics"]["per_class"]) == {"north", "south"}
+    assert len(fake_sh.seen("/api/v1/process")) == 1
+    assert CLIENT_SECRET not in (data_root / "satellite" / "runs" / result["run_id"] / "run.json").read_text()

@@ -115,4 +115,11 @@ def publish_report(run: dict) -> str:
         lines.append(f"- monitoring flagged: **{monitor.get('flagged')}**, changed share: "
                      f"{(monitor.get('change') or {}).get('changed_share')}")
     evaluate.publish_markdown("satellite-report", "\n".join(lines), "Satellite run summary")
+    if monitor.get("flagged"):
+        drifted = [d["feature"] for d in monitor.get("drift", []) if d["drifted"]]
+        evaluate.publish_markdown(
+            "satellite-alert",
+            f"# Area {monitor['area']} flagged\n\n- drifted bands: {', '.join(drifted) or 'none'}\n"
+            f"- changed share: {(monitor.get('change') or {}).get('changed_share')}\n- run: {run['run_id']}",
+            "Monitoring passed a drift or change threshold")
     return uri

@@ -110,8 +110,11 @@ def find_scenes(input_path: str, *, exclude: tuple[str, ...] = ()) -> list[Scene
     return list(scenes.values())
 
 
-def reflectance_scale(dtype: str) -> float:
-    """Digital numbers to reflectance: L2A-style integers are reflectance x 10000; 8-bit data x 255."""
+def reflectance_scale(dtype: str, scale: float | None = None) -> float:
+    """Digital numbers to reflectance: ``scale`` if given, else L2A-style integers are reflectance x 10000
+    and 8-bit data x 255."""
+    if scale is not None:
+        return scale
     if dtype == "uint8":
         return 1 / 255
     if dtype.startswith(("uint", "int")):
@@ -135,7 +138,7 @@ def _check_readable(src, index: int, path: str) -> None:
                             "re-download the file or remove it from the input") from exc
 
 
-def profile_scenes(scenes: list[Scene]) -> pd.DataFrame:
+def profile_scenes(scenes: list[Scene], *, scale: float | None = None) -> pd.DataFrame:
     """One row per scene and band: CRS, resolution, dtype, nodata and cloud fractions, value range.
 
     Values come from a decimated read (at most 256 px a side), cheap for any file size; bands of one
@@ -171,7 +174,7 @@ def profile_scenes(scenes: list[Scene]) -> pd.DataFrame:
                     f"{reference[0]} ({reference[1]}) covers {tuple(round(v) for v in reference[2])}; bands of one "
                     "scene must cover the same extent: export them from the same product")
             valid = data != nodata if nodata is not None else np.isfinite(data)
-            values = data[valid].astype("float64") * reflectance_scale(dtype)
+            values = data[valid].astype("float64") * reflectance_scale(dtype, scale)
             rows.append({
                 "scene": scene.scene, "band": band, "path": path, "crs": crs.to_string(),
                 "resolution": float(max(res)), "dtype": dtype, "width": width, "height": height,
@@ -184,16 +187,16 @@ def profile_scenes(scenes: list[Scene]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def open_band(path: str, index: int = 1, *, chunks: int = 1024, scale: bool = True):
+def open_band(path: str, index: int = 1, *, chunks: int = 1024, scale: float | None = None, raw: bool = False):
     """A band as a lazy float32 reflectance DataArray with NaN for nodata (rioxarray, Dask-chunked).
 
-    ``scale=False`` keeps the stored values (label rasters)."""
+    ``scale`` overrides the reflectance scale of the data type; ``raw`` keeps stored values (label rasters)."""
     import rioxarray
 
     da = rioxarray.open_rasterio(path, chunks={"band": 1, "y": chunks, "x": chunks}, lock=False,
                                  cache=False).sel(band=index, drop=True)
     nodata = da.rio.nodata
-    factor = reflectance_scale(str(da.dtype)) if scale else 1.0
+    factor = 1.0 if raw else reflectance_scale(str(da.dtype), scale)
     out = da.astype("float32") * np.float32(factor)
     if nodata is not None:
         out = out.where(da != nodata)

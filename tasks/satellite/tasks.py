@@ -5,6 +5,7 @@ Tasks return a small dict: ``output`` (the URI of what they wrote) and the count
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -90,11 +91,11 @@ def _synthetic(folder: Path, date: str | None, two_zones: bool) -> dict:
 
 
 @task(name="profile scenes", **CACHED)
-def profile_scene_files(ingest_uri: str, run_dir: str) -> dict:
+def profile_scene_files(ingest_uri: str, run_dir: str, *, scale: float | None = None) -> dict:
     """Profile every scene and band; quarantine scenes with no clear pixel."""
     manifest = read_json(ingest_uri)
     scenes = sources.scenes_from_table(read_parquet(manifest["scenes"]))
-    profile = sources.profile_scenes(scenes)
+    profile = sources.profile_scenes(scenes, scale=scale)
     clear = profile.groupby("scene", sort=False)["clear_fraction"].first()
     bad = clear[clear <= 0].index.tolist()
     if len(bad) == len(clear):
@@ -117,7 +118,7 @@ def _scene_date(name: str) -> str:
 def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution: float | None = None,
                   crs: str | None = None, resampling: str = "average", method: str = "first",
                   label_column: str = "class", bands: list[str] | None = None, block: int = 64, seed: int = 0,
-                  chunks: int = 1024) -> dict:
+                  scale: float | None = None, chunks: int = 1024) -> dict:
     """Resample every band onto one grid, mask clouds, mosaic, put labels and the spatial split beside it."""
     manifest = read_json(ingest_uri)
     profile = read_parquet(profile_uri)
@@ -125,7 +126,7 @@ def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution
     scenes = [s for s in sources.scenes_from_table(read_parquet(manifest["scenes"])) if s.scene in keep]
     scenes.sort(key=lambda s: (_scene_date(s.scene), s.scene), reverse=True)
     names = _common_bands(scenes, bands)
-    lazy = [{b: sources.open_band(*s.bands[b], chunks=chunks) for b in names} for s in scenes]
+    lazy = [{b: sources.open_band(*s.bands[b], chunks=chunks, scale=scale) for b in names} for s in scenes]
     geobox = grid.target_geobox([da.odc.geobox for scene in lazy for da in scene.values()],
                                 crs=crs, resolution=resolution)
     stacks = []
@@ -168,7 +169,7 @@ def _labels_on_grid(manifest: dict, geobox, footprints, column: str, run_dir: st
     """Labels as class indices on the grid (UNLABELLED elsewhere), class names, polygon counts."""
     counts = {"labels_in": 0, "labels_quarantined": 0}
     if manifest["label_kind"] == "raster":
-        label_da = sources.open_band(manifest["labels"], chunks=4096, scale=False)
+        label_da = sources.open_band(manifest["labels"], chunks=4096, raw=True)
         values, classes = labelling.raster_labels_on_grid(label_da, geobox)
         names = manifest["class_names"] or [f"class_{v}" for v in classes]
         if manifest["class_names"]:
@@ -286,7 +287,8 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
             "normalization": {"mean": stats["mean"], "std": stats["std"]}, "metrics": metrics,
             "validation": {"macro_f1": val_f1, "champion_macro_f1": champion_f1},
             "parameters": {"epochs": epochs, "patch": patch, "block": block, "seed": seed, "batch_size": batch_size},
-            "data": {"area": ds.attrs["area"], "run_dir": run_dir, "train_patches": len(data["train"][0])},
+            "data": {"area": ds.attrs["area"], "run_dir": run_dir, "train_patches": len(data["train"][0]),
+                     "fingerprint": _fingerprint(ds.attrs["area"], stats, labels, split)},
             "history": history}
     buf = io.BytesIO()
     reference.to_parquet(buf, index=False)
@@ -300,6 +302,14 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
               "metrics": metrics, "baselines": baselines, "history": history, "class_names": class_names,
               "validation": card["validation"]}
     return _training_result(result, run_dir)
+
+
+def _fingerprint(area: str, stats: dict, labels: np.ndarray, split: np.ndarray) -> str:
+    """What the model was trained on: the grid, the training-area statistics and the labels per split."""
+    digest = hashlib.sha256(f"{area}|{stats['mean']}|{stats['std']}".encode())
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    digest.update(np.ascontiguousarray(split).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _training_result(result: dict, run_dir: str) -> dict:
