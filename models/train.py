@@ -87,7 +87,7 @@ def train_model(model: nn.Module, train: Dataset | tuple, val: Dataset | tuple, 
             loss = loss_fn(model(x), y)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(x)
+            total += loss.item() * len(x)
             count += len(x)
         val_loss = _mean_loss(model, val_loader, loss_fn, device)
         history["train_loss"].append(total / max(count, 1))

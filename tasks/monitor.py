@@ -19,9 +19,10 @@ def population_stability_index(reference: np.ndarray, current: np.ndarray, *, bi
     if reference.size == 0 or current.size == 0:
         return float("nan")
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
-    if edges.size < 2:
-        edges = np.array([reference[0] - 0.5, reference[0] + 0.5])
-    edges[0], edges[-1] = -np.inf, np.inf
+    if edges.size == 1:
+        edges = np.array([edges[0], np.nextafter(edges[0], np.inf)])
+    interior = edges[1:-1] if edges.size > 2 else edges
+    edges = np.concatenate([[-np.inf], interior, [np.inf]])
     eps = 1e-6
     ref_share = np.histogram(reference, edges)[0] / reference.size + eps
     cur_share = np.histogram(current, edges)[0] / current.size + eps

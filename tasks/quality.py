@@ -56,6 +56,18 @@ def _observed(result: dict) -> object:
     return None
 
 
+def _exception_message(info: dict | None) -> str | None:
+    """GX 1.x keys exception info by metric id, or flat for some expectations."""
+    if not info:
+        return None
+    if info.get("exception_message"):
+        return info["exception_message"]
+    for value in info.values():
+        if isinstance(value, dict) and value.get("exception_message"):
+            return value["exception_message"]
+    return None
+
+
 def validate_table(df: pd.DataFrame, suite_name: str, *, stage: str) -> dict:
     """Validate a table against a suite; return ``{"stage", "suite", "success", "failed": [...]}``."""
     import great_expectations as gx
@@ -81,7 +93,7 @@ def validate_table(df: pd.DataFrame, suite_name: str, *, stage: str) -> dict:
             "expectation": cfg.type,
             "column": cfg.kwargs.get("column"),
             "observed": _observed(res.result or {}),
-            "exception": (res.exception_info or {}).get("exception_message") or None,
+            "exception": _exception_message(res.exception_info),
         })
     return {"stage": stage, "suite": suite_name, "success": bool(validation.success), "failed": failed,
             "rows": len(df)}

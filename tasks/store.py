@@ -67,7 +67,7 @@ def write_bytes(data: bytes, target: str | os.PathLike) -> str:
 
 
 def write_json(obj: Any, target: str | os.PathLike) -> str:
-    text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+    text = json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False)
     return write_bytes(text.encode(), target)
 
 
@@ -216,6 +216,7 @@ def write_cog(array, target: str | os.PathLike, *, nodata: float | int | None = 
     Dask computes it into a tiled GeoTIFF window by window; GDAL's COG driver then adds overviews.
     """
     import rasterio.shutil
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
     from dask.utils import SerializableLock
 
     if nodata is not None:

@@ -86,9 +86,6 @@ class TestValidateTable:
         with pytest.raises(BadInputError):
             quality.validate_table(pd.DataFrame({"price": [1.0]}), "demo_missing", stage="prices")
 
-    @pytest.mark.xfail(strict=True, reason="GX 1.x nests exception_info under MetricConfigurationID keys, so "
-                       "`exception_info.get('exception_message')` is None and a missing column is reported as "
-                       "'observed None' instead of 'The column \"price\" ... does not exist'")
     def test_missing_column_is_reported_with_the_reason(self, suites: Path) -> None:
         result = quality.validate_table(pd.DataFrame({"other": [1.0]}), "demo_prices", stage="prices")
         price = next(f for f in result["failed"] if f["column"] == "price")
