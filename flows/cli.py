@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from tasks.errors import exit_code_for
 
-DOMAINS = ("satellite",)
+DOMAINS = ("satellite", "genome")
 
 
 def _floats(text: str) -> list[float]:
@@ -59,12 +59,35 @@ def _satellite_parser(sub) -> None:
     _common(p)
 
 
+def _genome_parser(sub) -> None:
+    p = sub.add_parser("genome", help="sequences to k-mer encodings to a regulatory-region classifier")
+    p.add_argument("--input", nargs="+", help="FASTA/FASTQ (gz too) or CSV id,label,sequence files, folders "
+                   "or globs (default: the synthetic set)")
+    p.add_argument("--labels", help="CSV mapping id to label")
+    p.add_argument("--label-from-filename", action="store_true", help="one file per class, named for it")
+    p.add_argument("--length", type=int, default=200, help="pad or truncate every sequence to this length")
+    p.add_argument("-k", "--k", type=int, default=4, help="k-mer size")
+    p.add_argument("--padding", choices=["right", "left", "centre"], default="centre")
+    p.add_argument("--model", choices=["cnn1d", "kmer2d"], default="cnn1d")
+    p.add_argument("--encoding", choices=["kmer", "onehot"], default="kmer", help="input of the 1D CNN")
+    p.add_argument("--train", choices=["auto", "always", "never"], default="auto")
+    p.add_argument("--model-name", default="genome")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--folds", type=int, default=0, help="stratified k-fold cross-validation on train+val")
+    p.add_argument("--augment-rc", action="store_true", help="add reverse complements to the training split")
+    p.add_argument("--min-length", type=int, default=20, help="quarantine shorter sequences")
+    p.add_argument("--stride", type=int, help="step of the scoring window along long sequences")
+    p.add_argument("--seed", type=int, default=0)
+    _common(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one pipeline")
     domains = run.add_subparsers(dest="domain", required=True)
     _satellite_parser(domains)
+    _genome_parser(domains)
     demo = commands.add_parser("demo", help="run every pipeline on embedded synthetic data")
     _common(demo)
     return parser
@@ -125,26 +148,29 @@ def _run(fn: Callable[..., dict], debug: bool, **kwargs) -> int:
 
 
 def demo(*, out: str | None, dask_address: str | None, debug: bool, run_id: str | None = None) -> int:
-    """Two monitoring runs of the synthetic area two months apart: the second reports change and drift."""
+    """Two monitoring runs of the synthetic area two months apart (the second reports change and drift),
+    then the genome pipeline on synthetic regulatory regions."""
+    from flows.genome import genome
     from flows.satellite import satellite
 
     for date in ("2024-05-01", "2024-07-01"):
         code = _run(satellite, debug, source="synthetic", date=date, out=out, dask_address=dask_address)
         if code:
             return code
-    return 0
+    return _run(genome, debug, out=out, dask_address=dask_address)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.satellite import satellite  # imported after parsing: prefect takes a second to import
+    from flows.genome import genome  # imported after parsing: prefect takes a second to import
+    from flows.satellite import satellite
 
     _configure_logging(args.debug)
     if args.command == "demo":
         return demo(out=args.out, dask_address=args.dask_address, debug=args.debug)
     kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "domain", "debug")}
-    flows = {"satellite": satellite}
+    flows = {"satellite": satellite, "genome": genome}
     return _run(flows[args.domain], args.debug, **kwargs)
 
 

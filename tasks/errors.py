@@ -25,9 +25,14 @@ class DataQualityError(TesseraError):
         self.result = result or {}
 
 
+_BAD_PARAMETERS = {"ParameterTypeError", "SignatureMismatchError", "ParameterBindError"}
+
+
 def exit_code_for(exc: BaseException) -> int:
-    """The exit code for an exception that ended a run."""
-    return exc.exit_code if isinstance(exc, TesseraError) else 1
+    """The exit code for an exception that ended a run (Prefect's parameter validation errors are bad input)."""
+    if isinstance(exc, TesseraError):
+        return exc.exit_code
+    return 2 if type(exc).__name__ in _BAD_PARAMETERS else 1
 
 
 class MonitoringAlert(DataQualityError):

@@ -209,3 +209,43 @@ def publish_markdown(key: str, markdown: str, description: str) -> None:
     from prefect.artifacts import create_markdown_artifact
 
     create_markdown_artifact(key=artifact_key(key), markdown=markdown, description=description)
+
+
+def run_report(run: dict) -> Report:
+    """A report opening with the run's summary and its quality gates."""
+    report = Report(f"tessera {run['flow']} run {run['run_id']} ({run['status']})")
+    model = run.get("model") or {}
+    report.table({"status": run["status"], **run["counts"], "model": model.get("version"),
+                  "promoted": model.get("promoted"), "error": run.get("error")}, caption="Summary")
+    if run["quality"]:
+        report.table([{"stage": q["stage"], "suite": q["suite"], "success": q["success"],
+                       "failed": "; ".join(f"{f['expectation']}({f['column'] or ''}): {f['observed']}"
+                                           for f in q["failed"])} for q in run["quality"]],
+                     caption="Quality gates")
+    return report
+
+
+def classification_section(report: Report, run: dict, class_names: list[str], *, heading: str) -> None:
+    """Metrics next to the baselines, per-class figures, confusion matrix, ROC/PR and loss curves, from the
+    run's ``evaluation.parquet`` (y_true, y_pred, p_<i>) and ``training.json``."""
+    import json
+
+    run_dir = Path(run["dir"])
+    if run["metrics"]:
+        report.heading(heading)
+        report.table(metrics_table(run["metrics"], run["baselines"]), caption="Model vs baselines")
+        report.table(pd.DataFrame(run["metrics"]["per_class"]).T.reset_index(names="class"), caption="Per class")
+        if run["metrics"].get("cv"):
+            report.table([{"metric": k, **{f: v[f] for f in ("mean", "std")}, "folds": ", ".join(
+                f"{x:.3f}" for x in v["folds"])} for k, v in run["metrics"]["cv"].items()],
+                caption="Cross-validation (stratified k-fold)")
+    if (run_dir / "evaluation.parquet").exists():
+        ev = pd.read_parquet(run_dir / "evaluation.parquet")
+        proba = ev[[c for c in ev.columns if c.startswith("p_")]].to_numpy()
+        report.figure("confusion_matrix", plot_confusion(ev["y_true"], ev["y_pred"], class_names))
+        report.figure("roc_pr", plot_roc_pr(ev["y_true"].to_numpy(), proba, class_names))
+    training = run_dir / "training.json"
+    if training.exists():
+        history = json.loads(training.read_text()).get("history") or {}
+        if history.get("train_loss"):
+            report.figure("loss", plot_loss(history))

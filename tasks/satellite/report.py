@@ -11,7 +11,7 @@ from prefect import task
 
 from tasks import evaluate
 from tasks.satellite import plots
-from tasks.store import open_zarr, read_json, read_parquet
+from tasks.store import open_zarr, read_json
 
 
 def _rgb(ds) -> np.ndarray:
@@ -35,15 +35,7 @@ def _raster(path: Path) -> np.ndarray | None:
 def build_report(run: dict) -> evaluate.Report:
     """Everything a person wants to see about one monitoring run, from the files the run wrote."""
     run_dir = Path(run["dir"])
-    report = evaluate.Report(f"tessera satellite run {run['run_id']} ({run['status']})")
-    report.table({"status": run["status"], **run["counts"], "model": (run.get("model") or {}).get("version"),
-                  "promoted": (run.get("model") or {}).get("promoted"), "error": run.get("error")},
-                 caption="Summary")
-    if run["quality"]:
-        report.table([{"stage": q["stage"], "suite": q["suite"], "success": q["success"],
-                       "failed": "; ".join(f"{f['expectation']}({f['column'] or ''}): {f['observed']}"
-                                           for f in q["failed"])} for q in run["quality"]],
-                     caption="Quality gates")
+    report = evaluate.run_report(run)
     mosaic = run_dir / "mosaic.zarr"
     training = run_dir / "training.json"
     class_names = read_json(training)["class_names"] if training.exists() else []
@@ -53,19 +45,7 @@ def build_report(run: dict) -> evaluate.Report:
         classmap = _raster(run_dir / "classmap.tif")
         if classmap is not None:
             report.figure("classmap", plots.quicklook_classes(classmap, class_names, title="Class map"))
-    if run["metrics"]:
-        report.heading("Evaluation on the test blocks (split by space)")
-        report.table(evaluate.metrics_table(run["metrics"], run["baselines"]), caption="Model vs baseline")
-        report.table(pd.DataFrame(run["metrics"]["per_class"]).T.reset_index(names="class"), caption="Per class")
-    if (run_dir / "evaluation.parquet").exists():
-        ev = read_parquet(run_dir / "evaluation.parquet")
-        proba = ev[[c for c in ev.columns if c.startswith("p_")]].to_numpy()
-        report.figure("confusion_matrix", evaluate.plot_confusion(ev["y_true"], ev["y_pred"], class_names))
-        report.figure("roc_pr", evaluate.plot_roc_pr(ev["y_true"].to_numpy(), proba, class_names))
-    if training.exists():
-        history = read_json(training).get("history") or {}
-        if history.get("train_loss"):
-            report.figure("loss", evaluate.plot_loss(history))
+    evaluate.classification_section(report, run, class_names, heading="Evaluation on the test blocks (split by space)")
     if (run_dir / "monitor.json").exists():
         _monitoring_section(report, read_json(run_dir / "monitor.json"), run_dir)
     return report

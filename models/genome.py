@@ -1,0 +1,62 @@
+"""Sequence classifiers: a 1D CNN over k-mer embeddings or one-hot bases, and the 2D k-mer CNN."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class SeqCNN1D(nn.Module):
+    """Embedding (k-mer tokens) or one-hot (L x 4) input, two convolutions, global max pooling, a dense head.
+
+    Global max pooling makes the prediction independent of where a motif sits; position-defined classes
+    are still learnt because sequences are padded to one length and the first layer sees absolute context.
+    """
+
+    def __init__(self, n_classes: int, *, encoding: str = "kmer", vocab_size: int = 4**4 + 2, embed_dim: int = 32,
+                 channels: int = 64, kernel: int = 9, dropout: float = 0.2):
+        super().__init__()
+        self.encoding = encoding
+        in_channels = embed_dim if encoding == "kmer" else 4
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0) if encoding == "kmer" else None
+        self.conv = nn.Sequential(
+            nn.Conv1d(in_channels, channels, kernel, padding=kernel // 2), nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(channels, channels, kernel, padding=kernel // 2), nn.ReLU(),
+        )
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x.long()).transpose(1, 2) if self.embed is not None else x.transpose(1, 2)
+        return self.head(self.conv(x).amax(dim=2))
+
+
+class KmerCNN2D(nn.Module):
+    """The seed's 2D k-mer CNN: a sequence's k-mer frequencies laid out as a 2^k x 2^k image."""
+
+    def __init__(self, n_classes: int, *, k: int = 4, channels: int = 32, dropout: float = 0.2):
+        super().__init__()
+        if k % 2:
+            raise ValueError("the 2D k-mer CNN needs an even k, so 4^k counts form a square image")
+        self.side = int(math.isqrt(4**k))
+        self.features = nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(4),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * 16, n_classes))
+
+    def forward(self, counts: torch.Tensor) -> torch.Tensor:
+        x = counts.float()
+        x = x / x.sum(dim=1, keepdim=True).clamp(min=1)
+        return self.head(self.features(x.view(-1, 1, self.side, self.side)))
+
+
+ARCHITECTURES = {"SeqCNN1D": SeqCNN1D, "KmerCNN2D": KmerCNN2D}
+
+
+def build(card: dict) -> nn.Module:
+    """A fresh model from a registry card's architecture entry."""
+    arch = card["architecture"]
+    return ARCHITECTURES[arch["class"]](**arch["kwargs"])

@@ -1,0 +1,301 @@
+"""Prefect tasks of the genome pipeline: each reads URIs, calls plain functions, writes atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+from torch import nn
+
+from models.genome import build
+from models.registry import ModelRegistry, challenger_wins
+from models.train import TrainConfig, predict_proba, train_model
+from tasks.common import save_quarantine
+from tasks.errors import BadInputError
+from tasks.evaluate import classification_metrics
+from tasks.genome import checks, encode, sources, training
+from tasks.store import open_zarr, read_json, read_parquet, write_json, write_parquet, write_zarr
+
+CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
+PARTITION = 20_000
+
+
+def _run(run_dir: str, name: str) -> str:
+    return str(Path(run_dir) / name)
+
+
+@task(name="ingest sequences", **CACHED)
+def ingest_sequences(run_dir: str, *, input: str | list[str] | None, labels: str | None = None,
+                     label_from_filename: bool = False, synthetic_n: int = 2000, seed: int = 0) -> dict:
+    """Read FASTA/FASTQ/CSV (or write the synthetic set first) into one records table."""
+    if input is None:
+        from tasks.genome.synthetic import write_synthetic_fasta
+
+        input = write_synthetic_fasta(Path(run_dir) / "input" / "synthetic.fasta", n=synthetic_n, seed=seed)["path"]
+    records = sources.read_records(input, labels=labels, label_from_filename=label_from_filename)
+    return {"output": write_parquet(records, _run(run_dir, "records.parquet")), "records": len(records)}
+
+
+@task(name="check sequences", **CACHED)
+def check_sequences(records_uri: str, run_dir: str, *, min_length: int = 20) -> dict:
+    """Quarantine faulty records; profile the valid ones for the gate."""
+    records = read_parquet(records_uri)
+    labelled = bool(records["label"].notna().any())
+    valid, quarantined = checks.clean_records(records, min_length=min_length, labelled=labelled)
+    if valid.empty:
+        reasons = quarantined["reason"].value_counts().head(3).to_dict()
+        raise BadInputError(f"no usable sequence left after the checks ({reasons}); check the input files")
+    save_quarantine([quarantined.assign(kind="sequence", record=quarantined["id"])],
+                    _run(run_dir, "quarantine.parquet"))
+    profile = checks.sequence_profile(valid, quarantined=len(quarantined))
+    write_parquet(valid, _run(run_dir, "sequences.parquet"))
+    return {"output": _run(run_dir, "sequences.parquet"),
+            "profile": write_parquet(profile, _run(run_dir, "sequence_profile.parquet")),
+            "records_in": len(records), "records_valid": len(valid), "records_quarantined": len(quarantined),
+            "labelled": labelled}
+
+
+def _encode_partition(sequences: list[str], length: int, k: int, padding: str) -> tuple:
+    codes = encode.base_codes(sequences, length, padding=padding)
+    tokens = encode.kmer_tokens(codes, k)
+    return codes, tokens, encode.kmer_counts(tokens, k)
+
+
+@task(name="encode sequences", **CACHED)
+def encode_sequences(sequences_uri: str, run_dir: str, *, length: int = 200, k: int = 4,
+                     padding: str = "centre") -> dict:
+    """Base codes, k-mer tokens and k-mer counts for every sequence, computed in Dask over partitions of
+    records and written to Zarr; one-hot is derived from the codes where needed."""
+    table = read_parquet(sequences_uri)
+    seqs = table["sequence"].tolist()
+    parts = []
+    for start in range(0, len(seqs), PARTITION):
+        chunk = seqs[start:start + PARTITION]
+        parts.append(dask.delayed(_encode_partition, nout=3)(chunk, length, k, padding))
+    width, size = max(length - k + 1, 0), 4**k
+    sizes = [min(PARTITION, len(seqs) - s) for s in range(0, len(seqs), PARTITION)]
+    arrays = {}
+    for i, (name, cols, dtype) in enumerate([("codes", length, "uint8"), ("tokens", width, "int32"),
+                                             ("counts", size, "uint16")]):
+        blocks = [da.from_delayed(p[i], shape=(n, cols), dtype=dtype) for p, n in zip(parts, sizes, strict=True)]
+        arrays[name] = da.concatenate(blocks)
+    ds = xr.Dataset({
+        "codes": (("record", "position"), arrays["codes"]),
+        "tokens": (("record", "kmer_position"), arrays["tokens"]),
+        "counts": (("record", "kmer"), arrays["counts"]),
+        "length": (("record",), table["sequence"].str.len().to_numpy()),
+    }, coords={"id": ("record", table["id"].astype(str).to_numpy()),
+               "label": ("record", table["label"].fillna("").astype(str).to_numpy())})
+    ds.attrs.update(k=k, length=length, padding=padding)
+    return {"output": write_zarr(ds, _run(run_dir, "encoded.zarr"))}
+
+
+@task(name="profile encodings", **CACHED)
+def profile_encodings(encoded_uri: str, run_dir: str) -> dict:
+    """A row per partition of records: padding and unknown-k-mer shares, mean tokens per record."""
+    ds = open_zarr(encoded_uri)
+    tokens = ds["tokens"].data
+    rows = []
+    for start in range(0, ds.sizes["record"], PARTITION):
+        part = tokens[start:start + PARTITION]
+        pad, unknown = dask.compute((part == encode.PAD_TOKEN).mean(), (part == encode.UNKNOWN_TOKEN).mean())
+        rows.append({"partition": start // PARTITION, "records": int(part.shape[0]), "pad_fraction": float(pad),
+                     "unknown_fraction": float(unknown), "kmer_width": int(part.shape[1]), "k": int(ds.attrs["k"])})
+    return {"output": write_parquet(pd.DataFrame(rows), _run(run_dir, "encoded_profile.parquet"))}
+
+
+def _inputs(codes: np.ndarray, counts: np.ndarray, card_kwargs: dict, encoding: str, k: int) -> np.ndarray:
+    if card_kwargs.get("class") == "KmerCNN2D" or encoding == "counts":
+        return counts.astype(np.float32)
+    return training.model_input(codes, encoding=encoding, k=k)
+
+
+def _new_model(architecture: str, n_classes: int, *, encoding: str, k: int) -> tuple[nn.Module, dict]:
+    if architecture == "kmer2d":
+        kwargs = {"n_classes": n_classes, "k": k}
+        return build({"architecture": {"class": "KmerCNN2D", "kwargs": kwargs}}), {"class": "KmerCNN2D",
+                                                                                     "kwargs": kwargs}
+    kwargs = {"n_classes": n_classes, "encoding": encoding, "vocab_size": encode.vocabulary_size(k)}
+    return build({"architecture": {"class": "SeqCNN1D", "kwargs": kwargs}}), {"class": "SeqCNN1D", "kwargs": kwargs}
+
+
+def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding, k, epochs, seed, augment_rc):
+    model, arch = _new_model(architecture, len(class_names), encoding=encoding, k=k)
+    tr_codes, tr_y = x_codes[train], y[train]
+    tr_counts = counts[train]
+    if augment_rc:
+        tr_codes, tr_y = training.with_reverse_complements(tr_codes, tr_y)
+        rc_tokens = encode.kmer_tokens(tr_codes[len(train):], k)
+        tr_counts = np.concatenate([tr_counts, encode.kmer_counts(rc_tokens, k)])
+    xt = _inputs(tr_codes, tr_counts, arch, encoding, k)
+    xv = _inputs(x_codes[val], counts[val], arch, encoding, k)
+    history = train_model(model, (torch.as_tensor(xt), torch.as_tensor(tr_y)), (torch.as_tensor(xv),
+                          torch.as_tensor(y[val])), config=TrainConfig(epochs=epochs, seed=seed, batch_size=64))
+    return model, arch, history
+
+
+@task(name="train or load the classifier", **CACHED)
+def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
+                              model_name: str = "genome", architecture: str = "cnn1d", encoding: str = "kmer",
+                              epochs: int = 20, folds: int = 0, augment_rc: bool = False, seed: int = 0) -> dict:
+    """Stratified split, a challenger CNN and the two logistic-regression baselines on the same test records;
+    the challenger is promoted only if it beats the champion on the same validation records."""
+    ds = open_zarr(encoded_uri)
+    k = int(ds.attrs["k"])
+    labels_text = np.array(ds["label"].values.tolist(), dtype=str)
+    registry = ModelRegistry(models_root)
+    champion = registry.champion(model_name)
+    labelled = bool((labels_text != "").all())
+    if mode == "never" or not labelled:
+        if champion is None:
+            raise BadInputError(f"no champion model {model_name!r} to score with; run once on labelled sequences")
+        return _champion_only(registry, champion, run_dir)
+    class_names = sorted(set(labels_text))
+    if len(class_names) < 2:
+        raise BadInputError(f"only one class ({class_names[0]}) in the labels; a classifier needs two or more")
+    y = np.searchsorted(class_names, labels_text).astype(np.int64)
+    codes, counts = dask.compute(ds["codes"].data, ds["counts"].data)
+    split = training.stratified_split(y, seed=seed)
+    idx = {name: np.flatnonzero(split == i) for name, i in training.SPLITS.items()}
+    compatible = champion is not None and champion["class_names"] == class_names and \
+        champion["parameters"].get("k") == k and champion["parameters"].get("length") == int(ds.attrs["length"])
+    if mode == "auto" and compatible:
+        return _champion_only(registry, champion, run_dir, evaluate=(codes, counts, y, idx, class_names, k))
+    model, arch, history = _fit(architecture, class_names, codes, counts, y, idx["train"], idx["val"],
+                                encoding=encoding, k=k, epochs=epochs, seed=seed, augment_rc=augment_rc)
+    enc = arch["kwargs"].get("encoding", "counts")
+
+    def scores(m, a, which):
+        proba = predict_proba(m, _inputs(codes[idx[which]], counts[idx[which]], a, a["kwargs"].get("encoding",
+                                                                                                   "counts"), k))
+        return classification_metrics(y[idx[which]], proba.argmax(1), proba, class_names=class_names), proba
+
+    val_metrics, _ = scores(model, arch, "val")
+    champion_f1 = None
+    if compatible:
+        champ = registry.load(model_name, champion["version"], build(champion))
+        champion_f1 = scores(champ, champion["architecture"], "val")[0]["macro_f1"]
+    metrics, test_proba = scores(model, arch, "test")
+    baselines = _baselines(codes, counts, y, idx, class_names, seed)
+    if folds and folds > 1:
+        metrics["cv"] = _cross_validate(architecture, class_names, codes, counts, y, idx, folds, encoding=enc, k=k,
+                                        epochs=epochs, seed=seed)
+    card = {"architecture": arch, "class_names": class_names, "metrics": metrics, "history": history,
+            "validation": {"macro_f1": val_metrics["macro_f1"], "champion_macro_f1": champion_f1},
+            "parameters": {"k": k, "length": int(ds.attrs["length"]), "padding": ds.attrs["padding"],
+                           "encoding": enc, "epochs": epochs, "augment_rc": augment_rc, "seed": seed},
+            "data": {"records": int(len(y)), "run_dir": run_dir, "fingerprint": _fingerprint(codes, y)}}
+    info = registry.register(model_name, model, card)
+    promoted = challenger_wins(val_metrics["macro_f1"], champion_f1)
+    if promoted:
+        registry.promote(model_name, info["version"])
+    _save_evaluation(y[idx["test"]], test_proba, np.array(ds["id"].values.tolist())[idx["test"]], run_dir)
+    result = {"model": {**info, "promoted": promoted, "trained": True,
+                        "champion": champion["version"] if champion else None},
+              "metrics": metrics, "baselines": baselines, "history": history, "class_names": class_names}
+    write_json(result, _run(run_dir, "training.json"))
+    return {"output": _run(run_dir, "training.json"), **{k_: result[k_] for k_ in ("model", "metrics", "baselines")}}
+
+
+def _fingerprint(codes: np.ndarray, y: np.ndarray) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(codes).tobytes())
+    digest.update(y.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _baselines(codes, counts, y, idx, class_names, seed) -> dict:
+    out = {}
+    for name, features in (("onehot_logreg", training.onehot_features), ("kmer_counts_logreg",
+                                                                         training.count_features)):
+        source = codes if name.startswith("onehot") else counts
+        fitted = training.fit_logreg(features(source[idx["train"]]), y[idx["train"]], seed=seed)
+        proba = np.zeros((len(idx["test"]), len(class_names)))
+        proba[:, fitted.classes_] = fitted.predict_proba(features(source[idx["test"]]))
+        out[name] = classification_metrics(y[idx["test"]], proba.argmax(1), proba, class_names=class_names)
+    return out
+
+
+def _cross_validate(architecture, class_names, codes, counts, y, idx, folds, *, encoding, k, epochs, seed) -> dict:
+    """Stratified k-fold over the train and validation records: the spread of the score, not one number."""
+    pool = np.concatenate([idx["train"], idx["val"]])
+    scores = []
+    for fold, (tr, va) in enumerate(training.kfold_indices(y[pool], folds, seed=seed)):
+        model, arch, _ = _fit(architecture, class_names, codes, counts, y, pool[tr], pool[va], encoding=encoding,
+                              k=k, epochs=epochs, seed=seed + fold, augment_rc=False)
+        proba = predict_proba(model, _inputs(codes[pool[va]], counts[pool[va]], arch, encoding, k))
+        scores.append(classification_metrics(y[pool[va]], proba.argmax(1), proba, class_names=class_names))
+    summary = {}
+    for key in ("accuracy", "macro_f1"):
+        values = np.array([s[key] for s in scores])
+        summary[key] = {"mean": float(values.mean()), "std": float(values.std()), "folds": values.tolist()}
+    return summary
+
+
+def _save_evaluation(y: np.ndarray, proba: np.ndarray, ids: np.ndarray, run_dir: str) -> None:
+    table = pd.DataFrame(proba, columns=[f"p_{i}" for i in range(proba.shape[1])])
+    table.insert(0, "y_pred", proba.argmax(1))
+    table.insert(0, "y_true", y)
+    table.insert(0, "id", ids)
+    write_parquet(table, _run(run_dir, "evaluation.parquet"))
+
+
+def _champion_only(registry: ModelRegistry, champion: dict, run_dir: str, evaluate: tuple | None = None) -> dict:
+    """Reuse the champion; on labelled input, measure it and the baselines on this run's test records."""
+    metrics, baselines = {}, {}
+    if evaluate is not None:
+        codes, counts, y, idx, class_names, k = evaluate
+        model = registry.load(champion["name"], champion["version"], build(champion))
+        arch = champion["architecture"]
+        proba = predict_proba(model, _inputs(codes[idx["test"]], counts[idx["test"]], arch,
+                                             arch["kwargs"].get("encoding", "counts"), k))
+        metrics = classification_metrics(y[idx["test"]], proba.argmax(1), proba, class_names=class_names)
+        baselines = _baselines(codes, counts, y, idx, class_names, 0)
+    result = {"model": {"name": champion["name"], "version": champion["version"], "uri": champion["uri"],
+                        "promoted": False, "trained": False, "champion": champion["version"]},
+              "metrics": metrics, "baselines": baselines, "history": champion.get("history", {}),
+              "class_names": champion["class_names"]}
+    write_json(result, _run(run_dir, "training.json"))
+    return {"output": _run(run_dir, "training.json"), **{k_: result[k_] for k_ in ("model", "metrics", "baselines")}}
+
+
+@task(name="score sequences", **CACHED)
+def score_sequences(sequences_uri: str, training_uri: str, run_dir: str, models_root: str, *,
+                    stride: int | None = None) -> dict:
+    """Class probabilities per record; records longer than the model's length are scored window by window
+    along the sequence (a BED-like table of regions)."""
+    info = read_json(training_uri)["model"]
+    registry = ModelRegistry(models_root)
+    card = registry.card(info["name"], info["version"])
+    model = registry.load(info["name"], info["version"], build(card))
+    params = card["parameters"]
+    length, k = params["length"], params["k"]
+    table = read_parquet(sequences_uri)
+    lengths = table["sequence"].str.len().to_numpy()
+    rec, starts = training.sliding_windows(lengths, length, stride or max(1, length // 2))
+    seqs = table["sequence"].to_numpy()
+    rows = []
+    for begin in range(0, len(rec), PARTITION):
+        r, s = rec[begin:begin + PARTITION], starts[begin:begin + PARTITION]
+        windows = [seqs[i][st:st + length] for i, st in zip(r, s, strict=True)]
+        codes = encode.base_codes(windows, length, padding=params["padding"])
+        counts = encode.kmer_counts(encode.kmer_tokens(codes, k), k)
+        proba = predict_proba(model, _inputs(codes, counts, card["architecture"], params["encoding"], k))
+        frame = pd.DataFrame(proba, columns=[f"p_{c}" for c in card["class_names"]])
+        frame.insert(0, "end", np.minimum(s + length, lengths[r]))
+        frame.insert(0, "start", s)
+        frame.insert(0, "id", table["id"].to_numpy()[r])
+        frame.insert(3, "predicted", np.asarray(card["class_names"])[proba.argmax(1)])
+        rows.append(frame)
+    regions = pd.concat(rows, ignore_index=True)
+    regions.to_csv(Path(run_dir) / "regions.bed.tmp", sep="\t", index=False, header=False)
+    Path(run_dir, "regions.bed.tmp").replace(Path(run_dir) / "regions.bed")
+    return {"output": write_parquet(regions, _run(run_dir, "predictions.parquet")), "windows": len(regions)}

@@ -1,0 +1,70 @@
+"""Splits, model inputs and baselines for sequence classification (plain functions on arrays)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
+
+from tasks.genome import encode
+
+SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+def stratified_split(labels: np.ndarray, *, seed: int = 0, val: float = 0.15, test: float = 0.15) -> np.ndarray:
+    """A split id per record (0 train, 1 val, 2 test) with every class in the same proportion in each."""
+    labels = np.asarray(labels)
+    split = np.zeros(len(labels), dtype=np.uint8)
+    rest, test_idx = next(StratifiedShuffleSplit(1, test_size=test, random_state=seed).split(labels, labels))
+    split[test_idx] = SPLITS["test"]
+    sub = StratifiedShuffleSplit(1, test_size=val / (1 - test), random_state=seed + 1)
+    _, val_idx = next(sub.split(labels[rest], labels[rest]))
+    split[rest[val_idx]] = SPLITS["val"]
+    return split
+
+
+def kfold_indices(labels: np.ndarray, folds: int, *, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(labels, labels))
+
+
+def model_input(codes: np.ndarray, *, encoding: str, k: int) -> np.ndarray:
+    """What the network reads: k-mer token ids (``kmer``), one-hot bases (``onehot``) or counts (``counts``)."""
+    if encoding == "kmer":
+        return encode.kmer_tokens(codes, k)
+    if encoding == "onehot":
+        return encode.one_hot(codes)
+    if encoding == "counts":
+        return encode.kmer_counts(encode.kmer_tokens(codes, k), k).astype(np.float32)
+    raise ValueError(f"unknown encoding {encoding!r}; choose kmer, onehot or counts")
+
+
+def with_reverse_complements(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Training augmentation: every sequence again as its reverse complement, with the same label."""
+    return np.concatenate([codes, encode.reverse_complement(codes)]), np.concatenate([labels, labels])
+
+
+def onehot_features(codes: np.ndarray) -> np.ndarray:
+    """Positional one-hot, flattened: the first baseline's features."""
+    return encode.one_hot(codes).reshape(len(codes), -1)
+
+
+def count_features(counts: np.ndarray) -> np.ndarray:
+    """k-mer frequencies (counts over the sequence's k-mers): the second baseline's features."""
+    counts = counts.astype(np.float32)
+    return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+
+
+def fit_logreg(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> LogisticRegression:
+    return LogisticRegression(max_iter=2000, C=0.5, random_state=seed).fit(x, y)
+
+
+def sliding_windows(lengths: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(record index, start) of windows along each record; a record shorter than a window gets one."""
+    rec, starts = [], []
+    for i, n in enumerate(lengths):
+        s = np.arange(0, max(int(n) - window, 0) + 1, stride)
+        if s.size == 0 or s[-1] + window < n:
+            s = np.append(s, max(int(n) - window, 0))
+        rec.append(np.full(s.size, i))
+        starts.append(s)
+    return np.concatenate(rec), np.concatenate(starts)
