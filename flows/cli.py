@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from tasks.errors import exit_code_for
 
-DOMAINS = ("satellite", "genome")
+DOMAINS = ("satellite", "genome", "sentiment")
 
 
 def _floats(text: str) -> list[float]:
@@ -81,6 +81,29 @@ def _genome_parser(sub) -> None:
     _common(p)
 
 
+def _sentiment_parser(sub) -> None:
+    p = sub.add_parser("sentiment", help="social-media posts to a text CNN")
+    p.add_argument("--input", help="CSV, JSONL or Parquet of posts (default: the synthetic set)")
+    p.add_argument("--text-column", help="default: text, content, post, tweet, review ...")
+    p.add_argument("--label-column", help="default: label, sentiment, category ...")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL input")
+    p.add_argument("--max-chars", type=int, default=5000, help="quarantine longer posts")
+    p.add_argument("--no", dest="disabled", action="append", default=[], metavar="STEP",
+                   choices=sorted(_clean_steps()), help="turn a cleaning step off (repeatable)")
+    p.add_argument("--train", choices=["auto", "always", "never"], default="auto")
+    p.add_argument("--model-name", default="sentiment")
+    p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--seed", type=int, default=0)
+    _common(p)
+
+
+def _clean_steps() -> list[str]:
+    from tasks.sentiment.clean import CleanOptions
+
+    return list(CleanOptions().as_dict())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     domains = run.add_subparsers(dest="domain", required=True)
     _satellite_parser(domains)
     _genome_parser(domains)
+    _sentiment_parser(domains)
     demo = commands.add_parser("demo", help="run every pipeline on embedded synthetic data")
     _common(demo)
     return parser
@@ -149,15 +173,17 @@ def _run(fn: Callable[..., dict], debug: bool, **kwargs) -> int:
 
 def demo(*, out: str | None, dask_address: str | None, debug: bool, run_id: str | None = None) -> int:
     """Two monitoring runs of the synthetic area two months apart (the second reports change and drift),
-    then the genome pipeline on synthetic regulatory regions."""
+    then the genome and sentiment pipelines on their synthetic sets."""
     from flows.genome import genome
     from flows.satellite import satellite
+    from flows.sentiment import sentiment
 
     for date in ("2024-05-01", "2024-07-01"):
         code = _run(satellite, debug, source="synthetic", date=date, out=out, dask_address=dask_address)
         if code:
             return code
-    return _run(genome, debug, out=out, dask_address=dask_address)
+    code = _run(genome, debug, out=out, dask_address=dask_address)
+    return code or _run(sentiment, debug, out=out, dask_address=dask_address)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,12 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.genome import genome  # imported after parsing: prefect takes a second to import
     from flows.satellite import satellite
+    from flows.sentiment import sentiment
 
     _configure_logging(args.debug)
     if args.command == "demo":
         return demo(out=args.out, dask_address=args.dask_address, debug=args.debug)
-    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "domain", "debug")}
-    flows = {"satellite": satellite, "genome": genome}
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "domain", "debug", "disabled")}
+    if args.domain == "sentiment":
+        kwargs["clean_options"] = {step: False for step in args.disabled} or None
+    flows = {"satellite": satellite, "genome": genome, "sentiment": sentiment}
     return _run(flows[args.domain], args.debug, **kwargs)
 
 

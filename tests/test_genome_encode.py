@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from tasks import splits
 from tasks.genome import encode, training
 
 A, C, G, T, N, P = 0, 1, 2, 3, encode.N_CODE, encode.PAD_CODE
@@ -69,7 +70,7 @@ class TestOneHotAndReverseComplement:
 class TestTrainingHelpers:
     def test_stratified_split_keeps_class_proportions(self) -> None:
         labels = np.repeat([0, 1, 2], [100, 200, 300])
-        split = training.stratified_split(labels, seed=0)
+        split = splits.stratified_split(labels, seed=0)
         for s in (0, 1, 2):
             shares = np.bincount(labels[split == s], minlength=3) / (split == s).sum()
             np.testing.assert_allclose(shares, [1 / 6, 2 / 6, 3 / 6], atol=0.02)

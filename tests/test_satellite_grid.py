@@ -117,3 +117,24 @@ class TestSplitAndNormalize:
         image = raster(np.array([[1.0, 3.0]])).expand_dims(band=["B1"])
         out = grid.normalize(image, np.array([2.0]), np.array([1.0]))
         np.testing.assert_array_equal(out.values, [[[-1.0, 1.0]]])
+
+
+class TestReadMosaic:
+    def test_chunked_file_reader_equals_the_lazy_stack_path(self, tmp_path) -> None:
+        from tasks.satellite import sources
+        from tasks.satellite.synthetic import write_synthetic_scenes
+
+        write_synthetic_scenes(tmp_path, when="2024-06-01", size=96, tile=64, two_zones=True, cloud_cover=0.2)
+        (tmp_path / "labels.tif").unlink()
+        scenes = sources.find_scenes(str(tmp_path))
+        bands = ["B02", "B11"]
+        lazy = [{b: sources.open_band(*s.bands[b], chunks=32) for b in bands} for s in scenes]
+        geobox = grid.target_geobox([d.odc.geobox for scene in lazy for d in scene.values()])
+        stacks = [grid.scene_on_grid(scene_bands, geobox, clear=sources.open_mask(s.mask, s.mask_kind, chunks=32))
+                  for s, scene_bands in zip(scenes, lazy, strict=True)]
+        expected = grid.mosaic(stacks, method="first").values
+        actual = sources.read_mosaic(scenes, bands, geobox, chunks=40)
+        assert actual.odc.geobox == geobox
+        np.testing.assert_array_equal(np.isnan(actual.values), np.isnan(expected))
+        np.testing.assert_allclose(actual.values, expected, rtol=0, atol=1.01e-4, equal_nan=True)  # 1 DN
+        assert np.isnan(expected).any() and np.isfinite(expected).mean() > 0.5

@@ -17,6 +17,7 @@ from torch import nn
 from models.genome import build
 from models.registry import ModelRegistry, challenger_wins
 from models.train import TrainConfig, predict_proba, train_model
+from tasks import splits
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
@@ -162,8 +163,8 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
         raise BadInputError(f"only one class ({class_names[0]}) in the labels; a classifier needs two or more")
     y = np.searchsorted(class_names, labels_text).astype(np.int64)
     codes, counts = dask.compute(ds["codes"].data, ds["counts"].data)
-    split = training.stratified_split(y, seed=seed)
-    idx = {name: np.flatnonzero(split == i) for name, i in training.SPLITS.items()}
+    split = splits.stratified_split(y, seed=seed)
+    idx = {name: np.flatnonzero(split == i) for name, i in splits.SPLITS.items()}
     compatible = champion is not None and champion["class_names"] == class_names and \
         champion["parameters"].get("k") == k and champion["parameters"].get("length") == int(ds.attrs["length"])
     if mode == "auto" and compatible:
@@ -228,7 +229,7 @@ def _cross_validate(architecture, class_names, codes, counts, y, idx, folds, *, 
     """Stratified k-fold over the train and validation records: the spread of the score, not one number."""
     pool = np.concatenate([idx["train"], idx["val"]])
     scores = []
-    for fold, (tr, va) in enumerate(training.kfold_indices(y[pool], folds, seed=seed)):
+    for fold, (tr, va) in enumerate(splits.kfold_indices(y[pool], folds, seed=seed)):
         model, arch, _ = _fit(architecture, class_names, codes, counts, y, pool[tr], pool[va], encoding=encoding,
                               k=k, epochs=epochs, seed=seed + fold, augment_rc=False)
         proba = predict_proba(model, _inputs(codes[pool[va]], counts[pool[va]], arch, encoding, k))

@@ -63,12 +63,16 @@ def mosaic(stacks: list[xr.DataArray], *, method: str = "first",
     if method == "median":
         return xr.concat(stacks, dim="scene").median("scene", skipna=True)
     if method == "least-cloudy":
-        order = np.argsort(np.nan_to_num(np.asarray(cloud_fractions, dtype=float), nan=1.0), kind="stable")
-        stacks = [stacks[i] for i in order]
+        stacks = [stacks[i] for i in least_cloudy_order(cloud_fractions)]
     result = stacks[0]
     for stack in stacks[1:]:
         result = result.fillna(stack)
     return result
+
+
+def least_cloudy_order(cloud_fractions: list[float]) -> np.ndarray:
+    """Scene indices, least cloudy first (unknown cloud cover last), ties kept in the given order."""
+    return np.argsort(np.nan_to_num(np.asarray(cloud_fractions, dtype=float), nan=1.0), kind="stable")
 
 
 def block_split(shape: tuple[int, int], *, block: int = 64, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),

@@ -230,3 +230,92 @@ def read_label_polygons(path: str, column: str):
     if gdf.crs is None:
         raise BadInputError(f"{path}: labels have no CRS; save them with a CRS (e.g. EPSG:4326)")
     return gdf[[column, "geometry"]].reset_index(drop=True)
+
+
+def _window_over(src, bounds, crs) -> Window | None:
+    """The window of ``src`` under ``bounds`` (in ``crs``), one pixel wider on each side; None if outside."""
+    import math
+
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    left, bottom, right, top = transform_bounds(crs, src.crs, *bounds, densify_pts=21)
+    win = from_bounds(left, bottom, right, top, src.transform)
+    c0, r0 = max(0, math.floor(win.col_off) - 1), max(0, math.floor(win.row_off) - 1)
+    c1 = min(src.width, math.ceil(win.col_off + win.width) + 1)
+    r1 = min(src.height, math.ceil(win.row_off + win.height) + 1)
+    return Window(c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None
+
+
+def _warp_window(path: str, index: int, chunk_box, *, resampling: str, dtype: str = "float32") -> np.ndarray | None:
+    """One band of one file warped onto a chunk of the grid (NaN where the file has nodata or no pixel)."""
+    from rasterio.warp import reproject
+
+    with _open(path) as src:
+        window = _window_over(src, chunk_box.boundingbox, chunk_box.crs)
+        if window is None:
+            return None
+        data = src.read(index, window=window)
+        nodata, transform, crs = src.nodata, src.window_transform(window), src.crs
+    out = np.full(chunk_box.shape.yx, np.nan, dtype=dtype)
+    reproject(data, out, src_transform=transform, src_crs=crs, src_nodata=nodata, dst_transform=chunk_box.transform,
+              dst_crs=chunk_box.crs, dst_nodata=np.nan, resampling=Resampling[resampling])
+    return out
+
+
+def _mosaic_block(block, *, scenes, bands, geobox, resampling, scales, block_info=None):
+    (_, _), (y0, y1), (x0, x1) = block_info[0]["array-location"]
+    chunk = geobox[y0:y1, x0:x1]
+    box = chunk.boundingbox
+    out = np.full((len(bands), y1 - y0, x1 - x0), np.nan, dtype="float32")
+    for footprint, scene in scenes:
+        if not (footprint[0] < box.right and box.left < footprint[2] and footprint[1] < box.top
+                and box.bottom < footprint[3]):
+            continue
+        clear = None
+        if scene.mask:
+            kind = _warp_window(scene.mask, 1, chunk, resampling="nearest")
+            if kind is None:
+                continue
+            clear = np.isfinite(kind) & ~np.isin(kind, INVALID_MASK_VALUES[scene.mask_kind])
+        for i, band in enumerate(bands):
+            if not np.isnan(out[i]).any():
+                continue
+            path, index = scene.bands[band]
+            values = _warp_window(path, index, chunk, resampling=resampling)
+            if values is None:
+                continue
+            values *= scales[(path, index)]
+            if clear is not None:
+                values[~clear] = np.nan
+            np.copyto(out[i], values, where=np.isnan(out[i]))
+    return out
+
+
+def read_mosaic(scenes: list[Scene], bands: list[str], geobox, *, resampling: str = "average",
+                scale: float | None = None, chunks: int = 1024):
+    """First-valid mosaic of ``scenes`` (first = highest priority) onto ``geobox``, read straight from the
+    files chunk by chunk: one Dask task per output chunk reads only the windows under it, warps them with
+    GDAL, masks clouds and fills what is still empty. Memory depends on the chunk size, not the input size.
+
+    Gives the same values as ``grid.mosaic(method="first")`` over ``grid.scene_on_grid`` stacks.
+    """
+    import dask.array as da
+    import xarray as xr
+    from odc.geo.xr import xr_coords
+    from rasterio.warp import transform_bounds
+
+    placed, scales = [], {}
+    for scene in scenes:
+        with _open(next(iter(scene.bands.values()))[0]) as src:
+            footprint = transform_bounds(src.crs, geobox.crs, *src.bounds, densify_pts=21)
+        placed.append((footprint, scene))
+        for band in bands:
+            path, index = scene.bands[band]
+            with _open(path) as src:
+                scales[(path, index)] = np.float32(reflectance_scale(src.dtypes[index - 1], scale))
+    ny, nx = geobox.shape.yx
+    template = da.empty((len(bands), ny, nx), chunks=(len(bands), chunks, chunks), dtype="float32")
+    data = template.map_blocks(_mosaic_block, scenes=placed, bands=bands, geobox=geobox, resampling=resampling,
+                               scales=scales, dtype="float32")
+    return xr.DataArray(data, dims=("band", "y", "x"), coords={"band": bands, **xr_coords(geobox)})

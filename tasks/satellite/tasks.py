@@ -129,12 +129,20 @@ def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution
     lazy = [{b: sources.open_band(*s.bands[b], chunks=chunks, scale=scale) for b in names} for s in scenes]
     geobox = grid.target_geobox([da.odc.geobox for scene in lazy for da in scene.values()],
                                 crs=crs, resolution=resolution)
-    stacks = []
-    for scene, scene_bands in zip(scenes, lazy, strict=True):
-        clear = sources.open_mask(scene.mask, scene.mask_kind, chunks=chunks) if scene.mask else None
-        stacks.append(grid.scene_on_grid(scene_bands, geobox, clear=clear, resampling=resampling, chunks=chunks))
     clouds = profile.groupby("scene")["cloud_fraction"].first()
-    image = grid.mosaic(stacks, method=method, cloud_fractions=[clouds.get(s.scene, np.nan) for s in scenes])
+    if method not in grid.MOSAIC_METHODS:
+        raise BadInputError(f"unknown --mosaic {method!r}; choose one of {', '.join(grid.MOSAIC_METHODS)}")
+    if method == "median":
+        stacks = []
+        for scene, scene_bands in zip(scenes, lazy, strict=True):
+            clear = sources.open_mask(scene.mask, scene.mask_kind, chunks=chunks) if scene.mask else None
+            stacks.append(grid.scene_on_grid(scene_bands, geobox, clear=clear, resampling=resampling, chunks=chunks))
+        image = grid.mosaic(stacks, method=method)
+    else:
+        if method == "least-cloudy":
+            order = grid.least_cloudy_order([clouds.get(s.scene, np.nan) for s in scenes])
+            scenes = [scenes[i] for i in order]
+        image = sources.read_mosaic(scenes, names, geobox, resampling=resampling, scale=scale, chunks=chunks)
     footprints = [next(iter(scene.values())).odc.geobox.extent.to_crs(geobox.crs).geom for scene in lazy]
     label_grid, class_names, label_counts = _labels_on_grid(manifest, geobox, footprints, label_column, run_dir)
     area = grid.geobox_key(geobox)

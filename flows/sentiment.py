@@ -1,0 +1,50 @@
+"""Sentiment: posts in, cleaned and gated, a text CNN against TF-IDF + logistic regression."""
+
+from __future__ import annotations
+
+import logging
+
+from prefect import flow
+
+from tasks.common import check_gate, gate_table
+from tasks.compute import dask_client
+from tasks.sentiment.report import publish_report
+from tasks.sentiment.tasks import check_posts, clean_posts, ingest_posts, score_posts, train_text_classifier
+from tasks.store import RunRecord, data_root
+
+log = logging.getLogger(__name__)
+
+
+@flow(name="sentiment")
+def sentiment(input: str | None = None, text_column: str | None = None, label_column: str | None = None,
+              encoding: str = "utf-8", max_chars: int = 5000, clean_options: dict | None = None,
+              train: str = "auto", model_name: str = "sentiment", max_tokens: int = 48, epochs: int = 15,
+              synthetic_n: int = 3000, seed: int = 0, out: str | None = None, dask_address: str | None = None,
+              run_id: str | None = None) -> dict:
+    """Ingest, check and gate, clean in Dask and gate, train or load the champion, score, publish."""
+    run = RunRecord.start("sentiment", dict(locals()), out=out, run_id=run_id)
+    run_dir, root = str(run.dir), str(data_root(out))
+    try:
+        with run.recording(), dask_client(dask_address):
+            posts = run.stage("ingest", ingest_posts, run_dir, input=input, text_column=text_column,
+                              label_column=label_column, encoding=encoding, synthetic_n=synthetic_n, seed=seed)
+            checked = run.stage("check", check_posts, posts["output"], run_dir, max_chars=max_chars)
+            run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"],
+                           duplicates_dropped=checked["duplicates"],
+                           undecodable_bytes_replaced=posts["undecodable_replaced"],
+                           mojibake_repaired=posts["mojibake_repaired"])
+            run.quality.append(gate_table(checked["profile"], "sentiment_posts", "posts"))
+            check_gate(run.quality[-1])
+            cleaned = run.stage("clean", clean_posts, checked["output"], run_dir, options=clean_options)
+            run.quality.append(gate_table(cleaned["profile"], "sentiment_clean", "clean"))
+            check_gate(run.quality[-1])
+            trained = run.stage("train", train_text_classifier, cleaned["output"], run_dir, root, mode=train,
+                                model_name=model_name, max_tokens=max_tokens, epochs=epochs, seed=seed)
+            run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
+            run.stage("score", score_posts, cleaned["output"], trained["output"], run_dir, root)
+    finally:
+        try:
+            publish_report(run.to_dict())
+        except Exception:  # a broken report must not hide the run's own error
+            log.exception("could not write the report of run %s", run.run_id)
+    return run.to_dict()

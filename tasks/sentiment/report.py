@@ -1,0 +1,63 @@
+"""The sentiment run's report.html (with misclassified posts) and its Prefect artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from prefect import task
+
+from tasks import evaluate
+
+
+def plot_lengths(profile: pd.DataFrame) -> bytes:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, group in profile.groupby(profile["label"].fillna("unlabelled")):
+        ax.hist(group["length"].clip(upper=300), bins=40, alpha=0.5, label=str(label))
+    ax.set(title="Post length by label", xlabel="characters (clipped at 300)")
+    ax.legend(fontsize=8)
+    return evaluate._png(fig)
+
+
+def misclassified(evaluation: pd.DataFrame, class_names: list[str], n: int = 15) -> pd.DataFrame:
+    """The most confident mistakes first: these are the posts worth reading."""
+    wrong = evaluation[evaluation["y_true"] != evaluation["y_pred"]].copy()
+    proba = wrong[[c for c in wrong.columns if c.startswith("p_")]].to_numpy()
+    wrong["confidence"] = proba.max(axis=1) if len(wrong) else []
+    wrong = wrong.sort_values("confidence", ascending=False).head(n)
+    return pd.DataFrame({"text": wrong["text"].str.slice(0, 160), "true": [class_names[i] for i in wrong["y_true"]],
+                         "predicted": [class_names[i] for i in wrong["y_pred"]], "confidence": wrong["confidence"]})
+
+
+def build_report(run: dict) -> evaluate.Report:
+    run_dir = Path(run["dir"])
+    report = evaluate.run_report(run)
+    if (run_dir / "posts_profile.parquet").exists():
+        report.heading("Posts")
+        report.figure("post_lengths", plot_lengths(pd.read_parquet(run_dir / "posts_profile.parquet")))
+    if (run_dir / "quarantine.parquet").exists():
+        report.table(pd.read_parquet(run_dir / "quarantine.parquet")["reason"].value_counts().reset_index(),
+                     caption="Quarantined posts by reason")
+    training = run_dir / "training.json"
+    class_names = json.loads(training.read_text())["class_names"] if training.exists() else []
+    evaluate.classification_section(report, run, class_names, heading="Evaluation on the test posts")
+    if (run_dir / "evaluation.parquet").exists():
+        report.table(misclassified(pd.read_parquet(run_dir / "evaluation.parquet"), class_names),
+                     caption="Most confident mistakes")
+    return report
+
+
+@task(name="publish the report")
+def publish_report(run: dict) -> str:
+    uri = build_report(run).write(run["dir"])
+    if run["metrics"]:
+        evaluate.publish_table("sentiment-metrics", evaluate.metrics_table(run["metrics"], run["baselines"]),
+                               "Test-post metrics of the text CNN and its baseline")
+    lines = [f"# Sentiment run {run['run_id']}", "", f"- status: **{run['status']}**",
+             f"- records: {json.dumps(run['counts'])}", f"- report: `{uri}`"]
+    if run["metrics"]:
+        lines.append(f"- accuracy {run['metrics']['accuracy']:.3f}, macro F1 {run['metrics']['macro_f1']:.3f}")
+    evaluate.publish_markdown("sentiment-report", "\n".join(lines), "Sentiment run summary")
+    return uri

@@ -1,0 +1,56 @@
+"""The sentiment flow end to end under a Prefect test server, and its exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.cli import main
+from flows.sentiment import sentiment
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
+FAST = {"epochs": 3, "synthetic_n": 600}
+
+
+def test_synthetic_run_counts_everything_and_beats_nothing_silently(data_root: Path) -> None:
+    result = sentiment(**FAST)
+    record = json.loads((Path(result["dir"]) / "run.json").read_text())
+    assert record["status"] == "completed"
+    counts = record["counts"]
+    assert counts["records_in"] == 600 + 18 + 3
+    assert counts["records_in"] == counts["records_valid"] + counts["records_quarantined"]
+    assert counts["duplicates_dropped"] > 0
+    assert [q["suite"] for q in record["quality"]] == ["sentiment_posts", "sentiment_clean"]
+    assert set(record["metrics"]["per_class"]) == {"positive", "negative", "neutral"}
+    assert "tfidf_logreg" in record["baselines"]
+    run_dir = Path(result["dir"])
+    cleaned = pd.read_parquet(run_dir / "clean_posts.parquet")
+    assert len(cleaned) == counts["records_valid"] and cleaned["text"].is_unique
+    assert "Most confident mistakes" in (run_dir / "report.html").read_text()
+
+
+def test_unlabelled_posts_are_scored_with_the_champion(tmp_path: Path, data_root: Path) -> None:
+    sentiment(**FAST)
+    (tmp_path / "new.jsonl").write_text('{"text": "I love this app 😍"}\n{"text": "worst service ever :("}\n')
+    result = sentiment(input=str(tmp_path / "new.jsonl"), **FAST)
+    assert result["status"] == "completed" and result["model"]["trained"] is False
+    predictions = pd.read_parquet(Path(result["dir"]) / "predictions.parquet")
+    assert len(predictions) == 2 and {"p_positive", "p_negative", "p_neutral"} <= set(predictions.columns)
+
+
+def test_missing_column_exits_2_listing_columns(tmp_path: Path, data_root: Path, capsys) -> None:
+    (tmp_path / "p.csv").write_text("id,words,stars\n1,hello,5\n")
+    assert main(["run", "sentiment", "--input", str(tmp_path / "p.csv")]) == 2
+    assert "columns are: id, words, stars" in capsys.readouterr().err
+
+
+def test_mostly_duplicates_fail_the_gate_with_exit_3(tmp_path: Path, data_root: Path, capsys) -> None:
+    rows = [{"text": "same post", "label": "a"}] * 50 + [{"text": f"post {i}", "label": "ab"[i % 2]}
+                                                         for i in range(20)]
+    pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
+    assert main(["run", "sentiment", "--input", str(tmp_path / "p.csv")]) == 3
+    err = capsys.readouterr().err
+    assert "sentiment_posts" in err and "duplicate_share" in err
