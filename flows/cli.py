@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from tasks.errors import exit_code_for
 
-DOMAINS = ("satellite", "genome", "sentiment")
+DOMAINS = ("satellite", "genome", "sentiment", "market")
 
 
 def _floats(text: str) -> list[float]:
@@ -98,6 +98,23 @@ def _sentiment_parser(sub) -> None:
     _common(p)
 
 
+def _market_parser(sub) -> None:
+    p = sub.add_parser("market", help="prices to leakage-free windows to an LSTM forecaster")
+    p.add_argument("--input", help="CSV or Parquet, long (date,symbol,...) or wide (date,<symbol>...) "
+                   "(default: synthetic prices)")
+    p.add_argument("--symbol", help="symbol of a single series without a symbol column (default: file name)")
+    p.add_argument("--target", help="price column to forecast (default: adj close if present, else close)")
+    p.add_argument("--lag", type=int, default=20, help="window length in steps")
+    p.add_argument("--horizon", type=int, default=1, help="steps ahead")
+    p.add_argument("--folds", type=int, default=3, help="walk-forward folds")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--cost", type=float, default=0.0005, help="cost per trade of the long/flat strategy")
+    p.add_argument("--model-name", default="market")
+    p.add_argument("--seed", type=int, default=0)
+    _common(p)
+
+
 def _clean_steps() -> list[str]:
     from tasks.sentiment.clean import CleanOptions
 
@@ -112,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _satellite_parser(domains)
     _genome_parser(domains)
     _sentiment_parser(domains)
+    _market_parser(domains)
     demo = commands.add_parser("demo", help="run every pipeline on embedded synthetic data")
     _common(demo)
     return parser
@@ -144,10 +162,14 @@ def _summary(result: dict) -> str:
     counts = result["counts"]
     lines.append(f"  records: {counts['records_in']} in, {counts['records_valid']} valid, "
                  f"{counts['records_quarantined']} quarantined")
-    if result.get("metrics"):
-        m = result["metrics"]
+    m = result.get("metrics") or {}
+    if "accuracy" in m:
         base = ", ".join(f"{k} {v.get('accuracy', 0):.3f}" for k, v in result["baselines"].items())
         lines.append(f"  test accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f} (baseline accuracy: {base})")
+    elif "rmse" in m:
+        base = ", ".join(f"{k} {v['rmse']:.5f}" for k, v in result["baselines"].items())
+        lines.append(f"  walk-forward RMSE {m['rmse']:.5f}, directional accuracy {m['directional_accuracy']:.3f}, "
+                     f"gain vs buy-and-hold {m['gain_vs_buy_and_hold']:+.3f} (baseline RMSE: {base})")
     if result.get("model"):
         lines.append(f"  model {result['model']['name']} {result['model']['version']}"
                      f"{' (promoted)' if result['model'].get('promoted') else ''}")
@@ -173,7 +195,7 @@ def _run(fn: Callable[..., dict], debug: bool, **kwargs) -> int:
 
 def demo(*, out: str | None, dask_address: str | None, debug: bool, run_id: str | None = None) -> int:
     """Two monitoring runs of the synthetic area two months apart (the second reports change and drift),
-    then the genome and sentiment pipelines on their synthetic sets."""
+    then the genome, sentiment and market pipelines on their synthetic sets."""
     from flows.genome import genome
     from flows.satellite import satellite
     from flows.sentiment import sentiment
@@ -182,14 +204,20 @@ def demo(*, out: str | None, dask_address: str | None, debug: bool, run_id: str 
         code = _run(satellite, debug, source="synthetic", date=date, out=out, dask_address=dask_address)
         if code:
             return code
-    code = _run(genome, debug, out=out, dask_address=dask_address)
-    return code or _run(sentiment, debug, out=out, dask_address=dask_address)
+    from flows.market import market
+
+    for flow_fn in (genome, sentiment, market):
+        code = _run(flow_fn, debug, out=out, dask_address=dask_address)
+        if code:
+            return code
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.genome import genome  # imported after parsing: prefect takes a second to import
+    from flows.market import market
     from flows.satellite import satellite
     from flows.sentiment import sentiment
 
@@ -199,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "domain", "debug", "disabled")}
     if args.domain == "sentiment":
         kwargs["clean_options"] = {step: False for step in args.disabled} or None
-    flows = {"satellite": satellite, "genome": genome, "sentiment": sentiment}
+    flows = {"satellite": satellite, "genome": genome, "sentiment": sentiment, "market": market}
     return _run(flows[args.domain], args.debug, **kwargs)
 
 

@@ -119,3 +119,14 @@ def predict_proba(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size:
         for start in range(0, len(x), batch_size):
             outputs.append(torch.softmax(model(x[start:start + batch_size].to(dev)), dim=1).cpu().numpy())
     return np.concatenate(outputs) if outputs else np.empty((0,))
+
+
+def predict(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size: int = 1024,
+            device: str | None = None) -> np.ndarray:
+    """Raw outputs of a regressor, in batches."""
+    dev = pick_device(device)
+    model.to(dev).eval()
+    x = torch.as_tensor(x)
+    with torch.no_grad():
+        outputs = [model(x[s:s + batch_size].to(dev)).cpu().numpy() for s in range(0, len(x), batch_size)]
+    return np.concatenate(outputs) if outputs else np.empty((0,))

@@ -1,0 +1,160 @@
+"""Prefect tasks of the market pipeline: each reads URIs, calls plain functions, writes atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import numpy as np
+import pandas as pd
+import torch
+from prefect import task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
+from torch import nn
+
+from models.market import LSTMForecaster
+from models.registry import ModelRegistry
+from models.train import TrainConfig, predict, train_model
+from tasks.common import save_quarantine
+from tasks.errors import BadInputError
+from tasks.evaluate import regression_metrics
+from tasks.market import checks, sources, windows
+from tasks.store import read_parquet, write_json, write_parquet
+
+CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
+
+
+def _run(run_dir: str, name: str) -> str:
+    return str(Path(run_dir) / name)
+
+
+@task(name="ingest prices", **CACHED)
+def ingest_prices(run_dir: str, *, input: str | None, symbol: str | None = None, target: str | None = None,
+                  seed: int = 0) -> dict:
+    """Read long or wide prices (or write the synthetic set first) into one long table."""
+    if input is None:
+        from tasks.market.synthetic import write_synthetic_prices
+
+        input = write_synthetic_prices(Path(run_dir) / "input" / "prices.csv", seed=seed)
+    prices, target_col = sources.read_prices(input, symbol=symbol, target=target)
+    return {"output": write_parquet(prices, _run(run_dir, "prices.parquet")), "target": target_col}
+
+
+@task(name="check prices", **CACHED)
+def check_prices(prices_uri: str, run_dir: str) -> dict:
+    prices = read_parquet(prices_uri)
+    valid, quarantined, unsorted = checks.check_prices(prices)
+    if valid.empty:
+        raise BadInputError(f"no usable price left after the checks ({quarantined['reason'].value_counts().to_dict()})")
+    record = quarantined["symbol"] + "@" + quarantined["date"].astype(str)
+    save_quarantine([quarantined.assign(kind="price", record=record)], _run(run_dir, "quarantine.parquet"))
+    profile = checks.symbol_profile(valid, quarantined=len(quarantined))
+    return {"output": write_parquet(valid, _run(run_dir, "valid_prices.parquet")),
+            "profile": write_parquet(profile, _run(run_dir, "symbol_profile.parquet")),
+            "records_in": len(prices), "records_valid": len(valid), "records_quarantined": len(quarantined),
+            "unsorted_rows": unsorted}
+
+
+def _fold_windows(prices: pd.DataFrame, start, stop, lag: int, horizon: int) -> list[dict]:
+    """One Dask task per symbol: scale on the training period, cut the windows of this fold."""
+    parts = [dask.delayed(windows.symbol_fold)(group.reset_index(drop=True), start, stop, lag=lag, horizon=horizon)
+             for _, group in prices.groupby("symbol", sort=True)]
+    return list(dask.compute(*parts))
+
+
+def _stack(parts: list[dict], key: str) -> np.ndarray:
+    arrays = [p[key] for p in parts if len(p[key])]
+    return np.concatenate(arrays).astype(np.float32) if arrays else np.empty((0,))
+
+
+@task(name="walk-forward evaluation and training", **CACHED)
+def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 20, horizon: int = 1,
+                 folds: int = 3, epochs: int = 15, hidden: int = 32, cost: float = 0.0005,
+                 model_name: str = "market", seed: int = 0) -> dict:
+    """Expanding-window folds by time: the LSTM and three baselines on the same windows of every fold;
+    the model of the last fold is registered and promoted if it beats the champion on that fold."""
+    prices = read_parquet(prices_uri)
+    bounds = windows.fold_boundaries(prices["date"].to_numpy(), folds)
+    per_fold, forecasts, model, scalers = [], [], None, {}
+    for k in range(folds):
+        parts = _fold_windows(prices, bounds[k], bounds[k + 1], lag, horizon)
+        x_train, y_train = _stack(parts, "x_train"), _stack(parts, "y_train")
+        x_test, y_test = _stack(parts, "x_test"), _stack(parts, "y_test")
+        if len(x_train) < 20 or len(x_test) == 0:
+            raise BadInputError(f"fold {k + 1}: {len(x_train)} training and {len(x_test)} test windows; give more "
+                                f"history per symbol or a smaller --lag ({lag}) or --folds ({folds})")
+        scale = float(y_train.std()) or 1.0
+        cut = int(len(x_train) * 0.85)
+        order = np.argsort(np.concatenate([p["test_dates"] for p in parts]), kind="stable")
+        model = LSTMForecaster(x_train.shape[2], hidden=hidden)
+        history = train_model(model, (x_train[:cut], y_train[:cut] / scale), (x_train[cut:], y_train[cut:] / scale),
+                              loss_fn=nn.MSELoss(), config=TrainConfig(epochs=epochs, seed=seed + k, batch_size=64))
+        pred = predict(model, x_test) * scale
+        base = windows.baseline_forecasts({"x": x_train, "y": y_train}, x_test, _stack(parts, "returns_test"), horizon)
+        fold = {"fold": k + 1, "train_windows": len(x_train), "test_windows": len(x_test),
+                "test_from": str(bounds[k])[:10], "test_to": str(bounds[k + 1])[:10],
+                "lstm": {**regression_metrics(y_test, pred), **windows.strategy_gain(y_test, pred, cost=cost)}}
+        for name, values in base.items():
+            fold[name] = {**regression_metrics(y_test, values), **windows.strategy_gain(y_test, values, cost=cost)}
+        per_fold.append(fold)
+        symbols = np.concatenate([[p["symbol"]] * len(p["y_test"]) for p in parts])
+        forecasts.append(pd.DataFrame({
+            "fold": k + 1, "symbol": symbols, "date": np.concatenate([p["test_dates"] for p in parts]),
+            "actual_return": y_test, "predicted_return": pred,
+            "price": np.exp(np.concatenate([p["test_log_price"] for p in parts])),
+        }).iloc[order])
+        scalers = {p["symbol"]: p["scaler"] for p in parts}
+    summary = _mean_over_folds(per_fold)
+    registry = ModelRegistry(models_root)
+    champion = registry.champion(model_name)
+    card = {"architecture": {"class": "LSTMForecaster", "kwargs": {"n_features": len(windows.FEATURES),
+                                                                   "hidden": hidden}},
+            "parameters": {"lag": lag, "horizon": horizon, "folds": folds, "epochs": epochs, "target_scale": scale},
+            "scalers": scalers, "metrics": summary["lstm"], "history": history,
+            "validation": {"rmse": per_fold[-1]["lstm"]["rmse"]}}
+    info = registry.register(model_name, model, card)
+    champion_rmse = None
+    if champion is not None and champion["parameters"].get("lag") == lag:
+        champ = registry.load(model_name, champion["version"], LSTMForecaster(**champion["architecture"]["kwargs"]))
+        champ_pred = predict(champ, x_test) * champion["parameters"]["target_scale"]
+        champion_rmse = regression_metrics(y_test, champ_pred)["rmse"]
+    promoted = champion_rmse is None or per_fold[-1]["lstm"]["rmse"] < champion_rmse
+    if promoted:
+        registry.promote(model_name, info["version"])
+    write_parquet(pd.concat(forecasts, ignore_index=True), _run(run_dir, "walk_forward.parquet"))
+    result = {"model": {**info, "promoted": promoted, "trained": True,
+                        "champion": champion["version"] if champion else None},
+              "metrics": {**summary["lstm"], "folds": per_fold},
+              "baselines": {k: v for k, v in summary.items() if k != "lstm"}, "history": history}
+    write_json(result, _run(run_dir, "training.json"))
+    return {"output": _run(run_dir, "training.json"), **{k: result[k] for k in ("model", "metrics", "baselines")}}
+
+
+def _mean_over_folds(per_fold: list[dict]) -> dict:
+    names = [k for k in per_fold[0] if isinstance(per_fold[0][k], dict)]
+    return {name: {metric: float(np.mean([f[name][metric] for f in per_fold])) for metric in per_fold[0][name]}
+            for name in names}
+
+
+@task(name="forecast the next step", **CACHED)
+def forecast_next(prices_uri: str, training_uri: str, run_dir: str, models_root: str) -> dict:
+    """Next-step forecast per symbol from its latest window, as a return and as a price."""
+    from tasks.store import read_json
+
+    info = read_json(training_uri)["model"]
+    registry = ModelRegistry(models_root)
+    card = registry.card(info["name"], info["version"])
+    model = registry.load(info["name"], info["version"], LSTMForecaster(**card["architecture"]["kwargs"]))
+    lag = card["parameters"]["lag"]
+    rows = []
+    for symbol, group in read_parquet(prices_uri).groupby("symbol", sort=True):
+        features, log_prices, dates = windows.symbol_features(group.reset_index(drop=True))
+        if len(features) < lag or symbol not in card["scalers"]:
+            continue
+        mean, std = (np.asarray(v) for v in card["scalers"][symbol])
+        x = ((features[-lag:] - mean) / std)[None].astype(np.float32)
+        ret = float(predict(model, torch.as_tensor(x))[0] * card["parameters"]["target_scale"])
+        rows.append({"symbol": symbol, "last_date": str(dates[-1])[:10], "last_price": float(np.exp(log_prices[-1])),
+                     "predicted_log_return": ret, "predicted_price": float(np.exp(log_prices[-1] + ret)),
+                     "horizon": card["parameters"]["horizon"]})
+    return {"output": write_parquet(pd.DataFrame(rows), _run(run_dir, "forecasts.parquet"))}

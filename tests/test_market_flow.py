@@ -1,0 +1,55 @@
+"""The market flow end to end under a Prefect test server, and its exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.cli import main
+from flows.market import market
+from tasks.market.synthetic import synthetic_prices
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
+
+
+def test_synthetic_walk_forward(data_root: Path) -> None:
+    result = market(epochs=2, folds=2, lag=10)
+    record = json.loads((Path(result["dir"]) / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["counts"]["records_in"] == record["counts"]["records_valid"] == 3000
+    assert {"rmse", "mae", "directional_accuracy", "gain_vs_buy_and_hold"} <= set(record["metrics"])
+    assert len(record["metrics"]["folds"]) == 2
+    assert set(record["baselines"]) == {"persistence", "moving_average", "linear_window"}
+    forecasts = pd.read_parquet(Path(result["dir"]) / "forecasts.parquet")
+    assert sorted(forecasts["symbol"]) == ["SYM0", "SYM1", "SYM2", "SYM3"] and (forecasts["predicted_price"] > 0).all()
+    assert (Path(result["dir"]) / "figures" / "forecasts.png").exists()
+
+
+def test_text_in_prices_is_quarantined(tmp_path: Path, data_root: Path) -> None:
+    prices = synthetic_prices(symbols=1, days=200)
+    prices["close"] = prices["close"].astype(object)
+    prices.loc[5, "close"] = "n/a"
+    prices.to_csv(tmp_path / "p.csv", index=False)
+    result = market(input=str(tmp_path / "p.csv"), epochs=1, folds=2, lag=5)
+    assert result["counts"]["records_quarantined"] == 1 and result["status"] == "completed"
+
+
+@pytest.mark.parametrize("args, message, code", [
+    (["--target", "vwap"], "target column 'vwap' not found", 2),
+    (["--lag", "150"], "training and", 2),
+])
+def test_bad_arguments_exit_2(args, message, code, tmp_path: Path, data_root: Path, capsys) -> None:
+    synthetic_prices(symbols=1, days=120).to_csv(tmp_path / "p.csv", index=False)
+    assert main(["run", "market", "--input", str(tmp_path / "p.csv"), "--epochs", "1", *args]) == code
+    assert message in capsys.readouterr().err
+
+
+def test_a_long_gap_fails_the_gate_with_exit_3(tmp_path: Path, data_root: Path, capsys) -> None:
+    prices = synthetic_prices(symbols=1, days=200)
+    prices = prices.drop(index=range(80, 110))
+    prices.to_csv(tmp_path / "p.csv", index=False)
+    assert main(["run", "market", "--input", str(tmp_path / "p.csv")]) == 3
+    assert "max_gap_days" in capsys.readouterr().err
