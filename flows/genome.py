@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from prefect import flow
 
-from tasks.common import check_gate, gate_table
-from tasks.compute import dask_client
+from flows.common import gate, pipeline_run
 from tasks.genome.report import publish_report
 from tasks.genome.tasks import (
     check_sequences,
@@ -17,9 +14,7 @@ from tasks.genome.tasks import (
     score_sequences,
     train_sequence_classifier,
 )
-from tasks.store import RunRecord, data_root
-
-log = logging.getLogger(__name__)
+from tasks.store import data_root
 
 
 @flow(name="genome")
@@ -30,29 +25,21 @@ def genome(input: str | list[str] | None = None, labels: str | None = None, labe
            seed: int = 0, out: str | None = None, dask_address: str | None = None,
            run_id: str | None = None) -> dict:
     """Ingest, check and gate, encode in Dask and gate, train or load the champion, score, publish."""
-    run = RunRecord.start("genome", dict(locals()), out=out, run_id=run_id)
-    run_dir, root = str(run.dir), str(data_root(out))
-    try:
-        with run.recording(), dask_client(dask_address):
-            records = run.stage("ingest", ingest_sequences, run_dir, input=input, labels=labels,
-                                label_from_filename=label_from_filename, synthetic_n=synthetic_n, seed=seed)
-            checked = run.stage("check", check_sequences, records["output"], run_dir, min_length=min_length)
-            run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"])
-            run.quality.append(gate_table(checked["profile"], "genome_sequences", "sequences"))
-            check_gate(run.quality[-1])
-            encoded = run.stage("encode", encode_sequences, checked["output"], run_dir, length=length, k=k,
-                                padding=padding)
-            profile = run.stage("profile_encoded", profile_encodings, encoded["output"], run_dir)
-            run.quality.append(gate_table(profile["output"], "genome_encoded", "encoded"))
-            check_gate(run.quality[-1])
-            trained = run.stage("train", train_sequence_classifier, encoded["output"], run_dir, root, mode=train,
-                                model_name=model_name, architecture=model, encoding=encoding, epochs=epochs,
-                                folds=folds, augment_rc=augment_rc, seed=seed)
-            run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
-            run.stage("score", score_sequences, checked["output"], trained["output"], run_dir, root, stride=stride)
-    finally:
-        try:
-            publish_report(run.to_dict())
-        except Exception:  # a broken report must not hide the run's own error
-            log.exception("could not write the report of run %s", run.run_id)
+    with pipeline_run("genome", dict(locals()), publish=publish_report, out=out, run_id=run_id,
+                      dask_address=dask_address) as run:
+        run_dir, root = str(run.dir), str(data_root(out))
+        records = run.stage("ingest", ingest_sequences, run_dir, input=input, labels=labels,
+                            label_from_filename=label_from_filename, synthetic_n=synthetic_n, seed=seed)
+        checked = run.stage("check", check_sequences, records["output"], run_dir, min_length=min_length)
+        run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"])
+        gate(run, checked["profile"], "genome_sequences", "sequences")
+        encoded = run.stage("encode", encode_sequences, checked["output"], run_dir, length=length, k=k,
+                            padding=padding)
+        profile = run.stage("profile_encoded", profile_encodings, encoded["output"], run_dir)
+        gate(run, profile["output"], "genome_encoded", "encoded")
+        trained = run.stage("train", train_sequence_classifier, encoded["output"], run_dir, root, mode=train,
+                            model_name=model_name, architecture=model, encoding=encoding, epochs=epochs,
+                            folds=folds, augment_rc=augment_rc, seed=seed)
+        run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
+        run.stage("score", score_sequences, checked["output"], trained["output"], run_dir, root, stride=stride)
     return run.to_dict()

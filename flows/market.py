@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from prefect import flow
 
-from tasks.common import check_gate, gate_table
-from tasks.compute import dask_client
+from flows.common import gate, pipeline_run
 from tasks.market.report import publish_report
 from tasks.market.tasks import check_prices, forecast_next, ingest_prices, walk_forward
-from tasks.store import RunRecord, data_root
-
-log = logging.getLogger(__name__)
+from tasks.store import data_root
 
 
 @flow(name="market")
@@ -21,24 +16,17 @@ def market(input: str | None = None, symbol: str | None = None, target: str | No
            model_name: str = "market", seed: int = 0, out: str | None = None, dask_address: str | None = None,
            run_id: str | None = None) -> dict:
     """Ingest, check and gate, walk forward (windows in Dask per symbol, LSTM and baselines), forecast, publish."""
-    run = RunRecord.start("market", dict(locals()), out=out, run_id=run_id)
-    run_dir, root = str(run.dir), str(data_root(out))
-    try:
-        with run.recording(), dask_client(dask_address):
-            prices = run.stage("ingest", ingest_prices, run_dir, input=input, symbol=symbol, target=target, seed=seed)
-            checked = run.stage("check", check_prices, prices["output"], run_dir)
-            run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"],
-                           unsorted_rows=checked["unsorted_rows"])
-            run.quality.append(gate_table(checked["profile"], "market_prices", "prices"))
-            check_gate(run.quality[-1])
-            trained = run.stage("walk_forward", walk_forward, checked["output"], run_dir, root, lag=lag,
-                                horizon=horizon, folds=folds, epochs=epochs, hidden=hidden, cost=cost,
-                                model_name=model_name, seed=seed)
-            run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
-            run.stage("forecast", forecast_next, checked["output"], trained["output"], run_dir, root)
-    finally:
-        try:
-            publish_report(run.to_dict())
-        except Exception:  # a broken report must not hide the run's own error
-            log.exception("could not write the report of run %s", run.run_id)
+    with pipeline_run("market", dict(locals()), publish=publish_report, out=out, run_id=run_id,
+                      dask_address=dask_address) as run:
+        run_dir, root = str(run.dir), str(data_root(out))
+        prices = run.stage("ingest", ingest_prices, run_dir, input=input, symbol=symbol, target=target, seed=seed)
+        checked = run.stage("check", check_prices, prices["output"], run_dir)
+        run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"],
+                       unsorted_rows=checked["unsorted_rows"])
+        gate(run, checked["profile"], "market_prices", "prices")
+        trained = run.stage("walk_forward", walk_forward, checked["output"], run_dir, root, lag=lag,
+                            horizon=horizon, folds=folds, epochs=epochs, hidden=hidden, cost=cost,
+                            model_name=model_name, seed=seed)
+        run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
+        run.stage("forecast", forecast_next, checked["output"], trained["output"], run_dir, root)
     return run.to_dict()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from prefect import flow
 
-from tasks.common import check_gate, gate_table
-from tasks.compute import dask_client
+from flows.common import gate, pipeline_run
 from tasks.errors import MonitoringAlert
 from tasks.satellite.report import publish_report
 from tasks.satellite.tasks import (
@@ -20,9 +17,7 @@ from tasks.satellite.tasks import (
     score_class_map,
     train_classifier,
 )
-from tasks.store import RunRecord, data_root
-
-log = logging.getLogger(__name__)
+from tasks.store import data_root
 
 
 @flow(name="satellite")
@@ -37,45 +32,37 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
               dask_address: str | None = None, run_id: str | None = None) -> dict:
     """Ingest, gate, mosaic, gate, train or load the champion, score, monitor, publish."""
     parameters = dict(locals())
-    run = RunRecord.start("satellite", parameters, out=out, run_id=run_id)
-    run_dir, root = str(run.dir), str(data_root(out))
-    sentinelhub = {"bbox": tuple(bbox) if bbox else None, "time_from": time_from, "time_to": time_to,
-                   "resolution": resolution or 10.0, "mosaicking_order": mosaicking_order}
-    try:
-        with run.recording(), dask_client(dask_address):
-            ingest = run.stage("ingest", ingest_scenes, run_dir, source=source, input=input, labels=labels,
-                               date=date, two_zones=two_zones,
-                               sentinelhub=sentinelhub if source == "sentinelhub" else None)
-            profile = run.stage("profile", profile_scene_files, ingest["output"], run_dir, scale=scale)
-            run.add_counts(profile["records_in"], profile["records_valid"], profile["records_quarantined"])
-            run.quality.append(gate_table(profile["output"], "satellite_scenes", "scenes"))
-            check_gate(run.quality[-1])
-            mosaic = run.stage("mosaic", mosaic_scenes, ingest["output"], profile["output"], run_dir,
-                               resolution=resolution, crs=crs, resampling=resampling, method=mosaic_method,
-                               label_column=label_column, bands=bands, block=block, seed=seed, scale=scale)
-            run.add_counts(profile["records_in"] + mosaic["labels_in"],
-                           profile["records_valid"] + mosaic["labels_in"] - mosaic["labels_quarantined"],
-                           profile["records_quarantined"] + mosaic["labels_quarantined"],
-                           scenes_in=profile["records_in"], label_polygons_in=mosaic["labels_in"])
-            norm = run.stage("normalize", normalization_statistics, mosaic["output"], run_dir)
-            mosaic_profile = run.stage("profile_mosaic", profile_mosaic, mosaic["output"], norm["output"], run_dir)
-            run.quality.append(gate_table(mosaic_profile["output"], "satellite_mosaic", "mosaic"))
-            check_gate(run.quality[-1])
-            trained = run.stage("train", train_classifier, mosaic["output"], norm["output"], run_dir, root,
-                                mode=train, model_name=model_name, epochs=epochs, seed=seed)
-            run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
-            scored = run.stage("score", score_class_map, mosaic["output"], trained["output"], run_dir, root)
-            monitored = run.stage("monitor", monitor_area, mosaic["output"], scored["output"], trained["output"],
-                                  run_dir, root, run.run_id, psi_threshold=psi_threshold,
-                                  change_threshold=change_threshold, seed=seed)
-            run.monitor = monitored["summary"]
-            if fail_on_drift and monitored["flagged"]:
-                raise MonitoringAlert(f"monitoring flagged area {run.monitor['area']}: drift or change past its "
-                                      f"threshold (see {run_dir}/report.html); raise --psi-threshold or "
-                                      "--change-threshold if this change is expected")
-    finally:
-        try:
-            publish_report(run.to_dict())
-        except Exception:  # a broken report must not hide the run's own error
-            log.exception("could not write the report of run %s", run.run_id)
+    with pipeline_run("satellite", parameters, publish=publish_report, out=out, run_id=run_id,
+                      dask_address=dask_address) as run:
+        run_dir, root = str(run.dir), str(data_root(out))
+        sentinelhub = {"bbox": tuple(bbox) if bbox else None, "time_from": time_from, "time_to": time_to,
+                       "resolution": resolution or 10.0, "mosaicking_order": mosaicking_order}
+        ingest = run.stage("ingest", ingest_scenes, run_dir, source=source, input=input, labels=labels,
+                           date=date, two_zones=two_zones,
+                           sentinelhub=sentinelhub if source == "sentinelhub" else None)
+        profile = run.stage("profile", profile_scene_files, ingest["output"], run_dir, scale=scale)
+        run.add_counts(profile["records_in"], profile["records_valid"], profile["records_quarantined"])
+        gate(run, profile["output"], "satellite_scenes", "scenes")
+        mosaic = run.stage("mosaic", mosaic_scenes, ingest["output"], profile["output"], run_dir,
+                           resolution=resolution, crs=crs, resampling=resampling, method=mosaic_method,
+                           label_column=label_column, bands=bands, block=block, seed=seed, scale=scale)
+        run.add_counts(profile["records_in"] + mosaic["labels_in"],
+                       profile["records_valid"] + mosaic["labels_in"] - mosaic["labels_quarantined"],
+                       profile["records_quarantined"] + mosaic["labels_quarantined"],
+                       scenes_in=profile["records_in"], label_polygons_in=mosaic["labels_in"])
+        norm = run.stage("normalize", normalization_statistics, mosaic["output"], run_dir)
+        mosaic_profile = run.stage("profile_mosaic", profile_mosaic, mosaic["output"], norm["output"], run_dir)
+        gate(run, mosaic_profile["output"], "satellite_mosaic", "mosaic")
+        trained = run.stage("train", train_classifier, mosaic["output"], norm["output"], run_dir, root,
+                            mode=train, model_name=model_name, epochs=epochs, seed=seed)
+        run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
+        scored = run.stage("score", score_class_map, mosaic["output"], trained["output"], run_dir, root)
+        monitored = run.stage("monitor", monitor_area, mosaic["output"], scored["output"], trained["output"],
+                              run_dir, root, run.run_id, psi_threshold=psi_threshold,
+                              change_threshold=change_threshold, seed=seed)
+        run.monitor = monitored["summary"]
+        if fail_on_drift and monitored["flagged"]:
+            raise MonitoringAlert(f"monitoring flagged area {run.monitor['area']}: drift or change past its "
+                                  f"threshold (see {run_dir}/report.html); raise --psi-threshold or "
+                                  "--change-threshold if this change is expected")
     return run.to_dict()

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from prefect import flow
 
-from tasks.common import check_gate, gate_table
-from tasks.compute import dask_client
+from flows.common import gate, pipeline_run
 from tasks.sentiment.report import publish_report
 from tasks.sentiment.tasks import check_posts, clean_posts, ingest_posts, score_posts, train_text_classifier
-from tasks.store import RunRecord, data_root
-
-log = logging.getLogger(__name__)
+from tasks.store import data_root
 
 
 @flow(name="sentiment")
@@ -22,29 +17,21 @@ def sentiment(input: str | None = None, text_column: str | None = None, label_co
               synthetic_n: int = 3000, seed: int = 0, out: str | None = None, dask_address: str | None = None,
               run_id: str | None = None) -> dict:
     """Ingest, check and gate, clean in Dask and gate, train or load the champion, score, publish."""
-    run = RunRecord.start("sentiment", dict(locals()), out=out, run_id=run_id)
-    run_dir, root = str(run.dir), str(data_root(out))
-    try:
-        with run.recording(), dask_client(dask_address):
-            posts = run.stage("ingest", ingest_posts, run_dir, input=input, text_column=text_column,
-                              label_column=label_column, encoding=encoding, synthetic_n=synthetic_n, seed=seed)
-            checked = run.stage("check", check_posts, posts["output"], run_dir, max_chars=max_chars)
-            run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"],
-                           duplicates_dropped=checked["duplicates"],
-                           undecodable_bytes_replaced=posts["undecodable_replaced"],
-                           mojibake_repaired=posts["mojibake_repaired"])
-            run.quality.append(gate_table(checked["profile"], "sentiment_posts", "posts"))
-            check_gate(run.quality[-1])
-            cleaned = run.stage("clean", clean_posts, checked["output"], run_dir, options=clean_options)
-            run.quality.append(gate_table(cleaned["profile"], "sentiment_clean", "clean"))
-            check_gate(run.quality[-1])
-            trained = run.stage("train", train_text_classifier, cleaned["output"], run_dir, root, mode=train,
-                                model_name=model_name, max_tokens=max_tokens, epochs=epochs, seed=seed)
-            run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
-            run.stage("score", score_posts, cleaned["output"], trained["output"], run_dir, root)
-    finally:
-        try:
-            publish_report(run.to_dict())
-        except Exception:  # a broken report must not hide the run's own error
-            log.exception("could not write the report of run %s", run.run_id)
+    with pipeline_run("sentiment", dict(locals()), publish=publish_report, out=out, run_id=run_id,
+                      dask_address=dask_address) as run:
+        run_dir, root = str(run.dir), str(data_root(out))
+        posts = run.stage("ingest", ingest_posts, run_dir, input=input, text_column=text_column,
+                          label_column=label_column, encoding=encoding, synthetic_n=synthetic_n, seed=seed)
+        checked = run.stage("check", check_posts, posts["output"], run_dir, max_chars=max_chars)
+        run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"],
+                       duplicates_dropped=checked["duplicates"],
+                       undecodable_bytes_replaced=posts["undecodable_replaced"],
+                       mojibake_repaired=posts["mojibake_repaired"])
+        gate(run, checked["profile"], "sentiment_posts", "posts")
+        cleaned = run.stage("clean", clean_posts, checked["output"], run_dir, options=clean_options)
+        gate(run, cleaned["profile"], "sentiment_clean", "clean")
+        trained = run.stage("train", train_text_classifier, cleaned["output"], run_dir, root, mode=train,
+                            model_name=model_name, max_tokens=max_tokens, epochs=epochs, seed=seed)
+        run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
+        run.stage("score", score_posts, cleaned["output"], trained["output"], run_dir, root)
     return run.to_dict()

@@ -249,3 +249,29 @@ def classification_section(report: Report, run: dict, class_names: list[str], *,
         history = json.loads(training.read_text()).get("history") or {}
         if history.get("train_loss"):
             report.figure("loss", plot_loss(history))
+
+
+def headline(metrics: dict) -> str | None:
+    """The one line a person reads first: accuracy and macro F1, or RMSE and directional accuracy."""
+    if "accuracy" in metrics:
+        return f"accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}"
+    if "rmse" in metrics:
+        return f"RMSE {metrics['rmse']:.5f}, directional accuracy {metrics['directional_accuracy']:.3f}"
+    return None
+
+
+def publish_run(run: dict, report: Report, *, metrics_description: str) -> str:
+    """Write report.html, then publish the metrics table and a summary as Prefect artifacts
+    (keys ``<flow>-metrics`` and ``<flow>-report``)."""
+    import json
+
+    uri = report.write(run["dir"])
+    flow = run["flow"]
+    if run["metrics"]:
+        publish_table(f"{flow}-metrics", metrics_table(run["metrics"], run["baselines"]), metrics_description)
+    lines = [f"# {flow.capitalize()} run {run['run_id']}", "", f"- status: **{run['status']}**",
+             f"- records: {json.dumps(run['counts'])}", f"- report: `{uri}`"]
+    if headline(run["metrics"] or {}):
+        lines.append(f"- {headline(run['metrics'])}")
+    publish_markdown(f"{flow}-report", "\n".join(lines), f"{flow.capitalize()} run summary")
+    return uri

@@ -46,13 +46,6 @@ def build_report(run: dict) -> evaluate.Report:
 
 @task(name="publish the report")
 def publish_report(run: dict) -> str:
-    uri = build_report(run).write(run["dir"])
-    if run["metrics"]:
-        evaluate.publish_table("genome-metrics", evaluate.metrics_table(run["metrics"], run["baselines"]),
-                               "Test-record metrics of the model and its baselines")
-    lines = [f"# Genome run {run['run_id']}", "", f"- status: **{run['status']}**",
-             f"- records: {json.dumps(run['counts'])}", f"- report: `{uri}`"]
-    if run["metrics"]:
-        lines.append(f"- accuracy {run['metrics']['accuracy']:.3f}, macro F1 {run['metrics']['macro_f1']:.3f}")
-    evaluate.publish_markdown("genome-report", "\n".join(lines), "Genome run summary")
-    return uri
+    """Write report.html and publish its metrics and summary as Prefect artifacts."""
+    description = "Test-record metrics of the model and its baselines"
+    return evaluate.publish_run(run, build_report(run), metrics_description=description)

@@ -66,14 +66,6 @@ def build_report(run: dict) -> evaluate.Report:
 
 @task(name="publish the report")
 def publish_report(run: dict) -> str:
-    uri = build_report(run).write(run["dir"])
-    if run["metrics"]:
-        evaluate.publish_table("market-metrics", evaluate.metrics_table(run["metrics"], run["baselines"]),
-                               "Walk-forward metrics of the LSTM and its baselines")
-    lines = [f"# Market run {run['run_id']}", "", f"- status: **{run['status']}**",
-             f"- records: {json.dumps(run['counts'])}", f"- report: `{uri}`"]
-    if run["metrics"]:
-        lines.append(f"- RMSE {run['metrics']['rmse']:.5f}, directional accuracy "
-                     f"{run['metrics']['directional_accuracy']:.3f}")
-    evaluate.publish_markdown("market-report", "\n".join(lines), "Market run summary")
-    return uri
+    """Write report.html and publish its metrics and summary as Prefect artifacts."""
+    description = "Walk-forward metrics of the LSTM and its baselines"
+    return evaluate.publish_run(run, build_report(run), metrics_description=description)

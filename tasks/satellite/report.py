@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -78,23 +77,12 @@ def _monitoring_section(report: evaluate.Report, monitor: dict, run_dir: Path) -
 
 @task(name="publish the report")
 def publish_report(run: dict) -> str:
-    """Write report.html and publish metrics, drift and a summary as Prefect artifacts."""
-    report = build_report(run)
-    uri = report.write(run["dir"])
-    if run["metrics"]:
-        evaluate.publish_table("satellite-metrics", evaluate.metrics_table(run["metrics"], run["baselines"]),
-                               "Test-block metrics of the model and its baseline")
+    """Write report.html; publish metrics, drift, a summary and, when flagged, an alert as Prefect artifacts."""
+    uri = evaluate.publish_run(run, build_report(run), metrics_description="Test-block metrics of the model and "
+                               "its baseline")
     monitor = run.get("monitor") or {}
     if monitor.get("drift"):
         evaluate.publish_table("satellite-drift", monitor["drift"], "Band drift against the training reference")
-    lines = [f"# Satellite run {run['run_id']}", "", f"- status: **{run['status']}**",
-             f"- records: {json.dumps(run['counts'])}", f"- report: `{uri}`"]
-    if run["metrics"]:
-        lines.append(f"- accuracy {run['metrics']['accuracy']:.3f}, macro F1 {run['metrics']['macro_f1']:.3f}")
-    if monitor:
-        lines.append(f"- monitoring flagged: **{monitor.get('flagged')}**, changed share: "
-                     f"{(monitor.get('change') or {}).get('changed_share')}")
-    evaluate.publish_markdown("satellite-report", "\n".join(lines), "Satellite run summary")
     if monitor.get("flagged"):
         drifted = [d["feature"] for d in monitor.get("drift", []) if d["drifted"]]
         evaluate.publish_markdown(

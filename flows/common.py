@@ -1,0 +1,34 @@
+"""What every flow does around its stages: open the run record and Dask, gate, and publish at the end."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from tasks.common import check_gate, gate_table
+from tasks.compute import dask_client
+from tasks.store import RunRecord
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def pipeline_run(flow: str, parameters: dict, *, publish: Callable[[dict], str], out: str | None,
+                 run_id: str | None, dask_address: str | None) -> Iterator[RunRecord]:
+    """A run folder and record, a Dask client for the stages, run.json and the report however the run ends."""
+    run = RunRecord.start(flow, parameters, out=out, run_id=run_id)
+    try:
+        with run.recording(), dask_client(dask_address):
+            yield run
+    finally:
+        try:
+            publish(run.to_dict())
+        except Exception:  # a broken report must not hide the run's own error
+            log.exception("could not write the report of run %s", run.run_id)
+
+
+def gate(run: RunRecord, table_uri: str, suite: str, stage: str) -> None:
+    """Validate a stage's table against its suite, record the outcome, stop the flow if it failed."""
+    run.quality.append(gate_table(table_uri, suite, stage))
+    check_gate(run.quality[-1])
