@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     _market_parser(domains)
     demo = commands.add_parser("demo", help="run every pipeline on embedded synthetic data")
     _common(demo)
+    serve = commands.add_parser("serve", help="start a Prefect server (unless PREFECT_API_URL names one) and "
+                                "serve every pipeline's deployment")
+    serve.add_argument("--port", type=int, default=4200)
+    serve.add_argument("--limit", type=int, default=4, help="flow runs at once")
+    serve.add_argument("--debug", action="store_true")
     return parser
 
 
@@ -222,6 +227,17 @@ def main(argv: list[str] | None = None) -> int:
     from flows.sentiment import sentiment
 
     _configure_logging(args.debug)
+    if args.command == "serve":
+        from deployments.serve import serve_all
+
+        try:
+            serve_all(port=args.port, limit=args.limit)
+        except KeyboardInterrupt:
+            pass
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "demo":
         return demo(out=args.out, dask_address=args.dask_address, debug=args.debug)
     kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "domain", "debug", "disabled")}

@@ -1,0 +1,89 @@
+"""Deployments of every pipeline and the serve entry point: ``tessera serve`` / ``make serve``.
+
+Satellite monitoring runs on a cron schedule (set here, in one place); the other pipelines run on demand from
+the UI. A Prefect server (SQLite, 127.0.0.1) is started unless PREFECT_API_URL already names one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SATELLITE_CRON = os.environ.get("TESSERA_SATELLITE_CRON", "0 6 * * *")
+SCHEDULE_TIMEZONE = os.environ.get("TESSERA_SCHEDULE_TIMEZONE", "UTC")
+
+
+def build_deployments() -> list:
+    """One deployment per pipeline; the flows' own defaults make the UI form start a sensible run."""
+    from prefect.schedules import Cron
+
+    from flows.genome import genome
+    from flows.market import market
+    from flows.satellite import satellite
+    from flows.sentiment import sentiment
+
+    return [
+        satellite.to_deployment("satellite-monitoring", schedule=Cron(SATELLITE_CRON, timezone=SCHEDULE_TIMEZONE),
+                                description="Daily monitoring run: mosaic, class map, change and drift",
+                                tags=["satellite", "monitoring"]),
+        genome.to_deployment("genome", description="Sequences to a regulatory-region classifier", tags=["genome"]),
+        sentiment.to_deployment("sentiment", description="Posts to a text CNN", tags=["sentiment"]),
+        market.to_deployment("market", description="Prices to an LSTM forecaster", tags=["market"]),
+    ]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def prefect_server(port: int = 4200, *, timeout: float = 90) -> Iterator[str]:
+    """The API URL of a Prefect server: PREFECT_API_URL if set, else a server started on 127.0.0.1:port."""
+    existing = os.environ.get("PREFECT_API_URL")
+    if existing:
+        yield existing
+        return
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
+           "PREFECT_UI_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
+    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _healthy(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Prefect server on port {port} did not start; is the port in use? "
+                                   "pass --port or set PREFECT_API_URL")
+            time.sleep(0.5)
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def serve_all(*, port: int = 4200, limit: int = 4) -> None:
+    """Register every deployment and serve them until Ctrl-C; schedules stay active across restarts."""
+    from prefect import serve
+
+    with prefect_server(port) as url:
+        print(f"Prefect UI and API: {url.removesuffix('/api')}  (Ctrl-C stops)", flush=True)
+        serve(*build_deployments(), pause_on_shutdown=False, limit=limit)
+
+
+if __name__ == "__main__":
+    serve_all()
