@@ -14,19 +14,14 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")
-def prefect_harness():
-    """One temporary Prefect server for the whole session (~11 s to start)."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
+def prefect_harness(tessera_prefect):
+    """The plugin's session Prefect server (tasks/testing.py), so every CI run exercises the plugin."""
+    yield
 
 
 @pytest.fixture
-def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "data"
-    monkeypatch.setenv("TESSERA_DATA", str(root))
-    return root
+def data_root(tessera_data_root: Path) -> Path:
+    return tessera_data_root
 
 
 def write_raster(path: Path, data: np.ndarray, *, origin: tuple[float, float] = (600_000.0, 5_000_000.0),

@@ -1,0 +1,135 @@
+"""The tessera pytest plugin: fixtures to test pipelines offline, in seconds, in a user's own test suite.
+
+Registered through the ``pytest11`` entry point, so installing tessera makes these fixtures available:
+
+- ``tessera_prefect``: one temporary Prefect server for the session (no server of your own needed);
+- ``tessera_data_root``: a temporary data root (``TESSERA_DATA``) per test;
+- ``tessera_dask``: the address of a small local Dask cluster for the session;
+- ``tessera_scenes``, ``tessera_sequences``, ``tessera_posts``, ``tessera_prices``: tiny inputs in the real
+  file formats (GeoTIFF folder with labels, FASTA, CSV, CSV);
+- ``tessera_run``: run a pipeline and get its exit code and parsed run.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Fast mode: the same flows, with parameters that make them take seconds (few epochs, small synthetic sets).
+FAST = {
+    "satellite": {"epochs": 3},
+    "genome": {"epochs": 2, "synthetic_n": 300},
+    "sentiment": {"epochs": 2, "synthetic_n": 400},
+    "market": {"epochs": 2, "folds": 2, "lag": 10},
+}
+
+
+@dataclass
+class RunResult:
+    """What a pipeline run ended with: the CLI's exit code, run.json as a dict, and the error line if any."""
+
+    exit_code: int
+    record: dict
+    error: str | None
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.record["dir"])
+
+
+@pytest.fixture(scope="session")
+def tessera_prefect() -> Iterator[None]:
+    """A temporary Prefect server and database for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture
+def tessera_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data root for runs and models, set as TESSERA_DATA for the test."""
+    root = tmp_path / "data"
+    monkeypatch.setenv("TESSERA_DATA", str(root))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tessera_dask() -> Iterator[str]:
+    """The address of a small local Dask cluster (one worker process, two threads) on 127.0.0.1."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture
+def tessera_scenes(tmp_path: Path) -> dict:
+    """Four overlapping Sentinel-2-like tiles (10 m and 20 m bands, SCL masks) and a label raster."""
+    from tasks.satellite.synthetic import write_synthetic_scenes
+
+    out = write_synthetic_scenes(tmp_path / "scenes", when="2024-06-01", size=128, tile=80)
+    labels = tmp_path / "labels.tif"
+    Path(out["labels"]).rename(labels)
+    return {"folder": str(tmp_path / "scenes"), "labels": str(labels), "classes": out["classes"]}
+
+
+@pytest.fixture
+def tessera_sequences(tmp_path: Path) -> str:
+    """A FASTA of 300 labelled regulatory regions (``label=`` in the headers), with a few faulty records."""
+    from tasks.genome.synthetic import write_synthetic_fasta
+
+    return write_synthetic_fasta(tmp_path / "sequences.fasta", n=300)["path"]
+
+
+@pytest.fixture
+def tessera_posts(tmp_path: Path) -> str:
+    """A CSV of 400 labelled posts (text, label) with duplicates and faulty rows."""
+    from tasks.sentiment.synthetic import write_synthetic_posts
+
+    return write_synthetic_posts(tmp_path / "posts.csv", n=400)
+
+
+@pytest.fixture
+def tessera_prices(tmp_path: Path) -> str:
+    """A long-form OHLCV CSV of three symbols over 250 trading days."""
+    from tasks.market.synthetic import write_synthetic_prices
+
+    return write_synthetic_prices(tmp_path / "prices.csv", symbols=3, days=250)
+
+
+def run_pipeline(domain: str, *, fast: bool = True, **parameters) -> RunResult:
+    """Run one pipeline in this process; never raises for a failed run: read ``exit_code`` and ``record``."""
+    from flows.genome import genome
+    from flows.market import market
+    from flows.satellite import satellite
+    from flows.sentiment import sentiment
+    from tasks.errors import exit_code_for
+    from tasks.store import data_root
+
+    flows = {"satellite": satellite, "genome": genome, "sentiment": sentiment, "market": market}
+    run_id = parameters.pop("run_id", None) or f"test-{uuid.uuid4().hex[:8]}"
+    params = {**(FAST[domain] if fast else {}), **parameters, "run_id": run_id}
+    try:
+        flows[domain](**params)
+        code, error = 0, None
+    except Exception as exc:  # the exit code is the result under test
+        code, error = exit_code_for(exc), str(exc)
+    path = data_root(parameters.get("out")) / domain / "runs" / run_id / "run.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    return RunResult(code, record, error)
+
+
+@pytest.fixture
+def tessera_run(tessera_prefect, tessera_data_root) -> Callable[..., RunResult]:
+    """``tessera_run("genome", input=..., epochs=2)``: run a pipeline (fast mode by default) in the test's
+    data root under the session's Prefect server."""
+    return run_pipeline
