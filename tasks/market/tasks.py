@@ -55,16 +55,25 @@ def check_prices(prices_uri: str, run_dir: str) -> dict:
             "unsorted_rows": unsorted}
 
 
-def _fold_windows(prices: pd.DataFrame, start, stop, lag: int, horizon: int) -> list[dict]:
-    """One Dask task per symbol: scale on the training period, cut the windows of this fold."""
-    parts = [dask.delayed(windows.symbol_fold)(group.reset_index(drop=True), start, stop, lag=lag, horizon=horizon)
-             for _, group in prices.groupby("symbol", sort=True)]
-    return list(dask.compute(*parts))
+def _symbols_fold(groups: list[pd.DataFrame], start, stop, lag: int, horizon: int) -> list[dict]:
+    return [windows.symbol_fold(g, start, stop, lag=lag, horizon=horizon) for g in groups]
+
+
+def _fold_windows(prices: pd.DataFrame, start, stop, lag: int, horizon: int, *, partitions: int = 8) -> list[dict]:
+    """One Dask task per group of symbols: scale each symbol on the training period, cut this fold's windows.
+
+    Groups rather than single symbols: with thousands of symbols a task per symbol costs more in scheduling
+    than the windowing itself."""
+    groups = [g.reset_index(drop=True) for _, g in prices.groupby("symbol", sort=True)]
+    size = max(1, -(-len(groups) // partitions))
+    parts = [dask.delayed(_symbols_fold)(groups[i:i + size], start, stop, lag, horizon)
+             for i in range(0, len(groups), size)]
+    return [fold for part in dask.compute(*parts) for fold in part]
 
 
 def _stack(parts: list[dict], key: str) -> np.ndarray:
     arrays = [p[key] for p in parts if len(p[key])]
-    return np.concatenate(arrays).astype(np.float32) if arrays else np.empty((0,))
+    return np.concatenate(arrays, dtype=np.float32) if arrays else np.empty((0,))
 
 
 @task(name="walk-forward evaluation and training", **CACHED)

@@ -52,17 +52,23 @@ def fold_boundaries(dates: np.ndarray, folds: int, *, test_share: float = 0.3) -
 
 def symbol_fold(group: pd.DataFrame, start: np.datetime64, stop: np.datetime64, *, lag: int,
                 horizon: int) -> dict:
-    """Train and test windows of one symbol for the fold that tests on [start, stop)."""
+    """Train and test windows of one symbol for the fold that tests on [start, stop).
+
+    Dates are sorted, so training windows (target before ``start``) are a prefix and test windows (ending in
+    [start, stop)) a contiguous range: both are slices, so the windows stay views of the scaled features.
+    """
     features, log_prices, dates = symbol_features(group)
     mean, std = fit_scaler(features, dates, start)
     x, y, end = make_windows((features - mean) / std, log_prices, lag=lag, horizon=horizon)
-    target_date = dates[np.minimum(end + horizon, len(dates) - 1)]
-    train = target_date < start
-    test = (dates[end] >= start) & (dates[end] < stop) if len(end) else np.zeros(0, bool)
+    n = len(end)
+    first_test, first_after = np.searchsorted(dates, [start, stop]).tolist()
+    train = slice(0, min(max(first_test - horizon - lag + 1, 0), n))
+    test_from = min(max(first_test - lag + 1, 0), n)
+    test = slice(test_from, min(max(first_after - lag + 1, test_from), n))
+    returns = sliding_window_view(features[:, 0], lag)[:n] if n else np.empty((0, lag))
     return {"symbol": group["symbol"].iloc[0], "x_train": x[train], "y_train": y[train], "x_test": x[test],
             "y_test": y[test], "test_dates": dates[end][test], "test_log_price": log_prices[end][test],
-            "returns_test": x[test][:, :, 0] * std[0] + mean[0] if test.any() else np.empty((0, lag)),
-            "scaler": (mean.tolist(), std.tolist())}
+            "returns_test": returns[test], "scaler": (mean.tolist(), std.tolist())}
 
 
 def baseline_forecasts(train: dict, test_x: np.ndarray, test_returns: np.ndarray, horizon: int) -> dict:
