@@ -34,10 +34,12 @@ class TestPatches:
         split, labels = split_grid
         image = np.ones((2, 8, 8), "float32")
         image[0, 0, 0] = np.nan
-        x, y = training.extract_patches(image, labels, split, 0, [(0, 2)], patch=4)
+        x, y = training.extract_patches(training.take_patches(image, [(0, 2)], patch=4), labels, split, 0, [(0, 2)],
+                                        patch=4)
         assert x.shape == (1, 2, 4, 4) and np.isfinite(x).all()
         assert (y[0, :, 2:] == UNLABELLED).all()
-        x, y = training.extract_patches(image, labels, split, 0, [(0, 0)], patch=2)
+        x, y = training.extract_patches(training.take_patches(image, [(0, 0)], patch=2), labels, split, 0, [(0, 0)],
+                                        patch=2)
         assert y[0, 0, 0] == UNLABELLED and y[0, 1, 1] == labels[1, 1]
 
     def test_flatten_keeps_labelled_pixels(self) -> None:
@@ -52,6 +54,15 @@ class TestPatches:
         model = training.fit_pixel_baseline(x, np.array([0, 0, 2, 2]))
         proba = training.baseline_proba(model, x, 3)
         assert proba.shape == (4, 3) and np.allclose(proba[:, 1], 0) and np.allclose(proba.sum(1), 1)
+
+
+    def test_patches_of_a_lazy_image_equal_the_in_memory_ones(self) -> None:
+        import dask.array as da
+
+        image = np.random.default_rng(1).normal(size=(3, 20, 20)).astype("float32")
+        windows = [(0, 0), (4, 8), (12, 12)]
+        lazy = training.take_patches(da.from_array(image, chunks=(3, 7, 7)), windows, patch=8)
+        np.testing.assert_array_equal(lazy.compute(), training.take_patches(image, windows, patch=8))
 
 
 class TestClassMap:

@@ -228,9 +228,16 @@ def profile_mosaic(mosaic_uri: str, norm_uri: str, run_dir: str) -> dict:
     return {"output": write_parquet(table, _run(run_dir, "mosaic_profile.parquet"))}
 
 
-def _load_arrays(ds: xr.Dataset, stats: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    image, labels, split = dask.compute(_normalized(ds, stats).data, ds["labels"].data, ds["split"].data)
-    return image.astype("float32"), labels, split
+def _load_arrays(ds: xr.Dataset, stats: dict):
+    """The normalized image stays lazy (patches are read window by window); labels and split are loaded."""
+    labels, split = dask.compute(ds["labels"].data, ds["split"].data)
+    return _normalized(ds, stats).data, labels, split
+
+
+def _patches(image, labels, split, split_id: int, windows, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read the windows of one split from the (lazy) image in one Dask computation, then mask the labels."""
+    (taken,) = dask.compute(training.take_patches(image, windows, patch=patch))
+    return training.extract_patches(np.asarray(taken), labels, split, split_id, windows, patch=patch)
 
 
 def _build_model(card: dict) -> nn.Module:
@@ -265,8 +272,7 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
     windows = {s: training.patch_windows(split, labels, i, patch=patch, block=block,
                                          random_per_block=8 if s == "train" else 0, seed=seed)
                for s, i in grid.SPLITS.items()}
-    data = {s: training.extract_patches(image, labels, split, grid.SPLITS[s], windows[s], patch=patch)
-            for s in grid.SPLITS}
+    data = {s: _patches(image, labels, split, grid.SPLITS[s], windows[s], patch) for s in grid.SPLITS}
     for s in ("train", "val"):
         if not (data[s][1] != labelling.UNLABELLED).any():
             raise BadInputError(f"the {s} blocks hold no labelled pixels; label more of the area or use a "
@@ -286,7 +292,7 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
     if compatible:
         champ_model = registry.load(name, champion["version"], _build_model(champion))
         champ_image = _champion_image(ds, champion, image, stats)
-        xv, yv = training.extract_patches(champ_image, labels, split, grid.SPLITS["val"], windows["val"], patch=patch)
+        xv, yv = _patches(champ_image, labels, split, grid.SPLITS["val"], windows["val"], patch)
         cp, cy = training.flatten_labelled(predict_proba(champ_model, xv), yv)
         champion_f1 = classification_metrics(cy, cp.argmax(1), cp, class_names=class_names)["macro_f1"]
     metrics, baselines = _test_metrics(model, data, class_names, seed)
@@ -325,11 +331,11 @@ def _training_result(result: dict, run_dir: str) -> dict:
     return {"output": uri, **{k: result[k] for k in ("model", "metrics", "baselines")}}
 
 
-def _champion_image(ds: xr.Dataset, card: dict, image: np.ndarray, stats: dict) -> np.ndarray:
-    """The mosaic normalized with the champion's own training statistics."""
+def _champion_image(ds: xr.Dataset, card: dict, image, stats: dict):
+    """The mosaic normalized (lazily) with the champion's own training statistics."""
     if card["normalization"]["mean"] == stats["mean"] and card["normalization"]["std"] == stats["std"]:
         return image
-    return _normalized(ds, card["normalization"]).values.astype("float32")
+    return _normalized(ds, card["normalization"]).data
 
 
 def _test_metrics(model: nn.Module, data: dict, class_names: list[str], seed: int) -> tuple[dict, dict]:
@@ -383,7 +389,7 @@ def _evaluate_only(registry: ModelRegistry, champion: dict, ds, image, labels, s
     data = {}
     for s, i in grid.SPLITS.items():
         windows = training.patch_windows(split, labels, i, patch=patch, block=block)
-        data[s] = training.extract_patches(champ_image, labels, split, i, windows, patch=patch)
+        data[s] = _patches(champ_image, labels, split, i, windows, patch)
     metrics, baselines = ({}, {})
     if (labels != labelling.UNLABELLED).any() and json.loads(ds.attrs["class_names"]) == class_names:
         metrics, baselines = _test_metrics(model, data, class_names, seed=0)

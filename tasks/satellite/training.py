@@ -35,21 +35,27 @@ def patch_windows(split: np.ndarray, labels: np.ndarray, split_id: int, *, patch
     return windows
 
 
-def extract_patches(image: np.ndarray, labels: np.ndarray, split: np.ndarray, split_id: int,
+def take_patches(image, windows: list[tuple[int, int]], *, patch: int):
+    """(n, band, p, p) patches of a (band, y, x) image; lazy if the image is a Dask array, so only the
+    windows are read."""
+    if not windows:
+        return np.empty((0, image.shape[0], patch, patch), "float32")
+    return np.stack([image[:, r:r + patch, c:c + patch] for r, c in windows])
+
+
+def extract_patches(patches: np.ndarray, labels: np.ndarray, split: np.ndarray, split_id: int,
                     windows: list[tuple[int, int]], *, patch: int) -> tuple[np.ndarray, np.ndarray]:
-    """(X, Y) for a split: X (n, band, p, p) with NaN as 0; Y (n, p, p) with pixels that are unlabelled,
-    NaN in the image, or in another split set to UNLABELLED so they never reach the loss."""
-    xs, ys = [], []
-    for r, c in windows:
-        x = image[:, r:r + patch, c:c + patch]
+    """(X, Y) for a split from its image ``patches`` (see take_patches): X with NaN as 0; Y (n, p, p) with
+    pixels that are unlabelled, NaN in the image, or in another split set to UNLABELLED, so they never reach
+    the loss."""
+    ys = []
+    for (r, c), x in zip(windows, patches, strict=True):
         y = labels[r:r + patch, c:c + patch].astype("int64")
         keep = (split[r:r + patch, c:c + patch] == split_id) & np.isfinite(x).all(axis=0)
-        xs.append(np.nan_to_num(x, nan=0.0))
         ys.append(np.where(keep, y, UNLABELLED))
-    bands = image.shape[0]
-    if not xs:
-        return np.empty((0, bands, patch, patch), "float32"), np.empty((0, patch, patch), "int64")
-    return np.stack(xs).astype("float32"), np.stack(ys)
+    if not ys:
+        return np.empty((0, patches.shape[1], patch, patch), "float32"), np.empty((0, patch, patch), "int64")
+    return np.nan_to_num(patches, nan=0.0).astype("float32"), np.stack(ys)
 
 
 def pixel_samples(image: np.ndarray, labels: np.ndarray, split: np.ndarray, split_id: int, *,
