@@ -210,23 +210,46 @@ def list_runs(domain: str, *, out: str | None = None) -> list[dict]:
     return sorted(records, key=lambda r: r.get("started") or "")
 
 
-def write_cog(array, target: str | os.PathLike, *, nodata: float | int | None = None) -> str:
+def write_cog(array, target: str | os.PathLike, *, nodata: float | int | None = None, batch: int = 8) -> str:
     """Write a georeferenced (y, x) DataArray as a Cloud-Optimized GeoTIFF aligned with its grid.
 
-    Dask computes it into a tiled GeoTIFF window by window; GDAL's COG driver then adds overviews.
+    Dask computes the blocks ``batch`` at a time (on whatever cluster is active) and this process alone
+    writes them into a tiled GeoTIFF, so several worker processes never write one file; GDAL's COG driver
+    then adds the overviews. Memory holds one batch of blocks, not the map.
     """
+    import dask
+    import rasterio
     import rasterio.shutil
     import rioxarray  # noqa: F401  (registers the .rio accessor)
-    from dask.utils import SerializableLock
+    from rasterio.windows import Window
 
-    if nodata is not None:
-        array = array.rio.write_nodata(nodata)
+    nodata = nodata if nodata is not None else array.rio.nodata
+    data = array.data
+    blocks = ([(slice(0, data.shape[0]), slice(0, data.shape[1]))] if not hasattr(data, "chunks")
+              else _block_slices(data.chunks))
+    profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
+               "dtype": str(data.dtype), "crs": array.rio.crs, "transform": array.rio.transform(),
+               "nodata": nodata, "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
     with atomic_path(target) as tmp:
         staging = tmp.with_suffix(".staging.tif")
         try:
-            array.rio.to_raster(staging, tiled=True, blockxsize=512, blockysize=512, compress="deflate",
-                                lock=SerializableLock())
+            with rasterio.open(staging, "w", **profile) as dst:
+                for start in range(0, len(blocks), batch):
+                    part = blocks[start:start + batch]
+                    for (rows, cols), values in zip(part, dask.compute(*[data[r, c] for r, c in part]), strict=True):
+                        window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+                        dst.write(values, 1, window=window)
             rasterio.shutil.copy(staging, tmp, driver="COG", compress="deflate", overview_resampling="nearest")
         finally:
             staging.unlink(missing_ok=True)
     return str(target)
+
+
+def _block_slices(chunks: tuple[tuple[int, ...], tuple[int, ...]]) -> list[tuple[slice, slice]]:
+    import numpy as np
+
+    row_edges = np.cumsum((0,) + chunks[0])
+    col_edges = np.cumsum((0,) + chunks[1])
+    return [(slice(int(r0), int(r1)), slice(int(c0), int(c1)))
+            for r0, r1 in zip(row_edges[:-1], row_edges[1:], strict=True)
+            for c0, c1 in zip(col_edges[:-1], col_edges[1:], strict=True)]
