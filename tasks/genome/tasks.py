@@ -16,7 +16,7 @@ from torch import nn
 
 from models.genome import build
 from models.registry import ModelRegistry, challenger_wins
-from models.train import TrainConfig, predict_proba, train_model
+from models.train import TrainConfig, predict_proba, seed_everything, train_model
 from tasks import splits
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
@@ -128,6 +128,7 @@ def _new_model(architecture: str, n_classes: int, *, encoding: str, k: int) -> t
 
 
 def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding, k, epochs, seed, augment_rc):
+    seed_everything(seed)
     model, arch = _new_model(architecture, len(class_names), encoding=encoding, k=k)
     tr_codes, tr_y = x_codes[train], y[train]
     tr_counts = counts[train]

@@ -14,7 +14,7 @@ from torch import nn
 
 from models.market import LSTMForecaster
 from models.registry import ModelRegistry
-from models.train import TrainConfig, predict, train_model
+from models.train import TrainConfig, predict, seed_everything, train_model
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import regression_metrics
@@ -95,6 +95,7 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 
         scale = float(y_train.std()) or 1.0
         cut = int(len(x_train) * 0.85)
         order = np.argsort(np.concatenate([p["test_dates"] for p in parts]), kind="stable")
+        seed_everything(seed + k)
         model = LSTMForecaster(x_train.shape[2], hidden=hidden)
         history = train_model(model, (x_train[:cut], y_train[:cut] / scale), (x_train[cut:], y_train[cut:] / scale),
                               loss_fn=nn.MSELoss(), config=TrainConfig(epochs=epochs, seed=seed + k, batch_size=64))

@@ -14,6 +14,7 @@ from pathlib import Path
 import dask
 import numpy as np
 import pandas as pd
+import rioxarray  # noqa: F401  (registers .rio, also when the stages that read rasters were cached)
 import torch
 import xarray as xr
 from prefect import task
@@ -22,7 +23,7 @@ from torch import nn
 
 from models.registry import ModelRegistry, challenger_wins
 from models.satellite import PixelFCN
-from models.train import TrainConfig, predict_proba, train_model
+from models.train import TrainConfig, predict_proba, seed_everything, train_model
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
@@ -279,6 +280,7 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
                                 "smaller --block")
     n_classes = len(class_names)
     kwargs = {"in_bands": len(bands), "n_classes": n_classes, "width": width}
+    seed_everything(seed)
     model = PixelFCN(**kwargs)
     counts = np.bincount(data["train"][1][data["train"][1] >= 0].ravel(), minlength=n_classes).astype("float32")
     weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)

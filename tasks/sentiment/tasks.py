@@ -16,7 +16,7 @@ from torch import nn
 
 from models.registry import ModelRegistry, challenger_wins
 from models.sentiment import TextCNN
-from models.train import TrainConfig, predict_proba, train_model
+from models.train import TrainConfig, predict_proba, seed_everything, train_model
 from tasks import splits
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
@@ -108,6 +108,7 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     tokens = table["tokens"].map(list).tolist()
     vocabulary = features.build_vocabulary([tokens[i] for i in idx["train"]])
     ids = features.token_ids(tokens, vocabulary, max_tokens)
+    seed_everything(seed)
     model = TextCNN(len(vocabulary) + 2, len(class_names))
     counts = np.bincount(y[idx["train"]], minlength=len(class_names)).astype(np.float32)
     weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(class_names), dtype=torch.float32)
