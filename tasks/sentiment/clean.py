@@ -18,6 +18,7 @@ MENTION = re.compile(r"@\w+")
 HASHTAG = re.compile(r"#(\w+)")
 NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
 ELONGATED = re.compile(r"(\w)\1{2,}")
+EMOJI_RUN = re.compile(r"[#*0-9]?[^\x00-\x7f]+")  # emoji sit in non-ASCII runs (keycaps start with #, * or a digit)
 TOKEN = re.compile(r"<[a-z]+>|:[a-z0-9_\-]+:|[a-z]+(?:['_][a-z]+)*", re.IGNORECASE)
 EMOTICONS = {":-)": " emo_smile ", ":)": " emo_smile ", ":-D": " emo_laugh ", ":D": " emo_laugh ",
              "<3": " emo_heart ", ":'(": " emo_cry ", ":-(": " emo_sad ", ":(": " emo_sad ", ";)": " emo_wink "}
@@ -29,6 +30,27 @@ STOPWORDS = {
     "which", "who", "so", "than", "too", "very", "just", "do", "does", "did", "have", "has", "had", "there",
     "here", "as", "up", "out", "into", "then", "will", "can", "would", "should", "could", "all", "any", "some",
 } - NEGATIONS
+
+
+# emoji builds its lookup table lazily in a module dict; two threads doing that at once lose emoji. Build it now.
+emoji.emoji_count("\N{THUMBS UP SIGN}")
+
+
+def _demojize(text: str, memo: dict) -> str:
+    """``emoji.demojize`` one non-ASCII run at a time, memoised per partition; the text unchanged if it holds
+    no emoji."""
+    found = 0
+
+    def replace(match: re.Match) -> str:
+        nonlocal found
+        run = match.group()
+        if run not in memo:
+            memo[run] = (emoji.emoji_count(run), emoji.demojize(run, delimiters=(" :", ": ")))
+        found += memo[run][0]
+        return memo[run][1]
+
+    out = EMOJI_RUN.sub(replace, text)
+    return out if found else text
 
 
 @dataclass(frozen=True)
@@ -56,7 +78,8 @@ def normalize_texts(texts: pd.Series, options: CleanOptions = CleanOptions()) ->
     if options.emoji_to_words:
         for face, word in EMOTICONS.items():
             out = out.str.replace(face, word, regex=False)
-        out = out.map(lambda t: emoji.demojize(t, delimiters=(" :", ": ")) if emoji.emoji_count(t) else t)
+        memo: dict = {}
+        out = out.map(lambda t: t if t.isascii() else _demojize(t, memo))
     if options.replace_urls:
         out = out.str.replace(URL, " <url> ", regex=True)
     if options.replace_mentions:
