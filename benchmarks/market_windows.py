@@ -49,13 +49,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
+from _rss import run_measured  # benchmarks/_rss.py: runs a child and polls its peak RSS
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL = 0.05  # RSS polling interval (s)
@@ -403,41 +403,11 @@ def warm(megabytes: int) -> float:
 
 def measured(cmd: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
     """Run ``cmd``; wall-clock seconds and peak RSS (MiB, the process and its children, polled every 50 ms)."""
-    import psutil
-
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    peak = [0]
-    done = threading.Event()
-
-    def poll() -> None:
-        try:
-            parent = psutil.Process(proc.pid)
-        except psutil.NoSuchProcess:
-            return
-        while not done.is_set():
-            try:
-                rss = parent.memory_info().rss
-                for child in parent.children(recursive=True):
-                    try:
-                        rss += child.memory_info().rss
-                    except psutil.NoSuchProcess:
-                        pass
-            except psutil.NoSuchProcess:
-                return
-            peak[0] = max(peak[0], rss)
-            done.wait(POLL)
-
-    watcher = threading.Thread(target=poll, daemon=True)
-    watcher.start()
-    stdout, stderr = proc.communicate()
-    seconds = time.perf_counter() - t0
-    done.set()
-    watcher.join()
-    if proc.returncode:
-        sys.stderr.write(stderr[-4000:])
-        die(f"failed ({proc.returncode}): {' '.join(cmd)}")
-    return seconds, mib(peak[0]), subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    seconds, peak_bytes, result = run_measured(cmd, poll=POLL, cwd=ROOT)
+    if result.returncode:
+        sys.stderr.write(result.stderr[-4000:])
+        die(f"failed ({result.returncode}): {' '.join(cmd)}")
+    return seconds, mib(peak_bytes), result
 
 
 def run_variant(variant: str, opts: dict) -> dict:

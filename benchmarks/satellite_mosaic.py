@@ -46,12 +46,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
+from _rss import run_measured  # benchmarks/_rss.py: runs a child and polls its peak RSS
 
 ROOT = Path(__file__).resolve().parents[1]
 BANDS = ("B01", "B02", "B03", "B04")
@@ -196,44 +196,13 @@ def own_cpu_seconds() -> float:
 def measured(cmd: list[str], **kw) -> tuple[float, float, float, subprocess.CompletedProcess]:
     """Run ``cmd``; wall-clock seconds, peak RSS (MiB, the process and its children, polled every 50 ms) and the
     CPU seconds that other processes on the machine used meanwhile (busy CPU time minus this benchmark's own)."""
-    import psutil
-
     busy0, own0 = busy_cpu_seconds(), own_cpu_seconds()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-    peak = [0]
-    done = threading.Event()
-
-    def poll() -> None:
-        try:
-            parent = psutil.Process(proc.pid)
-        except psutil.NoSuchProcess:
-            return
-        while not done.is_set():
-            try:
-                rss = parent.memory_info().rss
-                for child in parent.children(recursive=True):
-                    try:
-                        rss += child.memory_info().rss
-                    except psutil.NoSuchProcess:
-                        pass
-            except psutil.NoSuchProcess:
-                return
-            peak[0] = max(peak[0], rss)
-            done.wait(POLL)
-
-    watcher = threading.Thread(target=poll, daemon=True)
-    watcher.start()
-    stdout, stderr = proc.communicate()
-    seconds = time.perf_counter() - t0
-    done.set()
-    watcher.join()
+    seconds, peak_bytes, result = run_measured(cmd, poll=POLL, **kw)
     other = max(0.0, (busy_cpu_seconds() - busy0) - (own_cpu_seconds() - own0))
-    result = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-    if proc.returncode:
-        sys.stderr.write(stderr[-4000:])
-        die(f"failed ({proc.returncode}): {' '.join(cmd)}")
-    return seconds, peak[0] / 2**20, other, result
+    if result.returncode:
+        sys.stderr.write(result.stderr[-4000:])
+        die(f"failed ({result.returncode}): {' '.join(cmd)}")
+    return seconds, peak_bytes / 2**20, other, result
 
 
 def other_share(other_cpu_seconds: float, seconds: float) -> float:

@@ -1,0 +1,755 @@
+"""Benchmark: FASTA parse + k-mer encode + count (k = 6) in tessera against ``jellyfish count`` on 2 threads.
+
+Not a test: it generates a random FASTA (default 200 Mbp, cached in ``--workdir``: records of 2-6 Mbp, 60-char
+lines, ~0.1 % N, ~10 % soft-masked lowercase, a few tiny edge-case records, no final newline), counts its
+forward-strand k-mers with tessera in a subprocess (so its peak RSS is its own), runs ``jellyfish count -m K -t 2``
+(no ``-C``: forward k-mers, like tessera; jellyfish reads lowercase as uppercase and skips k-mers with an N, as
+tessera does) and ``jellyfish dump -c``, checks every k-mer count is equal and prints ``key=value`` lines. Targets
+from the issue: >= 100 Mbp/s end to end on 2 cores, ``ratio`` (jellyfish seconds / tessera seconds) >= 5, and a
+peak RSS that stays flat with the file size (< 1 GB).
+
+Variants of the tessera path (``--variants``), each at every ``--chunks`` size:
+
+- ``project``: the project's functions as they are: ``sources.iter_fasta_chunks`` (SimpleFastaParser) +
+  ``encode.codes_of`` + ``encode.count_kmers_in`` per piece, chunks counted in a 2-thread pool (numpy releases
+  the GIL in its large loops), at most 2 chunks per thread in flight so memory stays flat. The headline numbers.
+- ``kernel``: the project's reader with only the proposed counting kernel ``count_kmers_fast`` (uint16 rolling
+  codes, one bincount) in place of ``count_kmers_in``: the encode.py half of the proposal.
+- ``fast``: the proposed reader ``iter_fasta_codes`` (raw blocks; headers cut with ``bytes.find``; newlines
+  dropped and bases mapped in one C pass by ``bytes.translate``) + the proposed kernel, same thread pool.
+- ``ranges``: the proposed reader and kernel over byte ranges of the file (``iter_range_codes``) in 2 forked
+  processes, so no GIL is shared (its peak RSS sums the processes' RSS, shared pages counted twice).
+
+Both tools read the file from the page cache (it is read once before timing). Tools run in rounds (each once per
+round, ``--repeat`` rounds, fastest run kept) and every run reports ``others_cores``: how many cores other
+processes kept busy meanwhile (the machine may be shared; above ~0.2 the numbers are disturbed: re-run).
+tessera's time is the counting call (file open to counts in hand); ``tessera_wall_seconds`` adds interpreter
+start and imports (~0.4 s, pandas and Biopython via tasks.genome.sources).
+
+    python benchmarks/genome_kmers.py                                    # 200 Mbp, all variants, 2 threads
+    python benchmarks/genome_kmers.py --mbp 20 --repeat 1                # quick check (~20 s)
+    python benchmarks/genome_kmers.py --profile --workdir /tmp/gk --keep # + single-core stage timings
+
+Exit status: 0 when every variant's counts equal jellyfish's, 1 when they differ, 2 on a usage or tool error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+from _rss import run_measured  # benchmarks/_rss.py: runs a child and polls its peak RSS
+
+ROOT = Path(__file__).resolve().parents[1]
+POLL = 0.02  # RSS polling interval (s)
+LINE = 60
+WHITESPACE = b" \t\r\n\v\f"
+
+
+def die(message: str) -> NoReturn:
+    """A tool or setup error (not a mismatch): exit status 2."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def parse_size(text: str) -> int:
+    """'4M' -> 4 * 2**20, '500k' -> 500 * 2**10, '1000000' -> 1000000."""
+    text = text.strip().upper()
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
+# ----------------------------------------------------------------------------------------------- synthetic input
+
+def generate(path: Path, mbp: float, seed: int) -> dict:
+    """Write the FASTA unless a complete one with the same parameters is already there; returns its stats."""
+    marker = path.with_suffix(".json")
+    params = {"mbp": mbp, "seed": seed, "line": LINE, "version": 1}
+    if marker.exists() and path.exists():
+        info = json.loads(marker.read_text())
+        if info.get("params") == params and info.get("bytes") == path.stat().st_size:
+            return {**info, "generated": False, "seconds": 0.0}
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
+    total, bases, n_count, lower, records = round(mbp * 1e6), 0, 0, 0, 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        while bases < total:
+            length = min(int(rng.integers(2_000_000, 6_000_001)), total - bases)
+            seq = letters[rng.integers(0, 4, length, dtype=np.uint8)]
+            seq[rng.integers(0, length, length // 2000)] = ord("N")  # ~0.05 % single Ns
+            for start in rng.integers(0, length, max(1, length // 1_000_000)):  # ~0.05 % in runs of 100-1000
+                seq[start:start + int(rng.integers(100, 1001))] = ord("N")
+            for start in rng.integers(0, length, length // 20_000):  # ~10 % soft-masked (lowercase) runs
+                seq[start:start + int(rng.integers(100, 4001))] |= 0x20
+            n_count += int(np.count_nonzero((seq | 0x20) == ord("n")))
+            lower += int(np.count_nonzero(seq >= ord("a")))
+            fh.write(f">chr{records} synthetic random sequence, {length} bp\n".encode())
+            fh.write(wrapped(seq))
+            bases += length
+            records += 1
+        # Edge cases: shorter than k, exactly k, one line + 1, an empty record, last line without a newline.
+        for seq_text in (b"ACG", b"acgtac", b"TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTG", b"",
+                         b"GATTACAGATTACAnGATTACA"):
+            fh.write(b">edge%d\n" % records + wrapped(np.frombuffer(seq_text, dtype=np.uint8)))
+            bases += len(seq_text)
+            n_count += seq_text.lower().count(b"n")
+            lower += sum(ch >= ord("a") for ch in seq_text)
+            records += 1
+        fh.seek(fh.tell() - 1)
+        fh.truncate()  # drop the final newline
+    info = {"params": params, "bases": bases, "n_bases": n_count, "lowercase_bases": lower, "records": records,
+            "bytes": path.stat().st_size}
+    marker.write_text(json.dumps(info))
+    return {**info, "generated": True, "seconds": time.perf_counter() - t0}
+
+
+def wrapped(seq: np.ndarray) -> bytes:
+    """``seq`` (uint8 ASCII) as LINE-character lines, each ending in a newline."""
+    full = seq.size // LINE
+    body = np.empty((full, LINE + 1), dtype=np.uint8)
+    body[:, :LINE] = seq[:full * LINE].reshape(full, LINE)
+    body[:, LINE] = ord("\n")
+    tail = seq[full * LINE:].tobytes()
+    return body.tobytes() + (tail + b"\n" if tail else b"")
+
+
+def warm_cache(path: Path) -> None:
+    with open(path, "rb") as fh:
+        while fh.read(1 << 24):
+            pass
+
+
+# ------------------------------------------------------------------------------------------- tessera: project path
+
+def _add_batch(batch: list[str], k: int, kernel: Callable) -> np.ndarray:
+    from tasks.genome import encode
+
+    counts = np.zeros(4**k, dtype=np.int64)
+    for piece in batch:
+        kernel(encode.codes_of(piece), k, counts)
+    return counts
+
+
+def count_project(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
+    """The project's functions as they are: SimpleFastaParser chunks, codes_of, count_kmers_in."""
+    from tasks.genome import encode, sources
+
+    batches = sources.iter_fasta_chunks(path, chunk_bases=chunk, overlap=k - 1)
+    return sum_counts(map_bounded(lambda batch: _add_batch(batch, k, encode.count_kmers_in), batches, threads), k)
+
+
+def count_kernel(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
+    """The project's reader (iter_fasta_chunks + codes_of) with only the proposed counting kernel."""
+    from tasks.genome import sources
+
+    batches = sources.iter_fasta_chunks(path, chunk_bases=chunk, overlap=k - 1)
+    return sum_counts(map_bounded(lambda batch: _add_batch(batch, k, count_kmers_fast), batches, threads), k)
+
+
+# ------------------------------------------------------------------------------------- tessera: proposed fast path
+
+def _open_binary(path: str | Path):
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+class FastaScan:
+    """Where a FASTA byte stream is between blocks: header seen yet, inside a header line, at a line start."""
+
+    def __init__(self, *, seen_header: bool = False, in_header: bool = False, line_start: bool = True) -> None:
+        self.seen_header, self.in_header, self.line_start = seen_header, in_header, line_start
+
+    def sequence(self, block: bytes) -> bytes:
+        """The sequence bytes of the next ``block`` (whitespace kept), each header line replaced by one b">"
+        (a record separator: it maps to code 4). Text before the first header is skipped, like SimpleFastaParser."""
+        parts: list[bytes] = []
+        pos, size = 0, len(block)
+        if self.in_header:
+            end = block.find(b"\n")
+            pos, self.in_header = (size, True) if end < 0 else (end + 1, False)
+        while pos < size:
+            if pos == 0 and self.line_start and block.startswith(b">"):
+                head = 0
+            else:
+                nl = block.find(b"\n>", max(pos - 1, 0))
+                head = nl + 1 if nl >= 0 else -1
+            if head < 0:
+                if self.seen_header:
+                    parts.append(block[pos:])
+                break
+            if self.seen_header:
+                parts.append(block[pos:head])
+            parts.append(b">")
+            self.seen_header = True
+            end = block.find(b"\n", head)
+            if end < 0:
+                self.in_header = True
+                break
+            pos = end + 1
+        if size:
+            self.line_start = block.endswith(b"\n")
+        return b"".join(parts)
+
+
+def iter_fasta_codes(path: str | Path, *, chunk_bytes: int = 1 << 20, overlap: int = 0) -> Iterator[np.ndarray]:
+    """PROPOSED for sources.py: the base codes (uint8, ``encode.LOOKUP``: A/a=0 .. T/t=3, anything else 4) of
+    all records of a FASTA file (plain or gzipped), in chunks of about ``chunk_bytes`` of file, in flat memory.
+
+    Records are separated by one code 4 (an N: no k-mer spans two records); each chunk starts with the last
+    ``overlap`` codes of the one before (k - 1 to count k-mers). Header lines are cut out with ``bytes.find``,
+    whitespace dropped and bases mapped in one C pass (``bytes.translate``). Lines of any length are fine.
+    """
+    from tasks.genome.encode import LOOKUP
+
+    table, scan, carry = bytes(LOOKUP), FastaScan(), b""
+    with _open_binary(path) as fh:
+        while block := fh.read(chunk_bytes):
+            codes = scan.sequence(block).translate(table, WHITESPACE)
+            if not codes:
+                continue
+            buffer = carry + codes
+            carry = buffer[-overlap:] if overlap else b""
+            yield np.frombuffer(buffer, dtype=np.uint8)
+
+
+def _scan_at(fh, start: int) -> FastaScan:
+    """The scan state at byte ``start`` of an uncompressed FASTA (looks back to the line start only)."""
+    if start == 0:
+        return FastaScan()
+    line_start, p = 0, start
+    while p > 0:
+        q = max(0, p - (1 << 16))
+        fh.seek(q)
+        nl = fh.read(p - q).rfind(b"\n")
+        if nl >= 0:
+            line_start = q + nl + 1
+            break
+        p = q
+    fh.seek(line_start)
+    header_line = fh.read(1) == b">"
+    if header_line and line_start < start:
+        return FastaScan(seen_header=True, in_header=True, line_start=False)
+    fh.seek(0)
+    seen = fh.read(1) == b">" and start > 0
+    q = 0
+    while not seen and q < start:  # a header before start? (only files with text before the first header)
+        fh.seek(q)
+        buf = fh.read(min(1 << 20, start - q + 1))
+        seen = buf.find(b"\n>", 0, start - q) >= 0
+        q += max(len(buf) - 1, 1)
+    return FastaScan(seen_header=seen, line_start=line_start == start)
+
+
+def iter_range_codes(path: str | Path, start: int, stop: int, *, chunk_bytes: int = 1 << 20,
+                     overlap: int = 0) -> Iterator[np.ndarray]:
+    """PROPOSED for sources.py: like ``iter_fasta_codes`` for bytes [start, stop) of an uncompressed FASTA, plus the
+    ``overlap`` codes that follow ``stop`` in the same record, so that ranges tiling a file count every k-mer once
+    (each k-mer belongs to the range its first base is in). Ranges can be counted in parallel processes."""
+    from tasks.genome.encode import LOOKUP
+
+    table, carry = bytes(LOOKUP), b""
+    with open(path, "rb") as fh:
+        scan = _scan_at(fh, start)
+        fh.seek(start)
+        pos = start
+        while pos < stop and (block := fh.read(min(chunk_bytes, stop - pos))):
+            pos += len(block)
+            codes = scan.sequence(block).translate(table, WHITESPACE)
+            if codes:
+                buffer = carry + codes
+                carry = buffer[-overlap:] if overlap else b""
+                yield np.frombuffer(buffer, dtype=np.uint8)
+        extra = b""
+        while overlap and carry and scan.seen_header and not scan.in_header and len(extra) < overlap:
+            block = fh.read(4096)
+            if not block:
+                break
+            text = scan.sequence(block)
+            cut = text.find(b">")  # a record starts (or a stray '>', which is an N anyway)
+            extra += (text if cut < 0 else text[:cut]).translate(table, WHITESPACE)
+            if cut >= 0:
+                break
+        if extra:
+            yield np.frombuffer(carry + extra[:overlap], dtype=np.uint8)
+
+
+def count_kmers_fast(codes: np.ndarray, k: int, counts: np.ndarray | None = None) -> np.ndarray:
+    """PROPOSED for encode.count_kmers_in (same signature, same result): k-mer values rolled in place in the
+    smallest unsigned type that holds 4^k + 1 values (uint16 up to k = 7), k-mers touching a code > 3 sent to
+    one extra bin, one ``np.bincount``. About 5x fewer bytes moved than the int64 version."""
+    size = 4**k
+    counts = np.zeros(size, dtype=np.int64) if counts is None else counts
+    width = codes.size - k + 1
+    if width <= 0:
+        return counts
+    dtype = np.uint16 if size < 2**16 else np.uint32 if size < 2**32 else np.uint64
+    bases = codes.astype(dtype)
+    np.bitwise_and(bases, 3, out=bases)
+    value = bases[:width].copy()
+    for j in range(1, k):
+        np.left_shift(value, 2, out=value)
+        np.bitwise_or(value, bases[j:j + width], out=value)
+    unknown = codes > 3
+    if unknown.any():
+        bad = unknown[:width].copy()
+        for j in range(1, k):
+            np.bitwise_or(bad, unknown[j:j + width], out=bad)
+        value[bad] = size
+        counts += np.bincount(value, minlength=size + 1)[:size]
+    else:
+        counts += np.bincount(value, minlength=size)
+    return counts
+
+
+def count_fast(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
+    chunks = iter_fasta_codes(path, chunk_bytes=chunk, overlap=k - 1)
+    return sum_counts(map_bounded(lambda codes: count_kmers_fast(codes, k), chunks, threads), k)
+
+
+def count_range(path: str, start: int, stop: int, k: int, chunk: int) -> np.ndarray:
+    counts = np.zeros(4**k, dtype=np.int64)
+    for codes in iter_range_codes(path, start, stop, chunk_bytes=chunk, overlap=k - 1):
+        count_kmers_fast(codes, k, counts)
+    return counts
+
+
+def count_ranges(path: str, k: int, chunk: int, workers: int, *, range_bytes: int = 16 << 20,
+                 start_method: str = "fork") -> np.ndarray:
+    """The proposed reader and kernel in ``workers`` processes, each counting 16 MiB byte ranges of the file: no
+    GIL between them. Gzipped input cannot be split and falls back to ``count_fast``. ``fork`` starts workers in
+    ~10 ms; in a process with other threads running (a Dask or Prefect worker) use ``forkserver``."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with open(path, "rb") as fh:
+        if fh.read(2) == b"\x1f\x8b":
+            return count_fast(path, k, chunk, workers)
+    size = Path(path).stat().st_size
+    n = max(workers, -(-size // range_bytes))
+    bounds = [size * i // n for i in range(n + 1)]
+    if workers <= 1:
+        return sum_counts((count_range(path, a, b, k, chunk) for a, b in zip(bounds[:-1], bounds[1:], strict=True)), k)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method)) as pool:
+        parts = pool.map(count_range, [path] * n, bounds[:-1], bounds[1:], [k] * n, [chunk] * n)
+        return sum_counts(parts, k)
+
+
+# -------------------------------------------------------------------------------------------- tessera: shared
+
+def map_bounded(fn: Callable, items: Iterable, threads: int) -> Iterator:
+    """``fn`` over ``items`` in ``threads`` threads (inline for 1), at most 2 items per thread in flight, so memory
+    stays flat however long ``items`` is; results in completion order."""
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending: set = set()
+        for item in items:
+            pending.add(pool.submit(fn, item))
+            if len(pending) >= 2 * threads:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                yield from (f.result() for f in done)
+        for f in pending:
+            yield f.result()
+
+
+def sum_counts(parts: Iterable[np.ndarray], k: int) -> np.ndarray:
+    total = np.zeros(4**k, dtype=np.int64)
+    for part in parts:
+        total += part
+    return total
+
+
+COUNTERS = {"project": count_project, "kernel": count_kernel, "fast": count_fast, "ranges": count_ranges}
+
+
+def run_tessera(variant: str, path: str, k: int, chunk: int, threads: int, out: str) -> dict:
+    """In the child: import, count, save the counts; timings and memory as JSON."""
+    import psutil
+
+    t0 = time.perf_counter()
+    sys.path.insert(0, str(ROOT))
+    from tasks.genome import encode, sources  # noqa: F401  (imports timed here, not in the count)
+
+    baseline = psutil.Process().memory_info().rss / 2**20
+    t1, cpu1 = time.perf_counter(), cpu_seconds()
+    counts = COUNTERS[variant](path, k, chunk, threads)
+    t2, cpu2 = time.perf_counter(), cpu_seconds()
+    np.save(out, counts)
+    return {"import_s": t1 - t0, "count_s": t2 - t1, "count_cpu_s": cpu2 - cpu1, "baseline_rss_mb": baseline,
+            "self_hwm_mb": vm_hwm_mb()}
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its waited-for children (the ``ranges`` worker processes)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def vm_hwm_mb() -> float:
+    """This process's peak RSS (VmHWM, MiB). Not getrusage's ru_maxrss: Linux carries that across exec, so a child
+    started by a big parent would report the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**10
+    return 0.0
+
+
+# ------------------------------------------------------------------------------------------------- measuring
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds all processes on the machine have spent busy since boot (/proc/stat; 0 off Linux)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(cmd: list[str], **kw) -> dict:
+    """Run ``cmd``: wall-clock seconds, its CPU seconds, peak RSS (MiB, the process and its children, polled every
+    20 ms) and ``others_cores``: how many cores other processes kept busy meanwhile (a shared machine disturbs
+    timings: above ~0.2 the run competed for the 2 cores)."""
+    rusage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    busy = busy_cpu_seconds()
+    seconds, peak_bytes, result = run_measured(cmd, poll=POLL, **kw)
+    stdout, stderr = result.stdout, result.stderr
+    busy = busy_cpu_seconds() - busy
+    if result.returncode:
+        sys.stderr.write(stderr[-4000:])
+        die(f"failed ({result.returncode}): {' '.join(cmd)}")
+    after, own_after = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - rusage.ru_utime - rusage.ru_stime
+    own_cpu = own_after.ru_utime + own_after.ru_stime - own.ru_utime - own.ru_stime
+    return {"seconds": seconds, "cpu_s": cpu, "peak_rss_mb": peak_bytes / 2**20, "stdout": stdout,
+            "others_cores": max(0.0, (busy - cpu - own_cpu) / seconds)}
+
+
+def tessera(variant: str, fasta: Path, k: int, chunk: int, threads: int, out: Path) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_run-tessera", variant, str(fasta), str(k), str(chunk),
+           str(threads), str(out)]
+    run = measured(cmd, cwd=ROOT)
+    info = json.loads(run["stdout"].strip().splitlines()[-1])
+    return {"wall_s": run["seconds"], "peak_rss_mb": max(run["peak_rss_mb"], info["self_hwm_mb"]),
+            "others_cores": run["others_cores"], **info, "counts": np.load(out)}
+
+
+def jellyfish(fasta: Path, k: int, size: int, threads: int, workdir: Path) -> dict:
+    exe = shutil.which("jellyfish")
+    if not exe:
+        die("jellyfish not found: apt-get install -y jellyfish")
+    out = workdir / "jellyfish.jf"
+    for old in workdir.glob("jellyfish.jf*"):
+        old.unlink()
+    cmd = [exe, "count", "-m", str(k), "-s", str(size), "-t", str(threads), "-o", str(out), str(fasta)]
+    run = measured(cmd)
+    t0 = time.perf_counter()
+    dump = subprocess.run([exe, "dump", "-c", str(out)], capture_output=True, text=True, check=True).stdout
+    dump_s = time.perf_counter() - t0
+    sys.path.insert(0, str(ROOT))
+    from tasks.genome.encode import kmer_strings
+
+    index = {kmer: i for i, kmer in enumerate(kmer_strings(k))}
+    counts = np.zeros(4**k, dtype=np.int64)
+    for line in dump.splitlines():
+        kmer, count = line.split()
+        if kmer not in index:
+            die(f"jellyfish dump: unexpected k-mer {kmer!r}")
+        counts[index[kmer]] += int(count)
+    return {**run, "dump_s": dump_s, "counts": counts, "cmd": " ".join(cmd)}
+
+
+def keep_best(best: dict | None, run: dict, key: str) -> dict:
+    """The faster of two runs; the peak RSS and the 'counts equal' flag are over all runs."""
+    if best is None:
+        return run
+    faster = run if run[key] < best[key] else best
+    return {**faster, "peak_rss_mb": max(run["peak_rss_mb"], best["peak_rss_mb"]),
+            "equal": run.get("equal", True) and best.get("equal", True)}
+
+
+# ------------------------------------------------------------------------------------------------- profiling
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.total: dict[str, float] = {}
+
+    def __call__(self, name: str, fn: Callable, *args, **kw):
+        t0 = time.perf_counter()
+        result = fn(*args, **kw)
+        self.total[name] = self.total.get(name, 0.0) + time.perf_counter() - t0
+        return result
+
+
+def _timed_iter(watch: Stopwatch, name: str, items: Iterable) -> Iterator:
+    it = iter(items)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            watch.total[name] = watch.total.get(name, 0.0) + time.perf_counter() - t0
+            return
+        watch.total[name] = watch.total.get(name, 0.0) + time.perf_counter() - t0
+        yield item
+
+
+def _roll(codes: np.ndarray, k: int, dtype) -> np.ndarray:
+    width = codes.size - k + 1
+    bases = np.bitwise_and(codes, 3).astype(dtype)
+    value = bases[:width].copy()
+    for j in range(1, k):
+        np.left_shift(value, 2, out=value)
+        np.bitwise_or(value, bases[j:j + width], out=value)
+    return value
+
+
+def _strip_numpy(path: str, chunk: int) -> int:
+    """The numpy alternative to bytes.translate (no header handling: this file's headers are 0.001 % of it)."""
+    from tasks.genome.encode import LOOKUP
+
+    table = LOOKUP.copy()
+    for ch in WHITESPACE:
+        table[ch] = 255
+    n = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            codes = table[np.frombuffer(block, dtype=np.uint8)]
+            n += codes[codes != 255].size
+    return n
+
+
+def profile(fasta: Path, k: int, chunks: list[int], bases: int) -> None:
+    """Single-thread, in-process time per stage of both paths, over the whole file."""
+    sys.path.insert(0, str(ROOT))
+    from tasks.genome import encode, sources
+
+    size = 4**k
+
+    def report(label: str, seconds: float) -> None:
+        print(f"profile {label} seconds={seconds:.3f} mbp_s={bases / 1e6 / seconds:.0f}")
+
+    for chunk in chunks:
+        # project path, stage by stage (count_kmers_in's body, split; checked against the real one)
+        watch, total, check = Stopwatch(), np.zeros(size, np.int64), np.zeros(size, np.int64)
+        for batch in _timed_iter(watch, "parse", sources.iter_fasta_chunks(fasta, chunk_bases=chunk, overlap=k - 1)):
+            for piece in batch:
+                codes = watch("codes_of", encode.codes_of, piece)
+                if codes.size < k:
+                    continue
+                width = codes.size - k + 1
+                t0 = time.perf_counter()
+                value, bad = np.zeros(width, dtype=np.int64), np.zeros(width, dtype=bool)
+                for j in range(k):
+                    window = codes[j:j + width]
+                    value = value * 4 + np.minimum(window, 3)
+                    bad |= window > 3
+                t1 = time.perf_counter()
+                kept = value[~bad]
+                t2 = time.perf_counter()
+                total += np.bincount(kept, minlength=size)
+                t3 = time.perf_counter()
+                for name, dt in (("roll_int64", t1 - t0), ("mask_select", t2 - t1), ("bincount_int64", t3 - t2)):
+                    watch.total[name] = watch.total.get(name, 0.0) + dt
+                if chunk == chunks[0]:
+                    encode.count_kmers_in(codes, k, check)
+        if chunk == chunks[0] and not np.array_equal(total, check):
+            die("profile: the split count_kmers_in differs from the real one")
+        for name, seconds in watch.total.items():
+            report(f"path=project chunk={chunk} stage={name}", seconds)
+        report(f"path=project chunk={chunk} stage=sum", sum(watch.total.values()))
+        for threads in (1, 2):
+            t0 = time.perf_counter()
+            count_project(str(fasta), k, chunk, threads)
+            report(f"path=project chunk={chunk} threads={threads} end_to_end", time.perf_counter() - t0)
+
+        # fast path, stage by stage, with the alternatives the issue asked about
+        watch = Stopwatch()
+        for codes in _timed_iter(watch, "read_translate", iter_fasta_codes(fasta, chunk_bytes=chunk, overlap=k - 1)):
+            if codes.size < k:
+                continue
+            for dtype in (np.uint16, np.uint32, np.int64):
+                value = watch(f"roll_{np.dtype(dtype).name}", _roll, codes, k, dtype)
+            value = _roll(codes, k, np.uint16)
+            t0 = time.perf_counter()
+            unknown = codes > 3
+            if unknown.any():
+                width = value.size
+                bad = unknown[:width].copy()
+                for j in range(1, k):
+                    np.bitwise_or(bad, unknown[j:j + width], out=bad)
+                value[bad] = size
+            watch.total["unknown_mask"] = watch.total.get("unknown_mask", 0.0) + time.perf_counter() - t0
+            for dtype in (np.uint16, np.int32, np.int64):
+                typed = value.astype(dtype)
+                watch(f"bincount_{np.dtype(dtype).name}", np.bincount, typed, minlength=size + 1)
+        watch("strip_numpy_alternative", _strip_numpy, str(fasta), chunk)
+        for name, seconds in watch.total.items():
+            report(f"path=fast chunk={chunk} stage={name}", seconds)
+        main_stages = ("read_translate", "roll_uint16", "unknown_mask", "bincount_uint16")
+        report(f"path=fast chunk={chunk} stage=sum({'+'.join(main_stages)})",
+               sum(watch.total[s] for s in main_stages))
+        for threads in (1, 2):
+            t0 = time.perf_counter()
+            count_fast(str(fasta), k, chunk, threads)
+            report(f"path=fast chunk={chunk} threads={threads} end_to_end", time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mbp", type=float, default=200, help="size of the generated FASTA in Mbp; default 200")
+    parser.add_argument("--k", type=int, default=6, help="k-mer length; default 6")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default="project,kernel,fast,ranges",
+                        help="tessera paths, comma-separated: project (the project's functions; the headline "
+                             "numbers), kernel (project reader + proposed count kernel), fast (proposed reader + "
+                             "kernel, 2 threads), ranges (fast in 2 processes over byte ranges); default all four")
+    parser.add_argument("--chunks", default="1M,8M",
+                        help="chunk sizes to try (project: bases per chunk; fast: file bytes per chunk), "
+                             "comma-separated, K/M suffixes; default 1M,8M")
+    parser.add_argument("--threads", type=int, default=2, help="threads for both tools; default 2")
+    parser.add_argument("--jf-size", type=int,
+                        help="jellyfish -s (hash entries); default 16 * 4^k: room for every k-mer and the entries "
+                             "big counts spill into")
+    parser.add_argument("--jf-reference-threads", default="1",
+                        help="also time jellyfish with these thread counts, for context (comma-separated, '' for "
+                             "none); default 1")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool; the fastest counts; default 3")
+    parser.add_argument("--profile", action="store_true", help="also time each stage, single-thread, in-process")
+    parser.add_argument("--workdir", help="where the FASTA is cached and outputs written; default a temp dir")
+    parser.add_argument("--keep", action="store_true", help="keep the FASTA (reused by the next run) and outputs")
+    parser.add_argument("--_run-tessera", nargs=6, metavar=("VARIANT", "FASTA", "K", "CHUNK", "THREADS", "OUT"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args._run_tessera:
+        variant, fasta, k, chunk, threads, out = args._run_tessera
+        print(json.dumps(run_tessera(variant, fasta, int(k), int(chunk), int(threads), out)), flush=True)
+        return 0
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    chunks = [parse_size(c) for c in args.chunks.split(",") if c.strip()]
+    if not variants or set(variants) - set(COUNTERS) or not chunks or min(chunks) < 1024:
+        parser.error("--variants takes project, kernel, fast and/or ranges; --chunks a list of sizes of at least 1K")
+    if not 1 <= args.k <= 12:
+        parser.error("--k must be 1..12 (4^k counters)")
+    k, jf_size = args.k, args.jf_size or 16 * 4**args.k
+    ref_threads = [int(t) for t in args.jf_reference_threads.split(",") if t.strip() and int(t) != args.threads]
+    own_workdir = args.workdir is None
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tessera-kmers-", dir="/tmp")).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    fasta = workdir / f"random-{args.mbp:g}mbp-seed{args.seed}.fa"
+    try:
+        gen = generate(fasta, args.mbp, args.seed)
+        warm_cache(fasta)
+        bases, mbp = gen["bases"], gen["bases"] / 1e6
+        print(f"fasta={fasta} generated={gen['generated']} generate_seconds={gen['seconds']:.1f} "
+              f"bases={bases} records={gen['records']} file_mb={gen['bytes'] / 2**20:.0f} "
+              f"n_fraction={gen['n_bases'] / bases:.5f} lowercase_fraction={gen['lowercase_bases'] / bases:.3f} "
+              f"k={k} threads={args.threads} cpus={os.cpu_count()} load_avg_1min={os.getloadavg()[0]:.2f}")
+        if args.profile:
+            profile(fasta, k, chunks, bases)
+
+        # Rounds: every tool once per round, so a burst of load elsewhere hits all of them alike; best of rounds.
+        jf: dict | None = None
+        jf_ref: dict[int, dict | None] = {t: None for t in ref_threads}
+        runs: dict[tuple[str, int], dict | None] = {(v, c): None for v in variants for c in chunks}
+        for rnd in range(1, args.repeat + 1):
+            r = jellyfish(fasta, k, jf_size, args.threads, workdir)
+            print(f"round={rnd} tool=jellyfish threads={args.threads} seconds={r['seconds']:.2f} "
+                  f"mbp_s={mbp / r['seconds']:.1f} cpu_seconds={r['cpu_s']:.2f} "
+                  f"others_cores={r['others_cores']:.2f}", flush=True)
+            jf = keep_best(jf, r, "seconds")
+            for t in ref_threads:
+                r = jellyfish(fasta, k, jf_size, t, workdir)
+                r["equal"] = bool(np.array_equal(r["counts"], jf["counts"]))
+                print(f"round={rnd} tool=jellyfish threads={t} seconds={r['seconds']:.2f} "
+                      f"mbp_s={mbp / r['seconds']:.1f} cpu_seconds={r['cpu_s']:.2f} "
+                      f"others_cores={r['others_cores']:.2f}", flush=True)
+                jf_ref[t] = keep_best(jf_ref[t], r, "seconds")
+            for variant, chunk in runs:
+                r = tessera(variant, fasta, k, chunk, args.threads, workdir / "tessera-counts.npy")
+                r["equal"] = bool(np.array_equal(r["counts"], jf["counts"]))
+                r["diff"] = int(np.abs(r["counts"] - jf["counts"]).sum())
+                print(f"round={rnd} tool=tessera variant={variant} chunk={chunk} seconds={r['count_s']:.2f} "
+                      f"mbp_s={mbp / r['count_s']:.1f} cpu_seconds={r['count_cpu_s']:.2f} "
+                      f"others_cores={r['others_cores']:.2f} peak_rss_mb={r['peak_rss_mb']:.0f} "
+                      f"counts_equal={r['equal']}", flush=True)
+                runs[variant, chunk] = keep_best(runs[variant, chunk], r, "count_s")
+        print(f"jellyfish: {jf['cmd']}  then: jellyfish dump -c (dump_seconds={jf['dump_s']:.2f}, not timed) "
+              f"best jellyfish_seconds={jf['seconds']:.2f} cpu_seconds={jf['cpu_s']:.2f} "
+              f"others_cores={jf['others_cores']:.2f}")
+        for t, r in jf_ref.items():
+            print(f"jellyfish_reference threads={t} best_seconds={r['seconds']:.2f} mbp_s={mbp / r['seconds']:.1f} "
+                  f"cpu_seconds={r['cpu_s']:.2f} others_cores={r['others_cores']:.2f} "
+                  f"ratio_vs_this={r['seconds'] / jf['seconds']:.2f} counts_equal={r['equal']}")
+
+        best: dict[str, dict] = {}
+        failed = any(not r["equal"] for r in jf_ref.values())
+        for (variant, chunk), run in runs.items():
+            failed |= not run["equal"]
+            print(f"variant={variant} chunk={chunk} best tessera_seconds={run['count_s']:.2f} "
+                  f"tessera_mbp_s={mbp / run['count_s']:.1f} tessera_wall_seconds={run['wall_s']:.2f} "
+                  f"cpu_seconds={run['count_cpu_s']:.2f} cores_used={run['count_cpu_s'] / run['count_s']:.2f} "
+                  f"others_cores={run['others_cores']:.2f} tessera_peak_rss_mb={run['peak_rss_mb']:.0f} "
+                  f"baseline_rss_mb={run['baseline_rss_mb']:.0f} counts_equal={run['equal']} "
+                  f"abs_count_diff={run['diff']}")
+            if variant not in best or run["count_s"] < best[variant]["count_s"]:
+                best[variant] = {**run, "chunk": chunk}
+
+        for i, variant in enumerate(variants):
+            run = best[variant]
+            ratio = jf["seconds"] / run["count_s"]
+            lines = {"variant": variant, "fastest_chunk": run["chunk"], "mbp": f"{mbp:.1f}",
+                     "tessera_seconds": f"{run['count_s']:.2f}", "tessera_wall_seconds": f"{run['wall_s']:.2f}",
+                     "jellyfish_seconds": f"{jf['seconds']:.2f}",
+                     "tessera_mbp_s": f"{mbp / run['count_s']:.1f}", "jellyfish_mbp_s": f"{mbp / jf['seconds']:.1f}",
+                     "ratio": f"{ratio:.2f}", "ratio_incl_startup": f"{jf['seconds'] / run['wall_s']:.2f}",
+                     **{f"ratio_vs_jellyfish_t{t}": f"{r['seconds'] / run['count_s']:.2f}" for t, r in jf_ref.items()},
+                     "others_cores": f"{max(run['others_cores'], jf['others_cores']):.2f}",
+                     "tessera_peak_rss_mb": f"{run['peak_rss_mb']:.0f}",
+                     "jellyfish_peak_rss_mb": f"{jf['peak_rss_mb']:.0f}",
+                     "kmers_counted": int(run["counts"].sum()), "counts_equal": run["equal"],
+                     "targets": f"mbp_s>=100:{'met' if mbp / run['count_s'] >= 100 else 'MISSED'},"
+                                f"ratio>=5:{'met' if ratio >= 5 else 'MISSED'},"
+                                f"peak_rss<1GB:{'met' if run['peak_rss_mb'] < 1024 else 'MISSED'}"}
+            print(("\n" if i == 0 else " ").join(f"{key}={value}" for key, value in lines.items()))
+        print(f"load_avg_1min_after={os.getloadavg()[0]:.2f}")
+        if failed:
+            print("MISMATCH: tessera's k-mer counts differ from jellyfish's", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        for leftover in (*workdir.glob("jellyfish.jf*"), workdir / "tessera-counts.npy"):
+            if not args.keep:
+                leftover.unlink(missing_ok=True)
+        if not args.keep:
+            if own_workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+            else:
+                fasta.unlink(missing_ok=True)
+                fasta.with_suffix(".json").unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
