@@ -83,3 +83,12 @@ class TestTrainingHelpers:
     def test_reverse_complement_augmentation_doubles_with_same_labels(self) -> None:
         codes, labels = training.with_reverse_complements(encode.base_codes(["AC", "GG"], 2), np.array([0, 1]))
         assert codes.shape == (4, 2) and labels.tolist() == [0, 1, 0, 1]
+
+
+def test_streaming_counts_agree_with_the_per_record_counts_for_several_k() -> None:
+    rng = np.random.default_rng(3)
+    seq = "".join(rng.choice(list("ACGTN"), size=5000, p=[0.249, 0.249, 0.249, 0.249, 0.004]))
+    for k in (1, 3, 6, 8):
+        tokens = encode.kmer_tokens(encode.base_codes([seq], len(seq)), k)
+        np.testing.assert_array_equal(encode.count_kmers_in(encode.codes_of(seq), k),
+                                      encode.kmer_counts(tokens, k)[0])

@@ -104,18 +104,32 @@ def kmer_counts(tokens: np.ndarray, k: int) -> np.ndarray:
 
 
 def count_kmers_in(codes: np.ndarray, k: int, counts: np.ndarray | None = None) -> np.ndarray:
-    """Add the k-mers of one long code array (a chromosome chunk) to ``counts`` (4^k int64)."""
-    counts = np.zeros(4**k, dtype=np.int64) if counts is None else counts
-    if codes.size < k:
-        return counts
+    """Add the k-mers of one long code array (a chromosome chunk) to ``counts`` (4^k int64).
+
+    Values roll in place in the smallest unsigned type that holds 4^k + 1 values (uint16 up to k = 7); k-mers
+    touching a code above 3 go to one extra bin that is dropped; one ``np.bincount``.
+    """
+    size = 4**k
+    counts = np.zeros(size, dtype=np.int64) if counts is None else counts
     width = codes.size - k + 1
-    value = np.zeros(width, dtype=np.int64)
-    bad = np.zeros(width, dtype=bool)
-    for j in range(k):
-        window = codes[j:j + width]
-        value = value * 4 + np.minimum(window, 3)
-        bad |= window > 3
-    counts += np.bincount(value[~bad], minlength=4**k)
+    if width <= 0:
+        return counts
+    dtype = np.uint16 if size < 2**16 else np.uint32 if size < 2**32 else np.uint64
+    bases = codes.astype(dtype)
+    np.bitwise_and(bases, 3, out=bases)
+    value = bases[:width].copy()
+    for j in range(1, k):
+        np.left_shift(value, 2, out=value)
+        np.bitwise_or(value, bases[j:j + width], out=value)
+    unknown = codes > 3
+    if unknown.any():
+        bad = unknown[:width].copy()
+        for j in range(1, k):
+            np.bitwise_or(bad, unknown[j:j + width], out=bad)
+        value[bad] = size
+        counts += np.bincount(value, minlength=size + 1)[:size]
+    else:
+        counts += np.bincount(value, minlength=size)
     return counts
 
 
