@@ -26,9 +26,11 @@ def dask_address(address: str | None = None) -> str | None:
 
 
 def local_cluster_kwargs() -> dict:
-    """One worker process with a thread per core: numpy, GDAL and torch release the GIL, and threads
-    share memory, so nothing is copied between workers. Memory is capped at 3/4 of the machine so
-    Dask spills to disk before the OS kills anything."""
+    """One worker inside this process with a thread per core: numpy, GDAL and torch release the GIL, and
+    threads share memory, so nothing is copied or pickled between workers and the cluster starts in a
+    quarter second. Memory is capped at 3/4 of the machine so Dask spills to disk before the OS kills
+    anything. Pure-Python stages (text cleaning) are GIL-bound here: a cluster of worker processes, named
+    with --dask-address, runs them in parallel."""
     cores = os.cpu_count() or 1
     return {
         "n_workers": 1,
