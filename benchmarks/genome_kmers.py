@@ -13,12 +13,12 @@ Variants of the tessera path (``--variants``), each at every ``--chunks`` size:
 - ``project``: the project's functions as they are: ``sources.iter_fasta_chunks`` (SimpleFastaParser) +
   ``encode.codes_of`` + ``encode.count_kmers_in`` per piece, chunks counted in a 2-thread pool (numpy releases
   the GIL in its large loops), at most 2 chunks per thread in flight so memory stays flat. The headline numbers.
-- ``kernel``: the project's reader with only the proposed counting kernel ``count_kmers_fast`` (uint16 rolling
-  codes, one bincount) in place of ``count_kmers_in``: the encode.py half of the proposal.
+- ``legacy``: the same with the int64 ``count_kmers_in`` the project had before (``count_kmers_int64`` below;
+  encode.py now has the uint16 one), for before/after numbers.
 - ``fast``: the proposed reader ``iter_fasta_codes`` (raw blocks; headers cut with ``bytes.find``; newlines
-  dropped and bases mapped in one C pass by ``bytes.translate``) + the proposed kernel, same thread pool.
-- ``ranges``: the proposed reader and kernel over byte ranges of the file (``iter_range_codes``) in 2 forked
-  processes, so no GIL is shared (its peak RSS sums the processes' RSS, shared pages counted twice).
+  dropped and bases mapped in one C pass by ``bytes.translate``) + ``encode.count_kmers_in``, same thread pool.
+- ``ranges``: the proposed reader over byte ranges of the file (``iter_range_codes``) + ``encode.count_kmers_in``
+  in 2 forked processes, so no GIL is shared (its peak RSS sums the processes' RSS, shared pages counted twice).
 
 Both tools read the file from the page cache (it is read once before timing). Tools run in rounds (each once per
 round, ``--repeat`` rounds, fastest run kept) and every run reports ``others_cores``: how many cores other
@@ -153,12 +153,28 @@ def count_project(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
     return sum_counts(map_bounded(lambda batch: _add_batch(batch, k, encode.count_kmers_in), batches, threads), k)
 
 
-def count_kernel(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
-    """The project's reader (iter_fasta_chunks + codes_of) with only the proposed counting kernel."""
+def count_legacy(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
+    """The project's reader (iter_fasta_chunks + codes_of) with the int64 count_kmers_in it had before."""
     from tasks.genome import sources
 
     batches = sources.iter_fasta_chunks(path, chunk_bases=chunk, overlap=k - 1)
-    return sum_counts(map_bounded(lambda batch: _add_batch(batch, k, count_kmers_fast), batches, threads), k)
+    return sum_counts(map_bounded(lambda batch: _add_batch(batch, k, count_kmers_int64), batches, threads), k)
+
+
+def count_kmers_int64(codes: np.ndarray, k: int, counts: np.ndarray | None = None) -> np.ndarray:
+    """encode.count_kmers_in as it was (int64 values, a new array per step, boolean select, bincount)."""
+    counts = np.zeros(4**k, dtype=np.int64) if counts is None else counts
+    if codes.size < k:
+        return counts
+    width = codes.size - k + 1
+    value = np.zeros(width, dtype=np.int64)
+    bad = np.zeros(width, dtype=bool)
+    for j in range(k):
+        window = codes[j:j + width]
+        value = value * 4 + np.minimum(window, 3)
+        bad |= window > 3
+    counts += np.bincount(value[~bad], minlength=4**k)
+    return counts
 
 
 # ------------------------------------------------------------------------------------- tessera: proposed fast path
@@ -289,49 +305,25 @@ def iter_range_codes(path: str | Path, start: int, stop: int, *, chunk_bytes: in
             yield np.frombuffer(carry + extra[:overlap], dtype=np.uint8)
 
 
-def count_kmers_fast(codes: np.ndarray, k: int, counts: np.ndarray | None = None) -> np.ndarray:
-    """PROPOSED for encode.count_kmers_in (same signature, same result): k-mer values rolled in place in the
-    smallest unsigned type that holds 4^k + 1 values (uint16 up to k = 7), k-mers touching a code > 3 sent to
-    one extra bin, one ``np.bincount``. About 5x fewer bytes moved than the int64 version."""
-    size = 4**k
-    counts = np.zeros(size, dtype=np.int64) if counts is None else counts
-    width = codes.size - k + 1
-    if width <= 0:
-        return counts
-    dtype = np.uint16 if size < 2**16 else np.uint32 if size < 2**32 else np.uint64
-    bases = codes.astype(dtype)
-    np.bitwise_and(bases, 3, out=bases)
-    value = bases[:width].copy()
-    for j in range(1, k):
-        np.left_shift(value, 2, out=value)
-        np.bitwise_or(value, bases[j:j + width], out=value)
-    unknown = codes > 3
-    if unknown.any():
-        bad = unknown[:width].copy()
-        for j in range(1, k):
-            np.bitwise_or(bad, unknown[j:j + width], out=bad)
-        value[bad] = size
-        counts += np.bincount(value, minlength=size + 1)[:size]
-    else:
-        counts += np.bincount(value, minlength=size)
-    return counts
-
-
 def count_fast(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
+    from tasks.genome.encode import count_kmers_in
+
     chunks = iter_fasta_codes(path, chunk_bytes=chunk, overlap=k - 1)
-    return sum_counts(map_bounded(lambda codes: count_kmers_fast(codes, k), chunks, threads), k)
+    return sum_counts(map_bounded(lambda codes: count_kmers_in(codes, k), chunks, threads), k)
 
 
 def count_range(path: str, start: int, stop: int, k: int, chunk: int) -> np.ndarray:
+    from tasks.genome.encode import count_kmers_in
+
     counts = np.zeros(4**k, dtype=np.int64)
     for codes in iter_range_codes(path, start, stop, chunk_bytes=chunk, overlap=k - 1):
-        count_kmers_fast(codes, k, counts)
+        count_kmers_in(codes, k, counts)
     return counts
 
 
 def count_ranges(path: str, k: int, chunk: int, workers: int, *, range_bytes: int = 16 << 20,
                  start_method: str = "fork") -> np.ndarray:
-    """The proposed reader and kernel in ``workers`` processes, each counting 16 MiB byte ranges of the file: no
+    """The proposed reader and the project's kernel in ``workers`` processes, each counting 16 MiB byte ranges: no
     GIL between them. Gzipped input cannot be split and falls back to ``count_fast``. ``fork`` starts workers in
     ~10 ms; in a process with other threads running (a Dask or Prefect worker) use ``forkserver``."""
     import multiprocessing
@@ -376,7 +368,7 @@ def sum_counts(parts: Iterable[np.ndarray], k: int) -> np.ndarray:
     return total
 
 
-COUNTERS = {"project": count_project, "kernel": count_kernel, "fast": count_fast, "ranges": count_ranges}
+COUNTERS = {"project": count_project, "legacy": count_legacy, "fast": count_fast, "ranges": count_ranges}
 
 
 def run_tessera(variant: str, path: str, k: int, chunk: int, threads: int, out: str) -> dict:
@@ -538,7 +530,8 @@ def _strip_numpy(path: str, chunk: int) -> int:
 
 
 def profile(fasta: Path, k: int, chunks: list[int], bases: int) -> None:
-    """Single-thread, in-process time per stage of both paths, over the whole file."""
+    """Single-thread, in-process time per stage of the project and proposed readers and of the kernels, over the
+    whole file, and end-to-end times with 1 and 2 threads."""
     sys.path.insert(0, str(ROOT))
     from tasks.genome import encode, sources
 
@@ -548,11 +541,13 @@ def profile(fasta: Path, k: int, chunks: list[int], bases: int) -> None:
         print(f"profile {label} seconds={seconds:.3f} mbp_s={bases / 1e6 / seconds:.0f}")
 
     for chunk in chunks:
-        # project path, stage by stage (count_kmers_in's body, split; checked against the real one)
+        # project path, stage by stage: parse, codes_of, the current count_kmers_in, and the legacy int64 kernel
+        # split into its parts (checked against the current one)
         watch, total, check = Stopwatch(), np.zeros(size, np.int64), np.zeros(size, np.int64)
         for batch in _timed_iter(watch, "parse", sources.iter_fasta_chunks(fasta, chunk_bases=chunk, overlap=k - 1)):
             for piece in batch:
                 codes = watch("codes_of", encode.codes_of, piece)
+                watch("count_kmers_in", encode.count_kmers_in, codes, k, check)
                 if codes.size < k:
                     continue
                 width = codes.size - k + 1
@@ -567,19 +562,22 @@ def profile(fasta: Path, k: int, chunks: list[int], bases: int) -> None:
                 t2 = time.perf_counter()
                 total += np.bincount(kept, minlength=size)
                 t3 = time.perf_counter()
-                for name, dt in (("roll_int64", t1 - t0), ("mask_select", t2 - t1), ("bincount_int64", t3 - t2)):
+                for name, dt in (("legacy_roll_int64", t1 - t0), ("legacy_mask_select", t2 - t1),
+                                 ("legacy_bincount_int64", t3 - t2)):
                     watch.total[name] = watch.total.get(name, 0.0) + dt
-                if chunk == chunks[0]:
-                    encode.count_kmers_in(codes, k, check)
-        if chunk == chunks[0] and not np.array_equal(total, check):
-            die("profile: the split count_kmers_in differs from the real one")
+        if not np.array_equal(total, check):
+            die("profile: the legacy int64 kernel and count_kmers_in disagree")
         for name, seconds in watch.total.items():
             report(f"path=project chunk={chunk} stage={name}", seconds)
-        report(f"path=project chunk={chunk} stage=sum", sum(watch.total.values()))
-        for threads in (1, 2):
-            t0 = time.perf_counter()
-            count_project(str(fasta), k, chunk, threads)
-            report(f"path=project chunk={chunk} threads={threads} end_to_end", time.perf_counter() - t0)
+        report(f"path=project chunk={chunk} stage=sum(parse+codes_of+count_kmers_in)",
+               watch.total["parse"] + watch.total["codes_of"] + watch.total["count_kmers_in"])
+        report(f"path=legacy chunk={chunk} stage=sum(parse+codes_of+legacy_*)",
+               sum(v for n, v in watch.total.items() if n != "count_kmers_in"))
+        for name, counter in (("project", count_project), ("legacy", count_legacy)):
+            for threads in (1, 2):
+                t0 = time.perf_counter()
+                counter(str(fasta), k, chunk, threads)
+                report(f"path={name} chunk={chunk} threads={threads} end_to_end", time.perf_counter() - t0)
 
         # fast path, stage by stage, with the alternatives the issue asked about
         watch = Stopwatch()
@@ -620,14 +618,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mbp", type=float, default=200, help="size of the generated FASTA in Mbp; default 200")
     parser.add_argument("--k", type=int, default=6, help="k-mer length; default 6")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", default="project,kernel,fast,ranges",
+    parser.add_argument("--variants", default="project,legacy,fast,ranges",
                         help="tessera paths, comma-separated: project (the project's functions; the headline "
-                             "numbers), kernel (project reader + proposed count kernel), fast (proposed reader + "
+                             "numbers), legacy (project reader + the former int64 kernel), fast (proposed reader + "
                              "kernel, 2 threads), ranges (fast in 2 processes over byte ranges); default all four")
-    parser.add_argument("--chunks", default="1M,8M",
-                        help="chunk sizes to try (project: bases per chunk; fast: file bytes per chunk), "
-                             "comma-separated, K/M suffixes; default 1M,8M")
-    parser.add_argument("--threads", type=int, default=2, help="threads for both tools; default 2")
+    parser.add_argument("--chunks", default="512K,1M,8M",
+                        help="chunk sizes to try (project, legacy: bases per chunk; fast, ranges: bytes per block), "
+                             "comma-separated, K/M suffixes; default 512K,1M,8M")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="threads for both tools (processes for ranges); default 2")
     parser.add_argument("--jf-size", type=int,
                         help="jellyfish -s (hash entries); default 16 * 4^k: room for every k-mer and the entries "
                              "big counts spill into")
@@ -650,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     chunks = [parse_size(c) for c in args.chunks.split(",") if c.strip()]
     if not variants or set(variants) - set(COUNTERS) or not chunks or min(chunks) < 1024:
-        parser.error("--variants takes project, kernel, fast and/or ranges; --chunks a list of sizes of at least 1K")
+        parser.error("--variants takes project, legacy, fast and/or ranges; --chunks a list of sizes of at least 1K")
     if not 1 <= args.k <= 12:
         parser.error("--k must be 1..12 (4^k counters)")
     k, jf_size = args.k, args.jf_size or 16 * 4**args.k
