@@ -80,6 +80,15 @@ class TestReadPosts:
         assert posts["text"][0] == "café was great"
         assert repairs == {"undecodable_replaced": 1, "mojibake_repaired": 1}
 
+    def test_compressed_csv(self, tmp_path: Path) -> None:
+        import bz2
+
+        (tmp_path / "p.csv.bz2").write_bytes(bz2.compress(b"text,label\nnice,pos\nbad,neg\n"))
+        assert sources.read_posts(str(tmp_path / "p.csv.bz2"))[0]["text"].tolist() == ["nice", "bad"]
+        (tmp_path / "t.csv.bz2").write_bytes(bz2.compress(b"text,label\n" * 1000)[:40])
+        with pytest.raises(BadInputError, match="truncated or corrupt"):
+            sources.read_posts(str(tmp_path / "t.csv.bz2"))
+
     def test_latin1_input_with_encoding_option(self, tmp_path: Path) -> None:
         (tmp_path / "p.csv").write_bytes("text,label\ncrème brûlée,pos\n".encode("latin-1"))
         posts, repairs = sources.read_posts(str(tmp_path / "p.csv"), encoding="latin-1")

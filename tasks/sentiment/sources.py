@@ -1,4 +1,4 @@
-"""Readers at the edge: posts from CSV, JSONL or Parquet, with encodings as found in the wild.
+"""Readers at the edge: posts from CSV, JSONL or Parquet (gzip, bzip2 or xz too), with encodings as found.
 
 Bytes that do not decode are replaced and counted; mojibake (UTF-8 read as Latin-1) is repaired by ftfy and
 counted. Columns are matched without case; the message for a missing column lists the columns found.
@@ -39,13 +39,29 @@ def _decode(raw: bytes, encoding: str) -> tuple[str, int]:
     return text, text.count("\ufffd") - raw.decode(encoding, errors="ignore").count("\ufffd")
 
 
+def _decompressed(raw: bytes, path: str) -> bytes:
+    """The bytes of a gzip, bzip2 or xz file, recognised by their magic number; other bytes as they are."""
+    import bz2
+    import gzip
+    import lzma
+
+    openers = {b"\x1f\x8b": gzip.decompress, b"BZh": bz2.decompress, b"\xfd7zXZ": lzma.decompress}
+    for magic, decompress in openers.items():
+        if raw.startswith(magic):
+            try:
+                return decompress(raw)
+            except (OSError, EOFError, ValueError, lzma.LZMAError) as exc:
+                raise BadInputError(f"{path}: compressed data is truncated or corrupt ({exc}); re-download it") from exc
+    return raw
+
+
 def read_posts(path: str, *, text_column: str | None = None, label_column: str | None = None,
                encoding: str = "utf-8") -> tuple[pd.DataFrame, dict]:
     """Posts as a table ``id, text, label`` and what was repaired: undecodable bytes and mojibake."""
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"{path}: no such file; pass --input a CSV, JSONL or Parquet file of posts")
-    raw = p.read_bytes()
+    raw = _decompressed(p.read_bytes(), path)
     if not raw.strip():
         raise BadInputError(f"{path}: empty file; pass a CSV, JSONL or Parquet file with posts")
     suffix = "".join(p.suffixes).lower()
