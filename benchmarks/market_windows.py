@@ -147,26 +147,11 @@ def stack_float32(parts: list[dict], key: str) -> np.ndarray:
 
 
 def symbol_fold_slices(group, start, stop, *, lag: int, horizon: int) -> dict:
-    """Proposed ``windows.symbol_fold``: the same computation, but as a symbol's rows are sorted by date its
-    training windows (target before ``start``) are a prefix and its test windows (end in [start, stop)) a contiguous
-    range, so slices select them and ``x_train``/``x_test`` stay zero-copy views (the boolean masks copy them);
-    ``returns_test`` is a view of the raw returns (``symbol_fold`` rebuilds them as ``x * std + mean``)."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
+    """The slice-selecting ``symbol_fold`` this benchmark proposed, now the project's own
+    (``windows.symbol_fold``); kept as a variant name so earlier outputs stay comparable."""
     from tasks.market import windows
 
-    features, log_prices, dates = windows.symbol_features(group)
-    mean, std = windows.fit_scaler(features, dates, start)
-    x, y, end = windows.make_windows((features - mean) / std, log_prices, lag=lag, horizon=horizon)
-    n = len(end)
-    before_start, before_stop = np.searchsorted(dates, [start, stop]).tolist()
-    train = slice(0, min(max(before_start - horizon - lag + 1, 0), n))
-    test_lo = min(max(before_start - lag + 1, 0), n)
-    test = slice(test_lo, min(max(before_stop - lag + 1, test_lo), n))
-    returns = sliding_window_view(features[:, 0], lag)[:n] if n else np.empty((0, lag))
-    return {"symbol": group["symbol"].iloc[0], "x_train": x[train], "y_train": y[train], "x_test": x[test],
-            "y_test": y[test], "test_dates": dates[end[test]], "test_log_price": log_prices[end[test]],
-            "returns_test": returns[test], "scaler": (mean.tolist(), std.tolist())}
+    return windows.symbol_fold(group, start, stop, lag=lag, horizon=horizon)
 
 
 def fold_slices(prices, start, stop, lag: int, horizon: int) -> list[dict]:

@@ -123,6 +123,18 @@ def plot_bars(values: dict[str, float], *, title: str, ylabel: str, threshold: f
     return _png(fig)
 
 
+def plot_by_label(table: pd.DataFrame, panels: list[tuple[str, str, str]], *, bins: int = 30) -> bytes:
+    """Histograms of ``table`` columns per label, one panel per (column, title, x label)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for label, group in table.groupby(table["label"].fillna("unlabelled")):
+        for ax, (column, _, _) in zip(axes[0], panels, strict=True):
+            ax.hist(group[column], bins=bins, alpha=0.5, label=str(label))
+    for ax, (_, title, xlabel) in zip(axes[0], panels, strict=True):
+        ax.set(title=title, xlabel=xlabel)
+    axes[0][0].legend(fontsize=8)
+    return _png(fig)
+
+
 def metrics_table(metrics: dict, baselines: dict) -> pd.DataFrame:
     """One row per model (the model, then each baseline), scalar metrics as columns."""
     rows = [{"model": "model", **{k: v for k, v in metrics.items() if not isinstance(v, dict)}}]

@@ -5,23 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from prefect import task
 
 from tasks import evaluate
-
-
-def plot_sequence_profile(profile: pd.DataFrame) -> bytes:
-    """Length and GC-content distributions per class."""
-    fig, (len_ax, gc_ax) = plt.subplots(1, 2, figsize=(10, 3.5))
-    for label, group in profile.groupby(profile["label"].fillna("unlabelled")):
-        len_ax.hist(group["length"], bins=30, alpha=0.5, label=str(label))
-        gc_ax.hist(group["gc_content"], bins=30, alpha=0.5, label=str(label))
-    len_ax.set(title="Sequence length", xlabel="bases")
-    gc_ax.set(title="GC content", xlabel="fraction")
-    len_ax.legend(fontsize=8)
-    return evaluate._png(fig)
 
 
 def build_report(run: dict) -> evaluate.Report:
@@ -29,7 +16,9 @@ def build_report(run: dict) -> evaluate.Report:
     report = evaluate.run_report(run)
     if (run_dir / "sequence_profile.parquet").exists():
         report.heading("Sequences")
-        report.figure("sequence_profile", plot_sequence_profile(pd.read_parquet(run_dir / "sequence_profile.parquet")))
+        profile = pd.read_parquet(run_dir / "sequence_profile.parquet")
+        report.figure("sequence_profile", evaluate.plot_by_label(profile, [
+            ("length", "Sequence length", "bases"), ("gc_content", "GC content", "fraction")]))
     if (run_dir / "quarantine.parquet").exists():
         report.table(pd.read_parquet(run_dir / "quarantine.parquet").head(50), caption="Quarantined records")
     training = run_dir / "training.json"

@@ -5,20 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from prefect import task
 
 from tasks import evaluate
-
-
-def plot_lengths(profile: pd.DataFrame) -> bytes:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for label, group in profile.groupby(profile["label"].fillna("unlabelled")):
-        ax.hist(group["length"].clip(upper=300), bins=40, alpha=0.5, label=str(label))
-    ax.set(title="Post length by label", xlabel="characters (clipped at 300)")
-    ax.legend(fontsize=8)
-    return evaluate._png(fig)
 
 
 def misclassified(evaluation: pd.DataFrame, class_names: list[str], n: int = 15) -> pd.DataFrame:
@@ -36,7 +26,10 @@ def build_report(run: dict) -> evaluate.Report:
     report = evaluate.run_report(run)
     if (run_dir / "posts_profile.parquet").exists():
         report.heading("Posts")
-        report.figure("post_lengths", plot_lengths(pd.read_parquet(run_dir / "posts_profile.parquet")))
+        profile = pd.read_parquet(run_dir / "posts_profile.parquet")
+        profile["length"] = profile["length"].clip(upper=300)
+        report.figure("post_lengths", evaluate.plot_by_label(
+            profile, [("length", "Post length by label", "characters (clipped at 300)")], bins=40))
     if (run_dir / "quarantine.parquet").exists():
         report.table(pd.read_parquet(run_dir / "quarantine.parquet")["reason"].value_counts().reset_index(),
                      caption="Quarantined posts by reason")
