@@ -10,23 +10,26 @@ peak RSS that stays flat with the file size (< 1 GB).
 
 Variants of the tessera path (``--variants``), each at every ``--chunks`` size:
 
-- ``project``: the project's functions as they are: ``sources.iter_fasta_chunks`` (SimpleFastaParser) +
+- ``project``: the production function ``sources.count_kmers_file(path, k, workers=THREADS, chunk_bytes=CHUNK)``:
+  raw blocks (headers cut with ``bytes.find``; whitespace dropped and bases mapped in one C pass by
+  ``bytes.translate``) + ``encode.count_kmers_in``, over 4 MiB byte ranges counted by this process and
+  THREADS - 1 'forkserver' helper processes (started inside the timed call). The headline numbers; its peak RSS
+  sums the process tree (this process, the fork server and the helpers; shared pages counted twice).
+- ``stream``: ``sources.iter_fasta_codes`` + ``encode.count_kmers_in`` in this process only, sequentially: what
+  ``count_kmers_file`` does for gzipped input, here on the uncompressed file (no decompression).
+- ``simplefasta``: the previous production path: ``sources.iter_fasta_chunks`` (SimpleFastaParser) +
   ``encode.codes_of`` + ``encode.count_kmers_in`` per piece, chunks counted in a 2-thread pool (numpy releases
-  the GIL in its large loops), at most 2 chunks per thread in flight so memory stays flat. The headline numbers.
-- ``legacy``: the same with the int64 ``count_kmers_in`` the project had before (``count_kmers_int64`` below;
-  encode.py now has the uint16 one), for before/after numbers.
-- ``fast``: the proposed reader ``iter_fasta_codes`` (raw blocks; headers cut with ``bytes.find``; newlines
-  dropped and bases mapped in one C pass by ``bytes.translate``) + ``encode.count_kmers_in``, same thread pool.
-- ``ranges``: the proposed reader over byte ranges of the file (``iter_range_codes``) + ``encode.count_kmers_in``
-  in 2 forked processes, so no GIL is shared (its peak RSS sums the processes' RSS, shared pages counted twice).
+  the GIL in its large loops), at most 2 chunks per thread in flight so memory stays flat.
+- ``legacy``: ``simplefasta`` with the int64 ``count_kmers_in`` the project had before that
+  (``count_kmers_int64`` below), for before/after numbers.
 
 Both tools read the file from the page cache (it is read once before timing). Tools run in rounds (each once per
 round, ``--repeat`` rounds, fastest run kept) and every run reports ``others_cores``: how many cores other
 processes kept busy meanwhile (the machine may be shared; above ~0.2 the numbers are disturbed: re-run).
-tessera's time is the counting call (file open to counts in hand); ``tessera_wall_seconds`` adds interpreter
-start and imports (~0.4 s, pandas and Biopython via tasks.genome.sources).
+tessera's time is the counting call (file open to counts in hand, helper processes started and stopped);
+``tessera_wall_seconds`` adds interpreter start and imports (~0.15 s).
 
-    python benchmarks/genome_kmers.py                                    # 200 Mbp, all variants, 2 threads
+    python benchmarks/genome_kmers.py                                    # 200 Mbp, project + simplefasta
     python benchmarks/genome_kmers.py --mbp 20 --repeat 1                # quick check (~20 s)
     python benchmarks/genome_kmers.py --profile --workdir /tmp/gk --keep # + single-core stage timings
 
@@ -36,7 +39,6 @@ Exit status: 0 when every variant's counts equal jellyfish's, 1 when they differ
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import resource
@@ -134,7 +136,24 @@ def warm_cache(path: Path) -> None:
             pass
 
 
-# ------------------------------------------------------------------------------------------- tessera: project path
+# ------------------------------------------------------------------------------------------- tessera: variants
+
+def count_project(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
+    """The production function: byte ranges in ``threads`` processes (this one included)."""
+    from tasks.genome import sources
+
+    return sources.count_kmers_file(path, k, workers=threads, chunk_bytes=chunk)
+
+
+def count_stream(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
+    """The production reader streamed in this process (the gzip path of count_kmers_file); ``threads`` unused."""
+    from tasks.genome import encode, sources
+
+    counts = np.zeros(4**k, dtype=np.int64)
+    for codes in sources.iter_fasta_codes(path, chunk_bytes=chunk, overlap=k - 1):
+        encode.count_kmers_in(codes, k, counts)
+    return counts
+
 
 def _add_batch(batch: list[str], k: int, kernel: Callable) -> np.ndarray:
     from tasks.genome import encode
@@ -145,8 +164,8 @@ def _add_batch(batch: list[str], k: int, kernel: Callable) -> np.ndarray:
     return counts
 
 
-def count_project(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
-    """The project's functions as they are: SimpleFastaParser chunks, codes_of, count_kmers_in."""
+def count_simplefasta(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
+    """The previous production path: SimpleFastaParser chunks, codes_of, count_kmers_in, in threads."""
     from tasks.genome import encode, sources
 
     batches = sources.iter_fasta_chunks(path, chunk_bases=chunk, overlap=k - 1)
@@ -154,7 +173,7 @@ def count_project(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
 
 
 def count_legacy(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
-    """The project's reader (iter_fasta_chunks + codes_of) with the int64 count_kmers_in it had before."""
+    """The SimpleFastaParser reader (iter_fasta_chunks + codes_of) with the int64 count_kmers_in it had before."""
     from tasks.genome import sources
 
     batches = sources.iter_fasta_chunks(path, chunk_bases=chunk, overlap=k - 1)
@@ -175,171 +194,6 @@ def count_kmers_int64(codes: np.ndarray, k: int, counts: np.ndarray | None = Non
         bad |= window > 3
     counts += np.bincount(value[~bad], minlength=4**k)
     return counts
-
-
-# ------------------------------------------------------------------------------------- tessera: proposed fast path
-
-def _open_binary(path: str | Path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
-
-
-class FastaScan:
-    """Where a FASTA byte stream is between blocks: header seen yet, inside a header line, at a line start."""
-
-    def __init__(self, *, seen_header: bool = False, in_header: bool = False, line_start: bool = True) -> None:
-        self.seen_header, self.in_header, self.line_start = seen_header, in_header, line_start
-
-    def sequence(self, block: bytes) -> bytes:
-        """The sequence bytes of the next ``block`` (whitespace kept), each header line replaced by one b">"
-        (a record separator: it maps to code 4). Text before the first header is skipped, like SimpleFastaParser."""
-        parts: list[bytes] = []
-        pos, size = 0, len(block)
-        if self.in_header:
-            end = block.find(b"\n")
-            pos, self.in_header = (size, True) if end < 0 else (end + 1, False)
-        while pos < size:
-            if pos == 0 and self.line_start and block.startswith(b">"):
-                head = 0
-            else:
-                nl = block.find(b"\n>", max(pos - 1, 0))
-                head = nl + 1 if nl >= 0 else -1
-            if head < 0:
-                if self.seen_header:
-                    parts.append(block[pos:])
-                break
-            if self.seen_header:
-                parts.append(block[pos:head])
-            parts.append(b">")
-            self.seen_header = True
-            end = block.find(b"\n", head)
-            if end < 0:
-                self.in_header = True
-                break
-            pos = end + 1
-        if size:
-            self.line_start = block.endswith(b"\n")
-        return b"".join(parts)
-
-
-def iter_fasta_codes(path: str | Path, *, chunk_bytes: int = 1 << 20, overlap: int = 0) -> Iterator[np.ndarray]:
-    """PROPOSED for sources.py: the base codes (uint8, ``encode.LOOKUP``: A/a=0 .. T/t=3, anything else 4) of
-    all records of a FASTA file (plain or gzipped), in chunks of about ``chunk_bytes`` of file, in flat memory.
-
-    Records are separated by one code 4 (an N: no k-mer spans two records); each chunk starts with the last
-    ``overlap`` codes of the one before (k - 1 to count k-mers). Header lines are cut out with ``bytes.find``,
-    whitespace dropped and bases mapped in one C pass (``bytes.translate``). Lines of any length are fine.
-    """
-    from tasks.genome.encode import LOOKUP
-
-    table, scan, carry = bytes(LOOKUP), FastaScan(), b""
-    with _open_binary(path) as fh:
-        while block := fh.read(chunk_bytes):
-            codes = scan.sequence(block).translate(table, WHITESPACE)
-            if not codes:
-                continue
-            buffer = carry + codes
-            carry = buffer[-overlap:] if overlap else b""
-            yield np.frombuffer(buffer, dtype=np.uint8)
-
-
-def _scan_at(fh, start: int) -> FastaScan:
-    """The scan state at byte ``start`` of an uncompressed FASTA (looks back to the line start only)."""
-    if start == 0:
-        return FastaScan()
-    line_start, p = 0, start
-    while p > 0:
-        q = max(0, p - (1 << 16))
-        fh.seek(q)
-        nl = fh.read(p - q).rfind(b"\n")
-        if nl >= 0:
-            line_start = q + nl + 1
-            break
-        p = q
-    fh.seek(line_start)
-    header_line = fh.read(1) == b">"
-    if header_line and line_start < start:
-        return FastaScan(seen_header=True, in_header=True, line_start=False)
-    fh.seek(0)
-    seen = fh.read(1) == b">" and start > 0
-    q = 0
-    while not seen and q < start:  # a header before start? (only files with text before the first header)
-        fh.seek(q)
-        buf = fh.read(min(1 << 20, start - q + 1))
-        seen = buf.find(b"\n>", 0, start - q) >= 0
-        q += max(len(buf) - 1, 1)
-    return FastaScan(seen_header=seen, line_start=line_start == start)
-
-
-def iter_range_codes(path: str | Path, start: int, stop: int, *, chunk_bytes: int = 1 << 20,
-                     overlap: int = 0) -> Iterator[np.ndarray]:
-    """PROPOSED for sources.py: like ``iter_fasta_codes`` for bytes [start, stop) of an uncompressed FASTA, plus the
-    ``overlap`` codes that follow ``stop`` in the same record, so that ranges tiling a file count every k-mer once
-    (each k-mer belongs to the range its first base is in). Ranges can be counted in parallel processes."""
-    from tasks.genome.encode import LOOKUP
-
-    table, carry = bytes(LOOKUP), b""
-    with open(path, "rb") as fh:
-        scan = _scan_at(fh, start)
-        fh.seek(start)
-        pos = start
-        while pos < stop and (block := fh.read(min(chunk_bytes, stop - pos))):
-            pos += len(block)
-            codes = scan.sequence(block).translate(table, WHITESPACE)
-            if codes:
-                buffer = carry + codes
-                carry = buffer[-overlap:] if overlap else b""
-                yield np.frombuffer(buffer, dtype=np.uint8)
-        extra = b""
-        while overlap and carry and scan.seen_header and not scan.in_header and len(extra) < overlap:
-            block = fh.read(4096)
-            if not block:
-                break
-            text = scan.sequence(block)
-            cut = text.find(b">")  # a record starts (or a stray '>', which is an N anyway)
-            extra += (text if cut < 0 else text[:cut]).translate(table, WHITESPACE)
-            if cut >= 0:
-                break
-        if extra:
-            yield np.frombuffer(carry + extra[:overlap], dtype=np.uint8)
-
-
-def count_fast(path: str, k: int, chunk: int, threads: int) -> np.ndarray:
-    from tasks.genome.encode import count_kmers_in
-
-    chunks = iter_fasta_codes(path, chunk_bytes=chunk, overlap=k - 1)
-    return sum_counts(map_bounded(lambda codes: count_kmers_in(codes, k), chunks, threads), k)
-
-
-def count_range(path: str, start: int, stop: int, k: int, chunk: int) -> np.ndarray:
-    from tasks.genome.encode import count_kmers_in
-
-    counts = np.zeros(4**k, dtype=np.int64)
-    for codes in iter_range_codes(path, start, stop, chunk_bytes=chunk, overlap=k - 1):
-        count_kmers_in(codes, k, counts)
-    return counts
-
-
-def count_ranges(path: str, k: int, chunk: int, workers: int, *, range_bytes: int = 16 << 20,
-                 start_method: str = "fork") -> np.ndarray:
-    """The proposed reader and the project's kernel in ``workers`` processes, each counting 16 MiB byte ranges: no
-    GIL between them. Gzipped input cannot be split and falls back to ``count_fast``. ``fork`` starts workers in
-    ~10 ms; in a process with other threads running (a Dask or Prefect worker) use ``forkserver``."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with open(path, "rb") as fh:
-        if fh.read(2) == b"\x1f\x8b":
-            return count_fast(path, k, chunk, workers)
-    size = Path(path).stat().st_size
-    n = max(workers, -(-size // range_bytes))
-    bounds = [size * i // n for i in range(n + 1)]
-    if workers <= 1:
-        return sum_counts((count_range(path, a, b, k, chunk) for a, b in zip(bounds[:-1], bounds[1:], strict=True)), k)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(start_method)) as pool:
-        parts = pool.map(count_range, [path] * n, bounds[:-1], bounds[1:], [k] * n, [chunk] * n)
-        return sum_counts(parts, k)
 
 
 # -------------------------------------------------------------------------------------------- tessera: shared
@@ -368,7 +222,8 @@ def sum_counts(parts: Iterable[np.ndarray], k: int) -> np.ndarray:
     return total
 
 
-COUNTERS = {"project": count_project, "legacy": count_legacy, "fast": count_fast, "ranges": count_ranges}
+COUNTERS = {"project": count_project, "stream": count_stream, "simplefasta": count_simplefasta,
+            "legacy": count_legacy}
 
 
 def run_tessera(variant: str, path: str, k: int, chunk: int, threads: int, out: str) -> dict:
@@ -380,16 +235,31 @@ def run_tessera(variant: str, path: str, k: int, chunk: int, threads: int, out: 
     from tasks.genome import encode, sources  # noqa: F401  (imports timed here, not in the count)
 
     baseline = psutil.Process().memory_info().rss / 2**20
-    t1, cpu1 = time.perf_counter(), cpu_seconds()
+    t1, cpu1, helpers1 = time.perf_counter(), cpu_seconds(), descendants_cpu_seconds()
     counts = COUNTERS[variant](path, k, chunk, threads)
-    t2, cpu2 = time.perf_counter(), cpu_seconds()
+    t2, cpu2, helpers2 = time.perf_counter(), cpu_seconds(), descendants_cpu_seconds()
     np.save(out, counts)
-    return {"import_s": t1 - t0, "count_s": t2 - t1, "count_cpu_s": cpu2 - cpu1, "baseline_rss_mb": baseline,
-            "self_hwm_mb": vm_hwm_mb()}
+    return {"import_s": t1 - t0, "count_s": t2 - t1, "count_cpu_s": cpu2 - cpu1 + helpers2 - helpers1,
+            "helper_cpu_s": helpers2 - helpers1, "baseline_rss_mb": baseline, "self_hwm_mb": vm_hwm_mb()}
+
+
+def descendants_cpu_seconds() -> float:
+    """CPU seconds of this process's live descendants and the children they reaped: the fork server that
+    ``count_kmers_file`` starts outlives the call and reaps the helpers, so getrusage here never sees them."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def cpu_seconds() -> float:
-    """CPU seconds of this process and its waited-for children (the ``ranges`` worker processes)."""
+    """CPU seconds of this process and its waited-for children."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
@@ -440,8 +310,9 @@ def tessera(variant: str, fasta: Path, k: int, chunk: int, threads: int, out: Pa
            str(threads), str(out)]
     run = measured(cmd, cwd=ROOT)
     info = json.loads(run["stdout"].strip().splitlines()[-1])
+    others = max(0.0, run["others_cores"] - info["helper_cpu_s"] / run["seconds"])
     return {"wall_s": run["seconds"], "peak_rss_mb": max(run["peak_rss_mb"], info["self_hwm_mb"]),
-            "others_cores": run["others_cores"], **info, "counts": np.load(out)}
+            "others_cores": others, **info, "counts": np.load(out)}
 
 
 def jellyfish(fasta: Path, k: int, size: int, threads: int, workdir: Path) -> dict:
@@ -530,8 +401,8 @@ def _strip_numpy(path: str, chunk: int) -> int:
 
 
 def profile(fasta: Path, k: int, chunks: list[int], bases: int) -> None:
-    """Single-thread, in-process time per stage of the project and proposed readers and of the kernels, over the
-    whole file, and end-to-end times with 1 and 2 threads."""
+    """Single-thread, in-process time per stage of the SimpleFastaParser and raw-bytes readers and of the kernels,
+    over the whole file, and end-to-end times with 1 and 2 threads (processes for ``project``)."""
     sys.path.insert(0, str(ROOT))
     from tasks.genome import encode, sources
 
@@ -541,7 +412,7 @@ def profile(fasta: Path, k: int, chunks: list[int], bases: int) -> None:
         print(f"profile {label} seconds={seconds:.3f} mbp_s={bases / 1e6 / seconds:.0f}")
 
     for chunk in chunks:
-        # project path, stage by stage: parse, codes_of, the current count_kmers_in, and the legacy int64 kernel
+        # simplefasta path, stage by stage: parse, codes_of, the current count_kmers_in, and the legacy int64 kernel
         # split into its parts (checked against the current one)
         watch, total, check = Stopwatch(), np.zeros(size, np.int64), np.zeros(size, np.int64)
         for batch in _timed_iter(watch, "parse", sources.iter_fasta_chunks(fasta, chunk_bases=chunk, overlap=k - 1)):
@@ -568,20 +439,21 @@ def profile(fasta: Path, k: int, chunks: list[int], bases: int) -> None:
         if not np.array_equal(total, check):
             die("profile: the legacy int64 kernel and count_kmers_in disagree")
         for name, seconds in watch.total.items():
-            report(f"path=project chunk={chunk} stage={name}", seconds)
-        report(f"path=project chunk={chunk} stage=sum(parse+codes_of+count_kmers_in)",
+            report(f"path=simplefasta chunk={chunk} stage={name}", seconds)
+        report(f"path=simplefasta chunk={chunk} stage=sum(parse+codes_of+count_kmers_in)",
                watch.total["parse"] + watch.total["codes_of"] + watch.total["count_kmers_in"])
         report(f"path=legacy chunk={chunk} stage=sum(parse+codes_of+legacy_*)",
                sum(v for n, v in watch.total.items() if n != "count_kmers_in"))
-        for name, counter in (("project", count_project), ("legacy", count_legacy)):
+        for name, counter in (("simplefasta", count_simplefasta), ("legacy", count_legacy)):
             for threads in (1, 2):
                 t0 = time.perf_counter()
                 counter(str(fasta), k, chunk, threads)
                 report(f"path={name} chunk={chunk} threads={threads} end_to_end", time.perf_counter() - t0)
 
-        # fast path, stage by stage, with the alternatives the issue asked about
+        # raw-bytes reader (stream, project), stage by stage, with the alternatives the issue asked about
         watch = Stopwatch()
-        for codes in _timed_iter(watch, "read_translate", iter_fasta_codes(fasta, chunk_bytes=chunk, overlap=k - 1)):
+        codes_iter = sources.iter_fasta_codes(fasta, chunk_bytes=chunk, overlap=k - 1)
+        for codes in _timed_iter(watch, "read_translate", codes_iter):
             if codes.size < k:
                 continue
             for dtype in (np.uint16, np.uint32, np.int64):
@@ -601,14 +473,14 @@ def profile(fasta: Path, k: int, chunks: list[int], bases: int) -> None:
                 watch(f"bincount_{np.dtype(dtype).name}", np.bincount, typed, minlength=size + 1)
         watch("strip_numpy_alternative", _strip_numpy, str(fasta), chunk)
         for name, seconds in watch.total.items():
-            report(f"path=fast chunk={chunk} stage={name}", seconds)
+            report(f"path=stream chunk={chunk} stage={name}", seconds)
         main_stages = ("read_translate", "roll_uint16", "unknown_mask", "bincount_uint16")
-        report(f"path=fast chunk={chunk} stage=sum({'+'.join(main_stages)})",
+        report(f"path=stream chunk={chunk} stage=sum({'+'.join(main_stages)})",
                sum(watch.total[s] for s in main_stages))
         for threads in (1, 2):
             t0 = time.perf_counter()
-            count_fast(str(fasta), k, chunk, threads)
-            report(f"path=fast chunk={chunk} threads={threads} end_to_end", time.perf_counter() - t0)
+            count_project(str(fasta), k, chunk, threads)
+            report(f"path=project chunk={chunk} processes={threads} end_to_end", time.perf_counter() - t0)
 
 
 # ------------------------------------------------------------------------------------------------- main
@@ -618,15 +490,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mbp", type=float, default=200, help="size of the generated FASTA in Mbp; default 200")
     parser.add_argument("--k", type=int, default=6, help="k-mer length; default 6")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", default="project,legacy,fast,ranges",
-                        help="tessera paths, comma-separated: project (the project's functions; the headline "
-                             "numbers), legacy (project reader + the former int64 kernel), fast (proposed reader + "
-                             "kernel, 2 threads), ranges (fast in 2 processes over byte ranges); default all four")
-    parser.add_argument("--chunks", default="512K,1M,8M",
-                        help="chunk sizes to try (project, legacy: bases per chunk; fast, ranges: bytes per block), "
-                             "comma-separated, K/M suffixes; default 512K,1M,8M")
+    parser.add_argument("--variants", default="project,simplefasta",
+                        help="tessera paths, comma-separated: project (sources.count_kmers_file; the headline "
+                             "numbers), stream (its reader in one process), simplefasta (the previous path: "
+                             "SimpleFastaParser chunks in 2 threads), legacy (simplefasta + the former int64 kernel); "
+                             "default project,simplefasta")
+    parser.add_argument("--chunks", default="256K,1M",
+                        help="chunk sizes to try (project, stream: bytes per block; simplefasta, legacy: bases per "
+                             "chunk), comma-separated, K/M suffixes; default 256K,1M")
     parser.add_argument("--threads", type=int, default=2,
-                        help="threads for both tools (processes for ranges); default 2")
+                        help="threads for both tools (processes for project); default 2")
     parser.add_argument("--jf-size", type=int,
                         help="jellyfish -s (hash entries); default 16 * 4^k: room for every k-mer and the entries "
                              "big counts spill into")
@@ -649,7 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     chunks = [parse_size(c) for c in args.chunks.split(",") if c.strip()]
     if not variants or set(variants) - set(COUNTERS) or not chunks or min(chunks) < 1024:
-        parser.error("--variants takes project, legacy, fast and/or ranges; --chunks a list of sizes of at least 1K")
+        parser.error("--variants takes project, stream, simplefasta and/or legacy; "
+                     "--chunks a list of sizes of at least 1K")
     if not 1 <= args.k <= 12:
         parser.error("--k must be 1..12 (4^k counters)")
     k, jf_size = args.k, args.jf_size or 16 * 4**args.k

@@ -78,6 +78,17 @@ class TestBadFiles:
         with pytest.raises(BadInputError, match="no such file or folder"):
             sources.read_records(str(tmp_path / "nope.fa"))
 
+    def test_kmer_counts_of_a_fastq_missing_or_truncated_file(self, tmp_path: Path) -> None:
+        (tmp_path / "r.fq").write_text("@r1\nACGT\n+\nIIII\n")
+        with pytest.raises(BadInputError, match=r"r\.fq: is FASTQ, not FASTA"):
+            sources.count_kmers_file(tmp_path / "r.fq", 4)
+        with pytest.raises(BadInputError, match=r"nope\.fa: no such file"):
+            sources.count_kmers_file(tmp_path / "nope.fa", 4)
+        data = gzip.compress((FASTA * 2000).encode())
+        (tmp_path / "t.fa.gz").write_bytes(data[: len(data) // 2])
+        with pytest.raises(BadInputError, match=r"t\.fa\.gz: .*truncated or corrupt"):
+            sources.count_kmers_file(tmp_path / "t.fa.gz", 4)
+
 
 class TestChecks:
     def test_each_fault_is_quarantined_with_its_reason(self) -> None:
