@@ -73,31 +73,139 @@ class TestChecks:
         assert row["max_gap_days"] == 8 and row["max_abs_return"] == pytest.approx(np.log(2))
 
 
-class TestWindows:
-    def test_windows_are_views_with_the_next_return_as_target(self) -> None:
-        scaled = np.arange(20, dtype=float).reshape(10, 2)
-        log_prices = np.log(np.arange(1, 11, dtype=float))
-        x, y, end = windows.make_windows(scaled, log_prices, lag=3, horizon=1)
-        assert x.shape == (7, 3, 2) and np.shares_memory(x, scaled)
-        assert x[0].tolist() == [[0, 1], [2, 3], [4, 5]]
-        assert y[0] == pytest.approx(np.log(4) - np.log(3)) and end.tolist() == list(range(2, 9))
+def loop_reference(prices: pd.DataFrame, start, stop, *, lag: int, horizon: int) -> dict:
+    """The tutorial loop, per symbol: features, a scaler fitted on the rows dated before ``start``, windows
+    appended slice by slice, then split by date."""
+    out = {}
+    for symbol, group in prices.groupby("symbol", sort=True):
+        log_price = np.log(group["price"].to_numpy(dtype=float))
+        volume = np.log1p(np.nan_to_num(group["volume"].to_numpy(dtype=float), nan=0.0))
+        features = np.column_stack([np.diff(log_price), volume[1:]])
+        log_price, dates = log_price[1:], group["date"].to_numpy()[1:]
+        fit = features[dates < start]
+        mean, std = (fit.mean(axis=0), fit.std(axis=0)) if len(fit) >= 2 else (np.zeros(2), np.ones(2))
+        std = np.where(std > 0, std, 1.0)
+        scaled = (features - mean) / std
+        x, y, end = [], [], []
+        for i in range(lag, len(scaled) - horizon + 1):
+            x.append(scaled[i - lag:i])
+            y.append(log_price[i - 1 + horizon] - log_price[i - 1])
+            end.append(i - 1)
+        x, y, end = np.array(x).reshape(-1, lag, 2), np.array(y), np.array(end, dtype=int)
+        train = dates[end + horizon] < start if len(y) else np.zeros(0, bool)
+        test = (dates[end] >= start) & (dates[end] < stop) if len(y) else np.zeros(0, bool)
+        out[symbol] = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test],
+                       "mean": mean, "std": std}
+    return out
+
+
+def uneven_prices() -> pd.DataFrame:
+    """Three symbols of 60, 33 and 3 rows with gaps in the dates, a missing volume and integer-valued volumes;
+    the third symbol starts after the split."""
+    rng = np.random.default_rng(3)
+    days = pd.bdate_range("2024-01-01", periods=80)
+    frames = []
+    for symbol, rows in (("AAA", np.r_[0:40, 45:65]), ("BBB", np.r_[10:43]), ("CCC", np.r_[70:73])):
+        price = 20 * np.exp(np.cumsum(rng.normal(0, 0.02, len(rows))))
+        volume = rng.integers(1_000, 100_000, len(rows)).astype(float)
+        frames.append(pd.DataFrame({"date": days[rows], "symbol": symbol, "price": price, "volume": volume}))
+    prices = pd.concat(frames, ignore_index=True)
+    prices.loc[5, "volume"] = np.nan
+    return prices
+
+
+def fold_by_symbol(fold: windows.FoldWindows) -> dict:
+    out = {}
+    for s, symbol in enumerate(fold.symbols):
+        x_train, y_train = windows.gather_windows(fold, np.arange(*fold.train[s]))
+        x_test, y_test = windows.gather_windows(fold, np.arange(*fold.test[s]))
+        out[str(symbol)] = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
+                            "mean": fold.mean[s], "std": fold.std[s]}
+    return out
+
+
+class TestFoldWindows:
+    @pytest.mark.parametrize("block_rows", [1, 16, 1 << 17])
+    @pytest.mark.parametrize("lag, horizon", [(5, 1), (3, 2), (20, 1)])
+    def test_equal_to_the_tutorial_loop(self, lag: int, horizon: int, block_rows: int) -> None:
+        prices = uneven_prices()
+        dates = prices["date"].to_numpy()
+        start, stop = np.datetime64("2024-02-12", "ns"), np.datetime64("2024-03-15", "ns")
+        ours = fold_by_symbol(windows.fold_windows(prices, start, stop, lag=lag, horizon=horizon,
+                                                   block_rows=block_rows))
+        loop = loop_reference(prices, start, stop, lag=lag, horizon=horizon)
+        assert list(ours) == list(loop) == ["AAA", "BBB", "CCC"] and dates.min() < start < dates.max()
+        for symbol, ref in loop.items():
+            for key in ("x_train", "y_train", "x_test", "y_test"):
+                assert ours[symbol][key].dtype == np.float32 and ours[symbol][key].shape == ref[key].shape
+                np.testing.assert_array_equal(ours[symbol][key], ref[key].astype(np.float32), err_msg=key)
+            np.testing.assert_allclose(ours[symbol]["mean"], ref["mean"], rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(ours[symbol]["std"], ref["std"], rtol=1e-12)
+        assert len(loop["AAA"]["y_train"]) > 0 and len(loop["AAA"]["y_test"]) > 0 and len(loop["CCC"]["y_test"]) == 0
+
+    def test_windows_are_views_and_splits_are_ranges(self) -> None:
+        prices = uneven_prices()
+        fold = windows.fold_windows(prices, np.datetime64("2024-02-12"), np.datetime64("2024-03-15"), lag=5)
+        assert np.shares_memory(fold.x, fold.scaled) and fold.x.shape == (len(prices) - 4, 5, 2)
+        starts = windows.window_starts(fold.train)
+        assert len(starts) == windows.window_count(fold.train) and np.all(np.diff(starts) > 0)
+        assert windows.window_symbols(fold.train).tolist() == [s for s, (lo, hi) in enumerate(fold.train)
+                                                               for _ in range(lo, hi)]
+        assert fold.mean.shape == fold.std.shape == (3, 2) and fold.std[2].tolist() == [1.0, 1.0]
+
+    def test_unsorted_prices_are_refused(self) -> None:
+        prices = uneven_prices()
+        with pytest.raises(ValueError, match="sorted by symbol then date"):
+            windows.fold_windows(prices.iloc[::-1], np.datetime64("2024-02-12"), np.datetime64("2024-03-15"), lag=5)
+        with pytest.raises(ValueError, match="sorted by symbol then date"):
+            windows.fold_windows(prices.iloc[[1, 0, *range(2, len(prices))]], np.datetime64("2024-02-12"),
+                                 np.datetime64("2024-03-15"), lag=5)
+        with pytest.raises(ValueError, match="without repeated dates"):
+            windows.fold_windows(prices.iloc[[0, 0, *range(1, len(prices))]], np.datetime64("2024-02-12"),
+                                 np.datetime64("2024-03-15"), lag=5)
 
     def test_no_leakage_changing_anything_after_the_split(self) -> None:
-        prices = synthetic_prices(symbols=1, days=200, seed=1)
+        prices = synthetic_prices(symbols=2, days=200, seed=1)
         prices["date"] = pd.to_datetime(prices["date"])
         prices["price"] = prices["close"]
         bounds = windows.fold_boundaries(prices["date"].to_numpy(), 2)
-        before = windows.symbol_fold(prices, bounds[0], bounds[1], lag=10, horizon=1)
+        before = fold_by_symbol(windows.fold_windows(prices, bounds[0], bounds[1], lag=10, horizon=1))
         changed = prices.copy()
         after_split = changed["date"] >= bounds[0]
         changed.loc[after_split, "price"] *= np.random.default_rng(0).uniform(0.5, 2, after_split.sum())
         changed.loc[after_split, "volume"] = 1
-        after = windows.symbol_fold(changed, bounds[0], bounds[1], lag=10, horizon=1)
-        np.testing.assert_array_equal(before["x_train"], after["x_train"])
-        np.testing.assert_array_equal(before["y_train"], after["y_train"])
-        assert before["scaler"] == after["scaler"]
-        assert not np.array_equal(before["y_test"], after["y_test"])
+        after = fold_by_symbol(windows.fold_windows(changed, bounds[0], bounds[1], lag=10, horizon=1))
+        for symbol in before:
+            for key in ("x_train", "y_train", "mean", "std"):
+                np.testing.assert_array_equal(before[symbol][key], after[symbol][key], err_msg=key)
+            assert len(before[symbol]["y_train"]) > 100
+            assert not np.array_equal(before[symbol]["y_test"], after[symbol]["y_test"])
 
+    def test_linear_window_equals_ridge(self) -> None:
+        from sklearn.linear_model import Ridge
+
+        prices = synthetic_prices(symbols=3, days=120, seed=2)
+        prices["date"] = pd.to_datetime(prices["date"])
+        prices["price"] = prices["close"]
+        bounds = windows.fold_boundaries(prices["date"].to_numpy(), 1)
+        fold = windows.fold_windows(prices, bounds[0], bounds[1], lag=6, horizon=1)
+        train, test = windows.window_starts(fold.train), windows.window_starts(fold.test)
+        x, y = windows.gather_windows(fold, train)
+        ridge = Ridge(alpha=1.0).fit(x.reshape(len(x), -1).astype(float), y.astype(float))
+        coef, intercept = windows.fit_linear_window(fold, train, chunk=50)
+        np.testing.assert_allclose(coef, ridge.coef_, rtol=1e-6, atol=1e-9)
+        assert intercept == pytest.approx(ridge.intercept_, rel=1e-6, abs=1e-12)
+        base = windows.baseline_forecasts(fold, prices["price"].to_numpy(), train=train, test=test)
+        x_test = windows.gather_windows(fold, test)[0].reshape(len(test), -1).astype(float)
+        np.testing.assert_allclose(base["linear_window"], ridge.predict(x_test), rtol=1e-6, atol=1e-9)
+        ends = test + fold.lag - 1
+        log_price = np.log(prices["price"].to_numpy())
+        returns = np.stack([log_price[ends - i] - log_price[ends - i - 1] for i in range(fold.lag)], axis=1)
+        np.testing.assert_allclose(base["moving_average"], returns.mean(axis=1), rtol=1e-9, atol=1e-15)
+        assert len(base["persistence"]) == len(test) and not base["persistence"].any()
+
+
+class TestWindows:
     def test_expanding_folds_cover_the_end(self) -> None:
         dates = pd.bdate_range("2024-01-01", periods=100).to_numpy()
         bounds = windows.fold_boundaries(dates, 3)
@@ -107,3 +215,19 @@ class TestWindows:
         out = windows.strategy_gain(np.array([0.01, -0.02, 0.03]), np.array([1.0, -1.0, 1.0]), cost=0.001)
         assert out["strategy_log_return"] == pytest.approx(0.04 - 0.003)
         assert out["buy_and_hold_log_return"] == pytest.approx(0.02) and out["trades"] == 3
+
+
+class TestWindowDataset:
+    def test_loader_batches_are_gathered_from_the_view(self) -> None:
+        from torch.utils.data import DataLoader
+
+        from tasks.market.tasks import WindowDataset
+
+        prices = uneven_prices()
+        fold = windows.fold_windows(prices, np.datetime64("2024-02-12"), np.datetime64("2024-03-15"), lag=5)
+        starts = windows.window_starts(fold.train)
+        x, y = windows.gather_windows(fold, starts)
+        batches = list(DataLoader(WindowDataset(fold, starts, target_scale=2.0), batch_size=8))
+        assert len(batches) == -(-len(starts) // 8)
+        np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in batches]), x)
+        np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), y / np.float32(2.0))

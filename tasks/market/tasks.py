@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dask
 import numpy as np
 import pandas as pd
 import torch
 from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
+from torch.utils.data import Dataset
 
 from models.market import LSTMForecaster
 from models.registry import ModelRegistry
@@ -55,25 +55,30 @@ def check_prices(prices_uri: str, run_dir: str) -> dict:
             "unsorted_rows": unsorted}
 
 
-def _symbols_fold(groups: list[pd.DataFrame], start, stop, lag: int, horizon: int) -> list[dict]:
-    return [windows.symbol_fold(g, start, stop, lag=lag, horizon=horizon) for g in groups]
+class WindowDataset(Dataset):
+    """Windows of a fold drawn from its zero-copy view: a batch is gathered (float32) only when the loader asks,
+    so no stacked copy of the training windows exists; targets are divided by ``target_scale``."""
+
+    def __init__(self, fold: windows.FoldWindows, starts: np.ndarray, *, target_scale: float = 1.0) -> None:
+        self.fold, self.starts, self.target_scale = fold, starts, target_scale
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        x, y = windows.gather_windows(self.fold, self.starts[np.asarray(indices, dtype=np.intp)])
+        return list(zip(torch.from_numpy(x), torch.from_numpy(y / np.float32(self.target_scale)), strict=True))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.__getitems__([index])[0]
 
 
-def _fold_windows(prices: pd.DataFrame, start, stop, lag: int, horizon: int, *, partitions: int = 8) -> list[dict]:
-    """One Dask task per group of symbols: scale each symbol on the training period, cut this fold's windows.
-
-    Groups rather than single symbols: with thousands of symbols a task per symbol costs more in scheduling
-    than the windowing itself."""
-    groups = [g.reset_index(drop=True) for _, g in prices.groupby("symbol", sort=True)]
-    size = max(1, -(-len(groups) // partitions))
-    parts = [dask.delayed(_symbols_fold)(groups[i:i + size], start, stop, lag, horizon)
-             for i in range(0, len(groups), size)]
-    return [fold for part in dask.compute(*parts) for fold in part]
-
-
-def _stack(parts: list[dict], key: str) -> np.ndarray:
-    arrays = [p[key] for p in parts if len(p[key])]
-    return np.concatenate(arrays, dtype=np.float32) if arrays else np.empty((0,))
+def predict_windows(model: nn.Module, fold: windows.FoldWindows, starts: np.ndarray, *, chunk: int = 65536
+                    ) -> np.ndarray:
+    """The model's outputs for the windows starting at ``starts``, gathered from the view a chunk at a time."""
+    outputs = [predict(model, windows.gather_windows(fold, starts[i:i + chunk])[0])
+               for i in range(0, len(starts), chunk)]
+    return np.concatenate(outputs) if outputs else np.empty(0)
 
 
 @task(name="walk-forward evaluation and training", **CACHED)
@@ -84,36 +89,38 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 
     the model of the last fold is registered and promoted if it beats the champion on that fold."""
     prices = read_parquet(prices_uri)
     bounds = windows.fold_boundaries(prices["date"].to_numpy(), folds)
+    price, dates = prices["price"].to_numpy(dtype=float), prices["date"].to_numpy()
     per_fold, forecasts, model, scalers = [], [], None, {}
     for k in range(folds):
-        parts = _fold_windows(prices, bounds[k], bounds[k + 1], lag, horizon)
-        x_train, y_train = _stack(parts, "x_train"), _stack(parts, "y_train")
-        x_test, y_test = _stack(parts, "x_test"), _stack(parts, "y_test")
-        if len(x_train) < 20 or len(x_test) == 0:
-            raise BadInputError(f"fold {k + 1}: {len(x_train)} training and {len(x_test)} test windows; give more "
+        fold = windows.fold_windows(prices, bounds[k], bounds[k + 1], lag=lag, horizon=horizon)
+        train, test = windows.window_starts(fold.train), windows.window_starts(fold.test)
+        if len(train) < 20 or len(test) == 0:
+            raise BadInputError(f"fold {k + 1}: {len(train)} training and {len(test)} test windows; give more "
                                 f"history per symbol or a smaller --lag ({lag}) or --folds ({folds})")
+        y_train, y_test = fold.y[train], fold.y[test]
         scale = float(y_train.std()) or 1.0
-        cut = int(len(x_train) * 0.85)
-        order = np.argsort(np.concatenate([p["test_dates"] for p in parts]), kind="stable")
+        cut = int(len(train) * 0.85)
+        ends = test + lag - 1
+        order = np.argsort(dates[ends], kind="stable")
         seed_everything(seed + k)
-        model = LSTMForecaster(x_train.shape[2], hidden=hidden)
-        history = train_model(model, (x_train[:cut], y_train[:cut] / scale), (x_train[cut:], y_train[cut:] / scale),
+        model = LSTMForecaster(fold.x.shape[2], hidden=hidden)
+        history = train_model(model, WindowDataset(fold, train[:cut], target_scale=scale),
+                              WindowDataset(fold, train[cut:], target_scale=scale),
                               loss_fn=nn.MSELoss(), config=TrainConfig(epochs=epochs, seed=seed + k, batch_size=64))
-        pred = predict(model, x_test) * scale
-        base = windows.baseline_forecasts({"x": x_train, "y": y_train}, x_test, _stack(parts, "returns_test"), horizon)
-        fold = {"fold": k + 1, "train_windows": len(x_train), "test_windows": len(x_test),
-                "test_from": str(bounds[k])[:10], "test_to": str(bounds[k + 1])[:10],
-                "lstm": {**regression_metrics(y_test, pred), **windows.strategy_gain(y_test, pred, cost=cost)}}
+        pred = predict_windows(model, fold, test) * scale
+        base = windows.baseline_forecasts(fold, price, train=train, test=test)
+        fold_metrics = {"fold": k + 1, "train_windows": len(train), "test_windows": len(test),
+                        "test_from": str(bounds[k])[:10], "test_to": str(bounds[k + 1])[:10],
+                        "lstm": {**regression_metrics(y_test, pred), **windows.strategy_gain(y_test, pred, cost=cost)}}
         for name, values in base.items():
-            fold[name] = {**regression_metrics(y_test, values), **windows.strategy_gain(y_test, values, cost=cost)}
-        per_fold.append(fold)
-        symbols = np.concatenate([[p["symbol"]] * len(p["y_test"]) for p in parts])
+            fold_metrics[name] = {**regression_metrics(y_test, values),
+                                  **windows.strategy_gain(y_test, values, cost=cost)}
+        per_fold.append(fold_metrics)
         forecasts.append(pd.DataFrame({
-            "fold": k + 1, "symbol": symbols, "date": np.concatenate([p["test_dates"] for p in parts]),
-            "actual_return": y_test, "predicted_return": pred,
-            "price": np.exp(np.concatenate([p["test_log_price"] for p in parts])),
+            "fold": k + 1, "symbol": fold.symbols[windows.window_symbols(fold.test)], "date": dates[ends],
+            "actual_return": y_test, "predicted_return": pred, "price": price[ends],
         }).iloc[order])
-        scalers = {p["symbol"]: p["scaler"] for p in parts}
+        scalers = {str(s): (m.tolist(), v.tolist()) for s, m, v in zip(fold.symbols, fold.mean, fold.std, strict=True)}
     summary = _mean_over_folds(per_fold)
     registry = ModelRegistry(models_root)
     champion = registry.champion(model_name)
@@ -126,7 +133,7 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 
     champion_rmse = None
     if champion is not None and champion["parameters"].get("lag") == lag:
         champ = registry.load(model_name, champion["version"], LSTMForecaster(**champion["architecture"]["kwargs"]))
-        champ_pred = predict(champ, x_test) * champion["parameters"]["target_scale"]
+        champ_pred = predict_windows(champ, fold, test) * champion["parameters"]["target_scale"]
         champion_rmse = regression_metrics(y_test, champ_pred)["rmse"]
     promoted = champion_rmse is None or per_fold[-1]["lstm"]["rmse"] < champion_rmse
     if promoted:

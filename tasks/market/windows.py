@@ -1,17 +1,47 @@
-"""Leakage-free scaling and sliding windows per symbol, walk-forward folds, baselines and trading metrics.
+"""Leakage-free scaling and sliding windows of every symbol at once, walk-forward folds, baselines, trading metrics.
 
-A window ending at row t holds the scaled features of rows t-lag+1..t and targets the log return from t to
-t+horizon. Scalers are fitted on rows dated before the split only; a training window's target lies before the
+The prices frame is sorted by symbol then date (``checks.check_prices`` leaves it so). Row r of a symbol carries
+the log return from row r-1 to r and log1p(volume). The window starting at row w holds the scaled features of rows
+w..w+lag-1 and targets the log return from its last row e = w+lag-1 to e+horizon. Each symbol is scaled with the
+mean and standard deviation of its own rows dated before the split, and a training window's target lies before the
 split too, so nothing after the split point reaches training.
+
+Windows are never copied: ``FoldWindows.x`` is a sliding-window view of one float32 array of scaled features, and
+a split is a [lo, hi) range of window starts per symbol; training gathers its batches from the view on demand.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 FEATURES = ["log_return", "log_volume"]
+BLOCK_ROWS = 1 << 17
+
+
+@dataclass(frozen=True)
+class FoldWindows:
+    """The windows of one fold, all views of ``scaled`` (rows, F) float32.
+
+    ``x[w]`` (lag, F) and ``y[w]`` are the window starting at frame row w; per symbol (in ``symbols`` order),
+    ``rows`` is its [first, end) rows in the frame, ``train`` and ``test`` the [lo, hi) ranges of the window starts
+    of each split, ``mean`` and ``std`` its scaler.
+    """
+
+    symbols: np.ndarray
+    rows: np.ndarray
+    scaled: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    lag: int
+    horizon: int
 
 
 def symbol_features(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -22,24 +52,169 @@ def symbol_features(group: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     return features, prices[1:], group["date"].to_numpy()[1:]
 
 
-def fit_scaler(features: np.ndarray, dates: np.ndarray, split: np.datetime64) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation per feature over rows dated before ``split``."""
-    train = features[dates < split]
-    if len(train) < 2:
-        return np.zeros(features.shape[1]), np.ones(features.shape[1])
-    std = train.std(axis=0)
-    return train.mean(axis=0), np.where(std > 0, std, 1.0)
+def _names(symbols: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """``symbols`` at ``rows`` as str, taken chunk by chunk from Arrow-backed strings: a take on the whole chunked
+    column would first concatenate all of it (a copy of the column)."""
+    if not hasattr(symbols.array, "__arrow_array__"):
+        return symbols.iloc[rows].to_numpy(dtype=str)
+    import pyarrow as pa
+
+    chunked = symbols.array.__arrow_array__()
+    offsets = np.cumsum([0, *(len(c) for c in chunked.chunks)])
+    which = np.searchsorted(offsets, rows, side="right") - 1
+    out = np.empty(len(rows), dtype=object)
+    for c in np.unique(which).tolist():
+        picked = which == c
+        out[picked] = chunked.chunk(c).take(pa.array(rows[picked] - offsets[c])).to_numpy(zero_copy_only=False)
+    return out.astype(str)
 
 
-def make_windows(scaled: np.ndarray, log_prices: np.ndarray, *, lag: int, horizon: int = 1
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X (N, lag, F) as a zero-copy view, y (N,) log return over the horizon, end row of each window)."""
-    n = len(scaled) - lag + 1 - horizon
-    if n <= 0:
-        return np.empty((0, lag, scaled.shape[1])), np.empty(0), np.empty(0, dtype=int)
-    windows = sliding_window_view(scaled, lag, axis=0)[:n].transpose(0, 2, 1)
-    end = np.arange(lag - 1, lag - 1 + n)
-    return windows, log_prices[end + horizon] - log_prices[end], end
+def symbol_runs(symbols: pd.Series, dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each symbol, its name) in a frame sorted by symbol then date; any other order is an error.
+
+    A symbol starts where the date does not increase, or, within a stretch of increasing dates whose first and last
+    rows name different symbols (one symbol starting after the previous one ended), where the name changes.
+    """
+    if len(symbols) == 0:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=str)
+    stamps = dates.view(np.int64)
+    first = np.concatenate([[0], np.flatnonzero(stamps[1:] <= stamps[:-1]) + 1]).astype(np.intp)
+    last = np.append(first[1:], len(symbols)) - 1
+    ends = _names(symbols, np.stack([first, last]).ravel()).reshape(2, -1)
+    mixed = np.flatnonzero(ends[0] != ends[1])
+    if len(mixed):
+        splits = [a + np.flatnonzero(part.ne(part.shift()).to_numpy())[1:]
+                  for a, b in zip(first[mixed].tolist(), (last[mixed] + 1).tolist(), strict=True)
+                  for part in [symbols.iloc[a:b]]]
+        first = np.sort(np.concatenate([first, *splits])).astype(np.intp)
+        names = _names(symbols, first)
+    else:
+        names = ends[0]
+    if not (names[1:] > names[:-1]).all():
+        raise ValueError("prices must be sorted by symbol then date without repeated dates (checks.check_prices "
+                         "does)")
+    return first, names
+
+
+def _searchsorted_runs(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, target) -> np.ndarray:
+    """``lo[s] + searchsorted(values[lo[s]:hi[s]], target)`` for every run s at once (a vectorised bisection)."""
+    lo, hi = lo.copy(), hi.copy()
+    last = len(values) - 1
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        below = active & (values[np.minimum(mid, last)] < target)
+        lo = np.where(below, mid + 1, lo)
+        hi = np.where(active & ~below, mid, hi)
+
+
+def _scale_column(column: np.ndarray, bounds: np.ndarray, fitted: np.ndarray, counts: np.ndarray,
+                  lengths: np.ndarray, spread: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scale ``column`` (one feature of a block of runs of ``lengths`` rows, plus a zero padding row) per run into
+    ``out``; ``spread`` is a work buffer as long as ``column``."""
+    rows = column[:-1]
+    mean = np.where(fitted, np.add.reduceat(column, bounds)[0::2] / np.maximum(counts, 1), 0.0)
+    rows -= np.repeat(mean, lengths)
+    std = np.sqrt(np.add.reduceat(np.square(column, out=spread), bounds)[0::2] / np.maximum(counts, 1))
+    std = np.where(fitted & (std > 0), std, 1.0)
+    np.divide(rows, np.repeat(std, lengths), out=out, casting="same_kind")
+    return mean, std
+
+
+def _scale_block(price: np.ndarray, volume: np.ndarray, first: np.ndarray, before: np.ndarray, horizon: int,
+                 out: np.ndarray, targets: np.ndarray, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Features, per-run scalers fitted on rows ``first+1 .. before-1`` and targets of a block of whole runs,
+    computed in the preallocated buffer ``work`` (4, >= n+1)."""
+    n = len(price)
+    log_price, returns, log_volume, spread = (w[:n + 1] for w in work)
+    np.log(price, out=log_price[:n])
+    np.subtract(log_price[1:n], log_price[:n - 1], out=returns[1:n])
+    returns[first] = returns[n] = 0.0
+    log_volume[:n] = volume
+    log_volume[n] = 0.0
+    if volume.dtype.kind == "f":
+        np.nan_to_num(log_volume, copy=False, nan=0.0)
+    np.log1p(log_volume, out=log_volume)
+    counts = before - first - 1
+    bounds = np.empty(2 * len(first), dtype=np.intp)
+    bounds[0::2] = first + 1
+    bounds[1::2] = np.maximum(before, first + 1)
+    lengths = np.diff(np.append(first, n))
+    fitted = counts >= 2
+    scalers = [_scale_column(c, bounds, fitted, counts, lengths, spread, out[:, i])
+               for i, c in enumerate((returns, log_volume))]
+    if horizon < n:
+        np.subtract(log_price[horizon:n], log_price[:n - horizon], out=targets[:n - horizon], casting="same_kind")
+    return np.column_stack([m for m, _ in scalers]), np.column_stack([s for _, s in scalers])
+
+
+def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64, *, lag: int, horizon: int = 1,
+                 block_rows: int = BLOCK_ROWS) -> FoldWindows:
+    """Scale every symbol on its rows dated before ``start`` and index the windows of the fold that trains before
+    ``start`` (target before it too) and tests on windows ending in [start, stop).
+
+    One pass over the whole frame (sorted by symbol then date), in blocks of whole symbols of about
+    ``block_rows`` rows: no groupby, no per-symbol task, no window copied.
+    """
+    dates = prices["date"].to_numpy()
+    if dates.dtype.kind != "M":
+        dates = pd.to_datetime(prices["date"]).to_numpy()
+    first, names = symbol_runs(prices["symbol"], dates)
+    n = len(prices)
+    end = np.append(first[1:], n)[:len(first)].astype(np.intp)
+    before_start = _searchsorted_runs(dates, first, end, start)
+    before_stop = _searchsorted_runs(dates, first, end, stop)
+    price = prices["price"].to_numpy(dtype=float)
+    volume = prices["volume"].to_numpy()
+    if volume.dtype.kind not in "iuf":
+        volume = volume.astype(float)
+    scaled = np.empty((n, len(FEATURES)), dtype=np.float32)
+    targets = np.zeros(n, dtype=np.float32)
+    mean, std = np.zeros((len(first), len(FEATURES))), np.ones((len(first), len(FEATURES)))
+    cuts = np.unique(np.append(np.searchsorted(first, np.arange(0, n, block_rows)), len(first)))
+    widest = int((end[cuts[1:] - 1] - first[cuts[:-1]]).max()) if len(first) else 0
+    work = np.empty((4, widest + 1))
+    for i, j in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+        a, b = first[i], end[j - 1]
+        mean[i:j], std[i:j] = _scale_block(price[a:b], volume[a:b], first[i:j] - a, before_start[i:j] - a, horizon,
+                                           scaled[a:b], targets[a:b], work)
+    lo, hi = first + lag, end - horizon
+    train_hi = np.maximum(np.minimum(hi, before_start - horizon), lo)
+    test_lo = np.maximum(before_start, lo)
+    test_hi = np.maximum(np.minimum(hi, before_stop), test_lo)
+    if n >= lag:
+        x = sliding_window_view(scaled, lag, axis=0).transpose(0, 2, 1)
+    else:
+        x = np.empty((0, lag, len(FEATURES)), dtype=np.float32)
+    return FoldWindows(symbols=names, rows=np.column_stack([first, end]),
+                       scaled=scaled, x=x, y=targets[lag - 1:] if n >= lag else targets[:0],
+                       train=np.column_stack([lo, train_hi]) - lag + 1,
+                       test=np.column_stack([test_lo, test_hi]) - lag + 1, mean=mean, std=std, lag=lag, horizon=horizon)
+
+
+def window_count(ranges: np.ndarray) -> int:
+    """Windows in a set of [lo, hi) ranges."""
+    return int((ranges[:, 1] - ranges[:, 0]).sum()) if len(ranges) else 0
+
+
+def window_starts(ranges: np.ndarray) -> np.ndarray:
+    """The window starts of a set of [lo, hi) ranges, in order (symbol by symbol)."""
+    counts = ranges[:, 1] - ranges[:, 0]
+    total = int(counts.sum())
+    offsets = np.repeat(ranges[:, 0] - (np.cumsum(counts) - counts), counts)
+    return np.arange(total, dtype=np.intp) + offsets
+
+
+def window_symbols(ranges: np.ndarray) -> np.ndarray:
+    """Index of the symbol of each window of ``window_starts(ranges)``."""
+    return np.repeat(np.arange(len(ranges)), ranges[:, 1] - ranges[:, 0])
+
+
+def gather_windows(fold: FoldWindows, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x (N, lag, F) float32, y (N,) float32) of the windows starting at ``starts``: a copy, for a batch."""
+    return fold.x[starts], fold.y[starts]
 
 
 def fold_boundaries(dates: np.ndarray, folds: int, *, test_share: float = 0.3) -> list[np.datetime64]:
@@ -50,37 +225,41 @@ def fold_boundaries(dates: np.ndarray, folds: int, *, test_share: float = 0.3) -
     return cut + [unique[-1] + np.timedelta64(1, "D")]
 
 
-def symbol_fold(group: pd.DataFrame, start: np.datetime64, stop: np.datetime64, *, lag: int,
-                horizon: int) -> dict:
-    """Train and test windows of one symbol for the fold that tests on [start, stop).
+def fit_linear_window(fold: FoldWindows, starts: np.ndarray, *, alpha: float = 1.0, chunk: int = 65536
+                      ) -> tuple[np.ndarray, float]:
+    """Ridge regression (with intercept) of the target on the flattened window, from normal equations summed over
+    chunks of windows gathered from the view: the same fit as scikit-learn's ``Ridge(alpha)`` without a copy of
+    the training windows."""
+    width = fold.lag * fold.x.shape[2]
+    xtx, xty, sx, sy = np.zeros((width, width)), np.zeros(width), np.zeros(width), 0.0
+    for i in range(0, len(starts), chunk):
+        x, y = gather_windows(fold, starts[i:i + chunk])
+        x, y = x.reshape(len(x), -1).astype(np.float64), y.astype(np.float64)
+        xtx += x.T @ x
+        xty += x.T @ y
+        sx += x.sum(axis=0)
+        sy += y.sum()
+    n = len(starts)
+    if n == 0:
+        return np.zeros(width), 0.0
+    mx, my = sx / n, sy / n
+    coef = np.linalg.solve(xtx - n * np.outer(mx, mx) + alpha * np.eye(width), xty - n * mx * my)
+    return coef, float(my - mx @ coef)
 
-    Dates are sorted, so training windows (target before ``start``) are a prefix and test windows (ending in
-    [start, stop)) a contiguous range: both are slices, so the windows stay views of the scaled features.
-    """
-    features, log_prices, dates = symbol_features(group)
-    mean, std = fit_scaler(features, dates, start)
-    x, y, end = make_windows((features - mean) / std, log_prices, lag=lag, horizon=horizon)
-    n = len(end)
-    first_test, first_after = np.searchsorted(dates, [start, stop]).tolist()
-    train = slice(0, min(max(first_test - horizon - lag + 1, 0), n))
-    test_from = min(max(first_test - lag + 1, 0), n)
-    test = slice(test_from, min(max(first_after - lag + 1, test_from), n))
-    returns = sliding_window_view(features[:, 0], lag)[:n] if n else np.empty((0, lag))
-    return {"symbol": group["symbol"].iloc[0], "x_train": x[train], "y_train": y[train], "x_test": x[test],
-            "y_test": y[test], "test_dates": dates[end][test], "test_log_price": log_prices[end][test],
-            "returns_test": returns[test], "scaler": (mean.tolist(), std.tolist())}
 
-
-def baseline_forecasts(train: dict, test_x: np.ndarray, test_returns: np.ndarray, horizon: int) -> dict:
-    """Persistence (no change), moving average of the window's returns, linear regression on the window."""
-    from sklearn.linear_model import Ridge
-
-    flat = train["x"].reshape(len(train["x"]), -1)
-    ridge = Ridge(alpha=1.0).fit(flat, train["y"]) if len(flat) else None
+def baseline_forecasts(fold: FoldWindows, price: np.ndarray, *, train: np.ndarray, test: np.ndarray,
+                       chunk: int = 65536) -> dict:
+    """Persistence (no change), moving average of the window's returns, ridge regression on the window; for the
+    windows starting at ``test`` (``price``: the frame's price column), the linear model fitted on those starting
+    at ``train``."""
+    coef, intercept = fit_linear_window(fold, train, chunk=chunk)
+    ends = test + fold.lag - 1
+    linear = [gather_windows(fold, test[i:i + chunk])[0].reshape(-1, len(coef)).astype(np.float64) @ coef
+              for i in range(0, len(test), chunk)]
     return {
-        "persistence": np.zeros(len(test_x)),
-        "moving_average": test_returns.mean(axis=1) * horizon if len(test_x) else np.zeros(0),
-        "linear_window": ridge.predict(test_x.reshape(len(test_x), -1)) if ridge is not None else np.zeros(len(test_x)),
+        "persistence": np.zeros(len(test)),
+        "moving_average": np.log(price[ends] / price[ends - fold.lag]) / fold.lag * fold.horizon,
+        "linear_window": np.concatenate(linear) + intercept if linear else np.zeros(0),
     }
 
 
