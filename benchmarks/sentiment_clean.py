@@ -4,26 +4,28 @@ Not a test: it generates synthetic posts (``synthetic_posts(n, faults=False)``, 
 with the 3 % reposts; cached as Parquet in ``--workdir``) and measures, each in its own subprocess (so the peak
 RSS, polled with psutil over the process and its children, is its own):
 
-- tessera, the way ``tasks/sentiment/tasks.py:clean_posts`` runs it: ``dask.delayed(clean.clean_posts)`` over
-  ``iloc`` partitions of the text column, ``dask.compute`` + ``pd.concat``, under ``tasks.compute.dask_client()``
-  (``--clusters threads``: one in-process worker, one thread per core, as tasks/compute.py builds it) and, for
-  comparison only, under a process-based ``LocalCluster`` built here (``processes``: one single-threaded worker
-  process per core). tessera_posts_s is the cleaning alone (graph, compute, concat; not the Parquet read, the
-  imports or the cluster start-up, which are printed apart).
+- tessera, the way ``tasks/sentiment/tasks.py:clean_posts`` runs it (``--variants project``):
+  ``clean.clean_partitions(texts, options, partition=PARTITION)`` under ``tasks.compute.dask_client()``
+  (``--clusters threads``: one in-process worker, one thread per core). clean_partitions sees that the workers
+  are threads of this process and runs the partitions on Dask's ``processes`` scheduler (one spawned process per
+  core; their start-up is inside the timing). For comparison only, ``processes`` builds a process-based
+  ``LocalCluster`` here (one single-threaded worker process per core), which clean_partitions uses as it is.
+  ``previous`` is the production path before issue 4: the former ``clean.clean_posts`` (``clean_posts_previous``
+  below: one pandas string pass per step) in ``dask.delayed`` per ``iloc`` partition on the same cluster.
+  tessera_posts_s is the cleaning alone (graph, compute, concat; not the Parquet read, the imports or the cluster
+  start-up, which are printed apart); peak RSS covers the process and all its children (the spawned ones too).
 - the baseline: the same steps written per post (``clean_one``, below) and run with ``df["text"].apply`` on a
   random subsample (``--baseline-posts``, default 50k), extrapolated as posts/s. Single process, single core, no
   memoisation of our own (simplemma keeps its own internal LRU cache of lemmas, as it does for tessera).
 
 Outputs are compared on ``--sample`` posts drawn from the baseline's subsample (token lists and clean_text
 identical, with examples), on the whole subsample (clean_text), and whole outputs across runs by digest; exit
-status 1 on any difference. ``--variants`` adds the proposed replacement ``clean_posts_fused`` (defined here, same
-signature and output as ``clean.clean_posts``, checked against it with every CleanOptions flag) and ``emojifix``
-(the project's function with only the emoji line changed); both runs warm emoji/simplemma first
-(``warm_libraries``: emoji's lazily built search tree is not thread-safe, see there). ``--profile`` (automatic
-when tessera misses 30k posts/s) times each step of ``clean.clean_posts`` and of the proposal on one core.
+status 1 on any difference; the edge cases and every CleanOptions flag are also checked between ``project`` and
+``previous`` (printed). ``--profile`` (automatic when tessera misses 30k posts/s) times each step of both on one
+core, in this process.
 
-    python benchmarks/sentiment_clean.py                                       # 500k posts, all runs, ~5 min
-    python benchmarks/sentiment_clean.py --posts 50000 --clusters threads --variants project   # quick (~1 min)
+    python benchmarks/sentiment_clean.py                                       # 500k posts, all runs, ~3 min
+    python benchmarks/sentiment_clean.py --posts 50000 --clusters threads --variants project   # quick (~20 s)
     python benchmarks/sentiment_clean.py --workdir /tmp/sc --keep --repeat 3   # cache the posts, best of 3
 
 Exit status: 0 when every run's output equals the baseline's (sample and subsample) and the other runs', 1 when
@@ -86,114 +88,12 @@ def clean_one(text) -> list[str]:
     return [simplemma.lemmatize(tok, lang="en") if tok.isalpha() else tok for tok in tokens]
 
 
-# --------------------------------------------------------------------------- proposal for tasks/sentiment/clean.py
-# Emoji can only start with a non-ASCII character or a keycap's [#*0-9]; no EMOJI_DATA key has an ASCII character
-# after its first. demojize() is context-free outside such runs, so it can run on each run alone (memoised: posts
-# repeat the same few emoji) and ASCII-only posts (most posts) skip it. Exact: same result as
-# ``demojize(t) if emoji_count(t) else t`` (fuzz-tested in --profile).
-EMOJI_RUN = re.compile(r"[#*0-9]?[^\x00-\x7f]+")
+# --------------------------------------------------------------------- previous: the production path before issue 4
+# clean.clean_posts as it was (one pandas string pass per step, over Arrow-backed strings), mapped with
+# dask.delayed over the partitions on whatever cluster is current (the threads of compute.dask_client()).
 
-
-def demojize_runs(text: str, memo: dict) -> str:
-    """``emoji.demojize(text, delimiters=(" :", ": ")) if emoji.emoji_count(text) else text``, run by run."""
-    import emoji
-
-    found = 0
-
-    def replace(match: re.Match) -> str:
-        nonlocal found
-        run = match.group()
-        hit = memo.get(run)
-        if hit is None:
-            hit = memo[run] = (emoji.emoji_count(run), emoji.demojize(run, delimiters=DELIMITERS))
-        found += hit[0]
-        return hit[1]
-
-    out = EMOJI_RUN.sub(replace, text)
-    return out if found else text
-
-
-def warm_libraries() -> None:
-    """PROPOSED for the top of clean.py (runs once, under the import lock): emoji builds its search tree lazily
-    in a module-level dict on first use, and a second thread that calls it meanwhile sees a half-built tree and
-    finds no emoji (``emoji.tokenizer.get_search_tree``), i.e. posts silently lose their emoji in the threaded
-    cluster. simplemma's dictionary load is moved out of the first partition as well."""
-    import emoji
-    import simplemma
-
-    emoji.emoji_count("\U0001f44d")
-    simplemma.lemmatize("loved", lang="en")
-
-
-# After lowercasing, an ASCII post has no upper-case letter, so TOKEN needs no IGNORECASE there (faster, same
-# matches); non-ASCII posts keep clean.TOKEN (IGNORECASE lets [a-z] match e.g. the dotless "ı").
-TOKEN_LOWER = re.compile(r"<[a-z]+>|:[a-z0-9_\-]+:|[a-z]+(?:['_][a-z]+)*")
-SEP = "\x00"  # joins a partition's posts for one regex pass: not \w, so no match of HASHTAG/NUMBER/ELONGATED spans it
-
-
-def clean_posts_fused(texts, options=None, *, lang: str = "en"):
-    """PROPOSED ``clean.clean_posts`` (same signature, same output). Per post, in one Python loop instead of
-    ~12 pandas string passes (each a Python loop plus an Arrow round trip): NFKC only for non-ASCII posts,
-    emoticons only when present, demojize only on non-ASCII runs (memoised), URL and mention regexes. Then the
-    hashtag, lowercase (still pandas/Arrow's utf8_lower, as now), number and elongation steps as ONE pass each over
-    the partition joined by NUL (falls back to per post if a post contains NUL); no whitespace collapse (it cannot
-    change the tokens); TOKEN without IGNORECASE on ASCII posts; stopwords and lemmas in one lookup table over the
-    partition's unique tokens."""
-    import pandas as pd
-    import simplemma
-
-    from tasks.sentiment import clean
-
-    o = options or clean.CleanOptions()
-    memo: dict = {}
-    faces = list(clean.EMOTICONS.items())
-    hashtag = r" <hashtag> \1 " if o.keep_hashtag_words else " <hashtag> "
-    first = []
-    for t in texts.fillna("").astype(str).tolist():
-        if o.normalize_unicode and not t.isascii():  # NFKC leaves ASCII unchanged
-            t = unicodedata.normalize("NFKC", t)
-        if o.emoji_to_words:
-            for face, word in faces:
-                if face in t:
-                    t = t.replace(face, word)
-            if not t.isascii():
-                t = demojize_runs(t, memo)
-        if o.replace_urls:
-            t = clean.URL.sub(" <url> ", t)
-        if o.replace_mentions:
-            t = clean.MENTION.sub(" <user> ", t)
-        first.append(t)
-
-    def whole(text: str) -> str:
-        text = clean.HASHTAG.sub(hashtag, text)
-        if o.lowercase:  # pandas/Arrow lower, like clean.normalize_texts (differs from str.lower on e.g. "İ")
-            text = pd.Series([text], dtype=object).astype(str).str.lower().iloc[0]
-        if o.replace_numbers:
-            text = clean.NUMBER.sub(" <number> ", text)
-        return clean.ELONGATED.sub(r"\1\1", text) if o.shorten_elongations else text
-
-    blob = SEP.join(first)
-    if not first:
-        second = []
-    elif blob.count(SEP) == len(first) - 1:
-        second = whole(blob).split(SEP)
-    else:
-        second = [whole(t) for t in first]
-    fast, slow = TOKEN_LOWER.findall, clean.TOKEN.findall
-    tokens = [fast(t) if o.lowercase and t.isascii() else slow(t) for t in second]
-    table = {}
-    for t in set(chain.from_iterable(tokens)):
-        if o.remove_stopwords and t in clean.STOPWORDS:
-            table[t] = None
-        else:
-            table[t] = simplemma.lemmatize(t, lang=lang) if o.lemmatize and t.isalpha() else t
-    get = table.__getitem__
-    tokens = [[x for x in map(get, toks) if x is not None] for toks in tokens]
-    return pd.DataFrame({"clean_text": [" ".join(toks) for toks in tokens], "tokens": tokens}, index=texts.index)
-
-
-def clean_posts_emojifix(texts, options=None, *, lang: str = "en"):
-    """``clean.clean_posts`` with ONLY the emoji line of normalize_texts changed (demojize_runs, ASCII skipped)."""
+def clean_posts_previous(texts, options=None, *, lang: str = "en"):
+    """The former ``clean.clean_posts``, verbatim but for the module prefixes (same output as the current one)."""
     import pandas as pd
     import simplemma
 
@@ -207,7 +107,7 @@ def clean_posts_emojifix(texts, options=None, *, lang: str = "en"):
         for face, word in clean.EMOTICONS.items():
             out = out.str.replace(face, word, regex=False)
         memo: dict = {}
-        out = out.map(lambda t: t if t.isascii() else demojize_runs(t, memo))  # <- the only change
+        out = out.map(lambda t: t if t.isascii() else clean._demojize(t, memo))
     if o.replace_urls:
         out = out.str.replace(clean.URL, " <url> ", regex=True)
     if o.replace_mentions:
@@ -229,10 +129,19 @@ def clean_posts_emojifix(texts, options=None, *, lang: str = "en"):
     return pd.DataFrame({"clean_text": tokens.map(" ".join), "tokens": tokens}, index=texts.index)
 
 
-def variant_function(variant: str):
+def clean_variant(variant: str, texts, options, partition: int):
+    """All posts through one variant, on the current Dask client: ``project`` is tasks.py's call,
+    ``previous`` the former body of tasks.py's clean_posts with the former function."""
+    import dask
+    import pandas as pd
+
     from tasks.sentiment import clean
 
-    return {"project": clean.clean_posts, "fused": clean_posts_fused, "emojifix": clean_posts_emojifix}[variant]
+    if variant == "project":
+        return clean.clean_partitions(texts, options, partition=partition), -(-len(texts) // partition)
+    parts = [dask.delayed(clean_posts_previous)(texts.iloc[s:s + partition], options)
+             for s in range(0, len(texts), partition)]
+    return (pd.concat(dask.compute(*parts)) if parts else pd.DataFrame(columns=["clean_text", "tokens"])), len(parts)
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
@@ -265,17 +174,34 @@ def generate(path: Path, n: int, seed: int) -> dict:
 
 
 def cpu_seconds() -> float:
-    """User + system CPU seconds of this process and its live children (worker processes)."""
+    """User + system CPU seconds of this process, its live children (worker processes) and its reaped ones
+    (clean_partitions' process pool)."""
+    import resource
+
     import psutil
 
     me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = sum(me.cpu_times()[:2]) + reaped.ru_utime + reaped.ru_stime
     for child in me.children(recursive=True):
         try:
             total += sum(child.cpu_times()[:2])
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes of the machine have used (busy time over every core) since boot."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - sum(getattr(t, k, 0.0) for k in ("iowait", "guest", "guest_nice"))
+
+
+def other_share(busy: float, own: float, seconds: float) -> float:
+    """Share of the machine's cores that other processes used during a measurement (0: it had them to itself)."""
+    return max(0.0, busy - own) / (seconds * (os.cpu_count() or 1)) if seconds > 0 else 0.0
 
 
 @contextmanager
@@ -301,22 +227,16 @@ def cluster_client(kind: str):
 # ------------------------------------------------------------------------------------------------ children
 
 def run_tessera(posts_path: str, cluster: str, variant: str, partition: int, sample_path: str) -> dict:
-    """The body of tasks/sentiment/tasks.py:clean_posts up to the concat (the Parquet write is left out)."""
+    """tasks/sentiment/tasks.py:clean_posts up to the concat (the Parquet read and write are left out)."""
     import resource
 
     import psutil
 
     t0 = time.perf_counter()
     sys.path.insert(0, str(ROOT))
-    import dask
-    import pandas as pd
-
     from tasks.sentiment import clean
     from tasks.store import read_parquet
 
-    func = variant_function(variant)
-    if variant != "project":
-        warm_libraries()  # what the proposal does at import time of clean.py; the project as it is does not
     t_import = time.perf_counter()
     posts = read_parquet(posts_path)
     opts = clean.CleanOptions()
@@ -324,21 +244,20 @@ def run_tessera(posts_path: str, cluster: str, variant: str, partition: int, sam
     rss_input = psutil.Process().memory_info().rss / 2**20
     with cluster_client(cluster):
         t_cluster = time.perf_counter()
-        cpu0 = cpu_seconds()
-        parts = [dask.delayed(func)(posts["text"].iloc[s:s + partition], opts)
-                 for s in range(0, len(posts), partition)]
-        cleaned = pd.concat(dask.compute(*parts)) if parts else pd.DataFrame(columns=["clean_text", "tokens"])
+        cpu0, busy0 = cpu_seconds(), machine_busy_seconds()
+        cleaned, n_parts = clean_variant(variant, posts["text"], opts, partition)
         t_clean = time.perf_counter()
-        cpu = cpu_seconds() - cpu0
+        cpu, busy = cpu_seconds() - cpu0, machine_busy_seconds() - busy0
     t_close = time.perf_counter()
     if len(cleaned) != len(posts) or not cleaned.index.equals(posts.index):
         die(f"tessera returned {len(cleaned)} rows for {len(posts)} posts, or another index")
     positions = json.loads(Path(sample_path).read_text())
     picked = cleaned.iloc[positions["sample"]]
     texts = cleaned["clean_text"].tolist()
-    return {"posts": len(posts), "parts": len(parts), "import_s": t_import - t0, "read_s": t_read - t_import,
+    return {"posts": len(posts), "parts": n_parts, "import_s": t_import - t0, "read_s": t_read - t_import,
             "cluster_s": t_cluster - t_read, "clean_s": t_clean - t_cluster, "close_s": t_close - t_clean,
-            "cpu_s": cpu, "input_rss_mb": rss_input,
+            "cpu_s": cpu, "other_cpu_share": other_share(busy, cpu, t_clean - t_cluster),
+            "input_rss_mb": rss_input,
             "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
             "tokens": [list(t) for t in picked["tokens"]], "clean_text": picked["clean_text"].tolist(),
             "baseline_clean_text": [texts[i] for i in positions["baseline"]], "digest": digest(texts)}
@@ -359,15 +278,15 @@ def run_baseline(posts_path: str, sample_path: str) -> dict:
     posts = pd.read_parquet(posts_path)
     sub = posts.iloc[positions["baseline"]]
     clean_one(sub["text"].iloc[0])  # load emoji's and simplemma's data outside the timing
-    cpu0 = time.process_time()
+    cpu0, busy0 = time.process_time(), machine_busy_seconds()
     t0 = time.perf_counter()
     tokens = sub["text"].apply(clean_one)
     clean_text = tokens.map(" ".join)
     seconds = time.perf_counter() - t0
-    cpu = time.process_time() - cpu0
+    cpu, busy = time.process_time() - cpu0, machine_busy_seconds() - busy0
     where = {p: i for i, p in enumerate(positions["baseline"])}
     rows = [where[p] for p in positions["sample"]]
-    return {"posts": len(sub), "seconds": seconds, "cpu_s": cpu,
+    return {"posts": len(sub), "seconds": seconds, "cpu_s": cpu, "other_cpu_share": other_share(busy, cpu, seconds),
             "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
             "tokens": [tokens.iloc[i] for i in rows], "clean_text": [clean_text.iloc[i] for i in rows],
             "baseline_clean_text": clean_text.tolist()}
@@ -433,9 +352,9 @@ def profile(texts, runs: int = 3) -> list[str]:
         return min(times), out
 
     whole = {}
-    for name in ("project", "emojifix", "fused"):
-        whole[name], out = best(lambda name=name: variant_function(name)(texts))
-        if name == "project":
+    for name, fn in (("previous", clean_posts_previous), ("project", clean.clean_posts)):
+        whole[name], out = best(lambda fn=fn: fn(texts))
+        if name == "previous":
             reference = out
         elif not (out["tokens"].tolist() == reference["tokens"].tolist()
                   and out["clean_text"].tolist() == reference["clean_text"].tolist()):
@@ -444,7 +363,7 @@ def profile(texts, runs: int = 3) -> list[str]:
     lines.append("profile_single_core " + " ".join(f"{k}_posts_s={n / v:.0f}" for k, v in whole.items())
                  + f" posts={n} best_of={runs}")
 
-    # --- the project's steps, one by one (the code of normalize_texts / clean_posts with default options)
+    # --- the previous steps, one by one (the code of clean_posts_previous with default options)
     steps: list[tuple[str, float]] = []
     state = {"s": texts}
 
@@ -457,6 +376,10 @@ def profile(texts, runs: int = 3) -> list[str]:
             s = s.str.replace(face, word, regex=False)
         return s
 
+    def emoji_runs(s):
+        memo: dict = {}
+        return s.map(lambda t: t if t.isascii() else clean._demojize(t, memo))
+
     def lemmas(tokens):
         unique = {t for toks in tokens for t in toks if t.isalpha()}
         lemma = {t: simplemma.lemmatize(t, lang="en") for t in unique}
@@ -465,8 +388,7 @@ def profile(texts, runs: int = 3) -> list[str]:
     step("fillna_astype", lambda s: s.fillna("").astype(str))
     step("nfkc_map", lambda s: s.map(lambda t: unicodedata.normalize("NFKC", t)))
     step("emoticons_str_replace_x9", emoticons)
-    step("emoji_count_demojize_map",
-         lambda s: s.map(lambda t: emoji.demojize(t, delimiters=DELIMITERS) if emoji.emoji_count(t) else t))
+    step("emoji_runs_memo_map", emoji_runs)
     step("url_replace", lambda s: s.str.replace(clean.URL, " <url> ", regex=True))
     step("mention_replace", lambda s: s.str.replace(clean.MENTION, " <user> ", regex=True))
     step("hashtag_replace", lambda s: s.str.replace(clean.HASHTAG, r" <hashtag> \1 ", regex=True))
@@ -479,12 +401,12 @@ def profile(texts, runs: int = 3) -> list[str]:
     step("lemma_memo_map", lemmas)
     step("join_frame", lambda s: pd.DataFrame({"clean_text": s.map(" ".join), "tokens": s}, index=texts.index))
     if state["s"]["tokens"].tolist() != reference["tokens"].tolist():
-        lines.append("profile_WARNING=the step-by-step replica differs from clean.clean_posts")
+        lines.append("profile_WARNING=the step-by-step replica differs from clean_posts_previous")
     total = sum(s for _, s in steps)
-    lines.append(f"profile_project_steps total_s={total:.3f} (sum of the steps; posts={n})")
+    lines.append(f"profile_previous_steps total_s={total:.3f} (sum of the steps; posts={n})")
     lines += [f"  step={k} ms={1000 * v:.1f} share={v / total:.1%} us_per_post={1e6 * v / n:.2f}" for k, v in steps]
 
-    # --- the emoji line alone: the project's, ASCII skip only, ASCII skip + runs (proposal)
+    # --- the emoji line alone: demojize every post, ASCII skip only, ASCII skip + runs (clean._demojize)
     items = texts.fillna("").astype(str).tolist()
     ref_s, ref = best(lambda: [emoji.demojize(t, delimiters=DELIMITERS) if emoji.emoji_count(t) else t
                                for t in items])
@@ -493,7 +415,7 @@ def profile(texts, runs: int = 3) -> list[str]:
 
     def runs_fn():
         memo: dict = {}
-        return [t if t.isascii() else demojize_runs(t, memo) for t in items]
+        return [t if t.isascii() else clean._demojize(t, memo) for t in items]
 
     runs_s, runs_out = best(runs_fn)
     rng = random.Random(0)
@@ -501,13 +423,13 @@ def profile(texts, runs: int = 3) -> list[str]:
                                      "\u20e3", "\U0001f3fb", "\u00a0"] * 300
     fuzz = ["".join(rng.choice(pool) for _ in range(rng.randint(1, 10))) for _ in range(50_000)]
     memo: dict = {}
-    bad = sum((emoji.demojize(s, delimiters=DELIMITERS) if emoji.emoji_count(s) else s) != demojize_runs(s, memo)
+    bad = sum((emoji.demojize(s, delimiters=DELIMITERS) if emoji.emoji_count(s) else s) != clean._demojize(s, memo)
               for s in fuzz)
-    lines.append(f"profile_emoji_line project_ms={1000 * ref_s:.1f} ascii_skip_ms={1000 * skip_s:.1f} "
+    lines.append(f"profile_emoji_line every_post_ms={1000 * ref_s:.1f} ascii_skip_ms={1000 * skip_s:.1f} "
                  f"ascii_skip_plus_runs_memo_ms={1000 * runs_s:.1f} equal_on_posts={ref == skip == runs_out} "
                  f"fuzz_strings={len(fuzz)} fuzz_mismatches={bad}")
 
-    # --- the proposal's passes, timed one by one (separate passes over lists, default options)
+    # --- clean.clean_posts' passes, timed one by one (separate passes over lists, default options)
     fsteps: list[tuple[str, float]] = []
     cur = {"x": texts}
 
@@ -515,18 +437,15 @@ def profile(texts, runs: int = 3) -> list[str]:
         seconds, cur["x"] = best(lambda: fn(cur["x"]))
         fsteps.append((name, seconds))
 
-    def emo_list(xs):
-        out = []
-        for t in xs:
-            for face, word in clean.EMOTICONS.items():
-                if face in t:
-                    t = t.replace(face, word)
-            out.append(t)
-        return out
+    def emoticons_one_pass(text):
+        for face, word in clean.EMOTICONS.items():
+            text = text.replace(face, word)
+        return text
 
-    def emoji_list(xs):
+    def emoji_non_ascii_posts(text):
         memo: dict = {}
-        return [t if t.isascii() else demojize_runs(t, memo) for t in xs]
+        return clean.SEPARATOR.join([t if t.isascii() else clean._demojize(t, memo)
+                                     for t in text.split(clean.SEPARATOR)])
 
     def table_lookup(toks_all):
         table = {t: None if t in clean.STOPWORDS else simplemma.lemmatize(t, lang="en") if t.isalpha() else t
@@ -536,24 +455,24 @@ def profile(texts, runs: int = 3) -> list[str]:
 
     fstep("fillna_astype_tolist", lambda s: s.fillna("").astype(str).tolist())
     fstep("nfkc_non_ascii_only", lambda xs: [t if t.isascii() else unicodedata.normalize("NFKC", t) for t in xs])
-    fstep("emoticons_if_present", emo_list)
-    fstep("emoji_runs_memo", emoji_list)
-    fstep("url_sub", lambda xs: [clean.URL.sub(" <url> ", t) for t in xs])
-    fstep("mention_sub", lambda xs: [clean.MENTION.sub(" <user> ", t) for t in xs])
-    fstep("join_nul", lambda xs: SEP.join(xs))
+    fstep("join_nul", lambda xs: clean.SEPARATOR.join(xs))
+    fstep("emoticons_one_pass", emoticons_one_pass)
+    fstep("emoji_runs_memo_non_ascii_posts", emoji_non_ascii_posts)
+    fstep("url_sub_one_pass", lambda b: clean.URL_JOINED.sub(" <url> ", b))
+    fstep("mention_sub_one_pass", lambda b: clean.MENTION.sub(" <user> ", b))
     fstep("hashtag_sub_one_pass", lambda b: clean.HASHTAG.sub(r" <hashtag> \1 ", b))
     fstep("lower_arrow_one_pass", lambda b: pd.Series([b], dtype=object).astype(str).str.lower().iloc[0])
     fstep("number_sub_one_pass", lambda b: clean.NUMBER.sub(" <number> ", b))
     fstep("elongation_sub_one_pass", lambda b: clean.ELONGATED.sub(r"\1\1", b))
-    fstep("split_nul", lambda b: b.split(SEP))
-    fstep("findall_ascii_fast", lambda xs: [TOKEN_LOWER.findall(t) if t.isascii() else clean.TOKEN.findall(t)
+    fstep("split_nul", lambda b: b.split(clean.SEPARATOR))
+    fstep("findall_ascii_fast", lambda xs: [clean.TOKEN_LOWER.findall(t) if t.isascii() else clean.TOKEN.findall(t)
                                             for t in xs])
     fstep("stopword_lemma_table", table_lookup)
     fstep("join_frame", lambda xs: pd.DataFrame({"clean_text": [" ".join(t) for t in xs], "tokens": xs}))
     if cur["x"]["tokens"].tolist() != reference["tokens"].tolist():
-        lines.append("profile_WARNING=the proposal's step-by-step replica differs from clean.clean_posts")
+        lines.append("profile_WARNING=the step-by-step replica of clean.clean_posts differs from clean_posts_previous")
     ftotal = sum(s for _, s in fsteps)
-    lines.append(f"profile_fused_steps total_s={ftotal:.3f} (separate passes; the real loop is one pass)")
+    lines.append(f"profile_project_steps total_s={ftotal:.3f} (the passes of clean.clean_posts, timed apart)")
     lines += [f"  step={k} ms={1000 * v:.1f} share={v / ftotal:.1%} us_per_post={1e6 * v / n:.2f}"
               for k, v in fsteps]
     return lines
@@ -565,9 +484,9 @@ EDGE_CASES = ["İstanbul was GREAT", "ΣΟΦΟΣ", "STRAẞE", "café ﬁne", "a
 
 
 def edge_cases(sample_texts: list[str]) -> list[str]:
-    """Tricky strings through clean.clean_posts, the baseline and the proposal (informational, not a gate); then
-    the proposal against clean.clean_posts with each CleanOptions flag turned off, on the sample + tricky strings,
-    once as one partition and once with a NUL in a post (the per-post fallback)."""
+    """Tricky strings through clean.clean_posts, the baseline and the previous function (informational, not a
+    gate); then clean.clean_posts against the previous function with each CleanOptions flag turned off, on the
+    sample + tricky strings, once as one partition and once with a NUL in a post (the per-post fallback)."""
     from dataclasses import fields, replace
 
     import pandas as pd
@@ -576,12 +495,12 @@ def edge_cases(sample_texts: list[str]) -> list[str]:
 
     series = pd.Series(EDGE_CASES)
     project = clean.clean_posts(series)["tokens"].tolist()
-    fused = clean_posts_fused(series)["tokens"].tolist()
+    previous = clean_posts_previous(series)["tokens"].tolist()
     base = [clean_one(t) for t in EDGE_CASES]
     lines = []
-    for t, p, f, b in zip(EDGE_CASES, project, fused, base, strict=True):
+    for t, p, f, b in zip(EDGE_CASES, project, previous, base, strict=True):
         if p != b or p != f:
-            lines.append(f"  edge_case={t!r} project={p!r} baseline={b!r} fused={f!r}")
+            lines.append(f"  edge_case={t!r} project={p!r} baseline={b!r} previous={f!r}")
     out = [f"edge_cases={len(EDGE_CASES)} differing={len(lines)} (informational; not in the synthetic posts)", *lines]
     checked = differ = 0
     for flag in [None, *(f.name for f in fields(clean.CleanOptions))]:
@@ -589,10 +508,10 @@ def edge_cases(sample_texts: list[str]) -> list[str]:
         for extra in ([], ["a\x00b #x"]):
             texts = pd.Series(sample_texts + EDGE_CASES + extra)
             checked += 1
-            if not clean.clean_posts(texts, opts).equals(clean_posts_fused(texts, opts)):
+            if not clean.clean_posts(texts, opts).equals(clean_posts_previous(texts, opts)):
                 differ += 1
-                out.append(f"  proposal_differs option={flag}=False nul_fallback={bool(extra)}")
-    out.insert(len(lines) + 1, f"proposal_vs_project_option_sets={checked} differing={differ} "
+                out.append(f"  project_differs_from_previous option={flag}=False nul_fallback={bool(extra)}")
+    out.insert(len(lines) + 1, f"project_vs_previous_option_sets={checked} differing={differ} "
                                f"(each CleanOptions flag off, with and without the NUL fallback)")
     return out
 
@@ -609,15 +528,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", default="threads,processes",
                         help="threads (tasks.compute.dask_client(), the project's) and/or processes (a "
                              "process-per-core LocalCluster, to compare); default both")
-    parser.add_argument("--variants", default="project,fused",
-                        help="project (clean.clean_posts), fused (the proposal), emojifix (the project with only "
-                             "the emoji line changed); default project,fused")
+    parser.add_argument("--variants", default="project,previous",
+                        help="project (clean.clean_partitions, as tasks.py calls it), previous (the former "
+                             "clean_posts, delayed per partition on the cluster); default project,previous")
     parser.add_argument("--variant-partition", type=int, default=0,
                         help="partition size for the non-project variants (0: the same list as project)")
     parser.add_argument("--baseline-posts", type=int, default=50_000,
                         help="posts the per-row baseline is timed on (random subsample; 0 = all); default 50000")
     parser.add_argument("--sample", type=int, default=2000, help="posts compared between the two; default 2000")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration, the fastest counts")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per configuration and of the baseline, the fastest counts (peak RSS: the highest)")
     parser.add_argument("--profile", choices=("auto", "yes", "no"), default="auto",
                         help="single-core step timings (auto: when tessera is under 30k posts/s)")
     parser.add_argument("--profile-posts", type=int, default=50_000, help="posts for --profile; default 50000")
@@ -640,9 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     clusters = [c.strip() for c in args.clusters.split(",") if c.strip()]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     if (not partitions or min(partitions) < 1 or not clusters or set(clusters) - {"threads", "processes"}
-            or set(variants) - {"project", "fused", "emojifix"} or "project" not in variants):
-        parser.error("--partitions: sizes > 0; --clusters: threads,processes; --variants: project plus fused, "
-                     "emojifix")
+            or set(variants) - {"project", "previous"} or "project" not in variants):
+        parser.error("--partitions: sizes > 0; --clusters: threads,processes; --variants: project[,previous]")
     headline_partition = project_partition()
     sys.path.insert(0, str(ROOT))
 
@@ -689,14 +608,17 @@ def main(argv: list[str] | None = None) -> int:
                           f"posts_s={best['posts_s']:.0f} clean_seconds={best['clean_s']:.2f} "
                           f"startup_seconds={best['import_s'] + best['read_s'] + best['cluster_s']:.2f} "
                           f"wall_seconds={best['wall_s']:.2f} cores_used={best['cpu_s'] / best['clean_s']:.2f} "
+                          f"other_cpu_share={best['other_cpu_share']:.2f} "
                           f"peak_rss_mb={best['peak_rss_mb']:.0f} input_rss_mb={best['input_rss_mb']:.0f} "
                           f"load_1m_before={best['load_before']:.2f}", flush=True)
 
-        base = child("--_run-baseline", str(posts_path), str(sample_path))
+        base = min((child("--_run-baseline", str(posts_path), str(sample_path)) for _ in range(args.repeat)),
+                   key=lambda r: r["seconds"])
         base_posts_s = base["posts"] / base["seconds"]
         print(f"baseline posts={base['posts']} of {n} (random subsample, extrapolated as posts/s; df['text']"
               f".apply(clean_one), one core) baseline_seconds={base['seconds']:.2f} "
               f"baseline_posts_s={base_posts_s:.0f} cores_used={base['cpu_s'] / base['seconds']:.2f} "
+              f"other_cpu_share={base['other_cpu_share']:.2f} "
               f"baseline_peak_rss_mb={base['peak_rss_mb']:.0f} load_1m_before={base['load_before']:.2f} "
               f"extrapolated_full_seconds={n / base_posts_s:.1f}")
 
@@ -715,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
             for line in examples:
                 print(line)
         for line in edge_cases(sample_texts):
+            failed |= line.startswith("  project_differs_from_previous")
             print(line)
 
         head = next((r for r in runs if r["variant"] == "project" and r["cluster"] == "threads"

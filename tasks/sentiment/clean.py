@@ -1,6 +1,10 @@
-"""Cleaning posts, vectorised over a partition: normalization, tokens, stopwords that keep negations, lemmas.
+"""Cleaning posts, one partition at a time: normalization, tokens, stopwords that keep negations, lemmas.
 
-Each step can be turned off through ``CleanOptions``; lemmas are memoised over the partition's unique tokens.
+Each step can be turned off through ``CleanOptions``. Every text-level step but NFKC and emoji runs once over the
+partition's posts joined by NUL (none of them can match across a NUL); NFKC and emoji run only on non-ASCII posts;
+stopwords and lemmas are one lookup table over the partition's unique tokens. ``clean_partitions`` spreads the
+partitions over Dask, in worker processes when the cluster's workers are threads of this process (the cleaning is
+pure Python and holds the GIL).
 """
 
 from __future__ import annotations
@@ -8,18 +12,24 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import asdict, dataclass
+from itertools import chain
 
+import dask
 import emoji
 import pandas as pd
 import simplemma
 
 URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
+URL_JOINED = re.compile(r"https?://[^\s\x00]+|www\.[^\s\x00]+", re.IGNORECASE)  # URL within posts joined by NUL
 MENTION = re.compile(r"@\w+")
 HASHTAG = re.compile(r"#(\w+)")
 NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\b")
 ELONGATED = re.compile(r"(\w)\1{2,}")
 EMOJI_RUN = re.compile(r"[#*0-9]?[^\x00-\x7f]+")  # emoji sit in non-ASCII runs (keycaps start with #, * or a digit)
 TOKEN = re.compile(r"<[a-z]+>|:[a-z0-9_\-]+:|[a-z]+(?:['_][a-z]+)*", re.IGNORECASE)
+# TOKEN for lowercased ASCII text, where IGNORECASE cannot match anything more (it can on e.g. the dotless "ı").
+TOKEN_LOWER = re.compile(r"<[a-z]+>|:[a-z0-9_\-]+:|[a-z]+(?:['_][a-z]+)*")
+SEPARATOR = "\x00"  # in no emoticon, not \w, not \s: no match of the text-level steps spans two joined posts
 EMOTICONS = {":-)": " emo_smile ", ":)": " emo_smile ", ":-D": " emo_laugh ", ":D": " emo_laugh ",
              "<3": " emo_heart ", ":'(": " emo_cry ", ":-(": " emo_sad ", ":(": " emo_sad ", ";)": " emo_wink "}
 NEGATIONS = {"not", "no", "never", "nor", "none", "nothing", "nobody", "neither", "without", "n't", "cannot"}
@@ -44,10 +54,11 @@ def _demojize(text: str, memo: dict) -> str:
     def replace(match: re.Match) -> str:
         nonlocal found
         run = match.group()
-        if run not in memo:
-            memo[run] = (emoji.emoji_count(run), emoji.demojize(run, delimiters=(" :", ": ")))
-        found += memo[run][0]
-        return memo[run][1]
+        hit = memo.get(run)
+        if hit is None:
+            hit = memo[run] = (emoji.emoji_count(run), emoji.demojize(run, delimiters=(" :", ": ")))
+        found += hit[0]
+        return hit[1]
 
     out = EMOJI_RUN.sub(replace, text)
     return out if found else text
@@ -70,27 +81,46 @@ class CleanOptions:
         return asdict(self)
 
 
-def normalize_texts(texts: pd.Series, options: CleanOptions = CleanOptions()) -> pd.Series:
-    """Text-level steps, vectorised with pandas string methods."""
-    out = texts.fillna("").astype(str)
-    if options.normalize_unicode:
-        out = out.map(lambda t: unicodedata.normalize("NFKC", t))
+def _normalize_stretch(text: str, options: CleanOptions, *, joined: bool) -> str:
+    """Emoticons, emoji, URLs, mentions, hashtags, lowercase (pandas' ``str.lower``), numbers and elongations on
+    one post or on posts joined by NUL (``joined``: then emoji go post by post and URLs stop at a NUL)."""
     if options.emoji_to_words:
         for face, word in EMOTICONS.items():
-            out = out.str.replace(face, word, regex=False)
-        memo: dict = {}
-        out = out.map(lambda t: t if t.isascii() else _demojize(t, memo))
+            text = text.replace(face, word)
+        if not text.isascii():
+            memo: dict = {}
+            if joined:
+                text = SEPARATOR.join([t if t.isascii() else _demojize(t, memo) for t in text.split(SEPARATOR)])
+            else:
+                text = _demojize(text, memo)
     if options.replace_urls:
-        out = out.str.replace(URL, " <url> ", regex=True)
+        text = (URL_JOINED if joined else URL).sub(" <url> ", text)
     if options.replace_mentions:
-        out = out.str.replace(MENTION, " <user> ", regex=True)
-    out = out.str.replace(HASHTAG, r" <hashtag> \1 " if options.keep_hashtag_words else " <hashtag> ", regex=True)
+        text = MENTION.sub(" <user> ", text)
+    text = HASHTAG.sub(r" <hashtag> \1 " if options.keep_hashtag_words else " <hashtag> ", text)
     if options.lowercase:
-        out = out.str.lower()
+        text = pd.Series([text]).astype(str).str.lower().iloc[0]
     if options.replace_numbers:
-        out = out.str.replace(NUMBER, " <number> ", regex=True)
-    if options.shorten_elongations:
-        out = out.str.replace(ELONGATED, r"\1\1", regex=True)
+        text = NUMBER.sub(" <number> ", text)
+    return ELONGATED.sub(r"\1\1", text) if options.shorten_elongations else text
+
+
+def _normalized(texts: pd.Series, options: CleanOptions) -> list[str]:
+    """The text-level steps, without the whitespace collapse (tokens never hold whitespace)."""
+    posts = texts.fillna("").astype(str).tolist()
+    if options.normalize_unicode:
+        posts = [t if t.isascii() else unicodedata.normalize("NFKC", t) for t in posts]
+    if not posts:
+        return []
+    joined = SEPARATOR.join(posts)
+    if joined.count(SEPARATOR) != len(posts) - 1:
+        return [_normalize_stretch(t, options, joined=False) for t in posts]
+    return _normalize_stretch(joined, options, joined=True).split(SEPARATOR)
+
+
+def normalize_texts(texts: pd.Series, options: CleanOptions = CleanOptions()) -> pd.Series:
+    """Text-level steps, with runs of whitespace collapsed to one space."""
+    out = pd.Series(_normalized(texts, options), index=texts.index, dtype=str)
     return out.str.replace(r"\s+", " ", regex=True).str.strip()
 
 
@@ -101,11 +131,46 @@ def tokenize(texts: pd.Series) -> pd.Series:
 
 def clean_posts(texts: pd.Series, options: CleanOptions = CleanOptions(), *, lang: str = "en") -> pd.DataFrame:
     """``clean_text`` and ``tokens`` for each post (one partition; the flow maps this over Dask partitions)."""
-    tokens = tokenize(normalize_texts(texts, options))
-    if options.remove_stopwords:
-        tokens = tokens.map(lambda toks: [t for t in toks if t not in STOPWORDS])
-    if options.lemmatize:
-        unique = {t for toks in tokens for t in toks if t.isalpha()}
-        lemma = {t: simplemma.lemmatize(t, lang=lang) for t in unique}
-        tokens = tokens.map(lambda toks: [lemma.get(t, t) for t in toks])
-    return pd.DataFrame({"clean_text": tokens.map(" ".join), "tokens": tokens}, index=texts.index)
+    fast, slow = TOKEN_LOWER.findall, TOKEN.findall
+    tokens = [fast(t) if options.lowercase and t.isascii() else slow(t) for t in _normalized(texts, options)]
+    table = {}
+    for t in set(chain.from_iterable(tokens)):
+        if options.remove_stopwords and t in STOPWORDS:
+            table[t] = None
+        else:
+            table[t] = simplemma.lemmatize(t, lang=lang) if options.lemmatize and t.isalpha() else t
+    get = table.__getitem__
+    tokens = [[x for x in map(get, toks) if x is not None] for toks in tokens]
+    return pd.DataFrame({"clean_text": [" ".join(toks) for toks in tokens], "tokens": tokens}, index=texts.index)
+
+
+def _workers_share_this_process() -> bool:
+    """True without a distributed client, or when every worker of the current one runs in this process
+    (``compute.dask_client``'s local cluster: one in-process worker, reached over ``inproc://``)."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return True
+    return all(address.startswith("inproc://") for address in client.scheduler_info()["workers"])
+
+
+def clean_partitions(texts: pd.Series, options: CleanOptions = CleanOptions(), *, partition: int = 50_000,
+                     lang: str = "en") -> pd.DataFrame:
+    """``clean_posts`` over partitions of ``partition`` posts, one Dask task each, concatenated in order.
+
+    Where the workers are threads of this process, the partitions run on Dask's ``processes`` scheduler (one
+    spawned process per core, up to one per partition) so they use every core; a cluster of worker processes
+    named by the user runs them as usual. A single partition is cleaned right here. Spawned processes import the
+    caller's main module, so a script that runs the flow needs the ``if __name__ == "__main__":`` guard that any
+    Dask process cluster needs.
+    """
+    if len(texts) <= partition:
+        return clean_posts(texts, options, lang=lang)
+    parts = [dask.delayed(clean_posts)(texts.iloc[s:s + partition], options, lang=lang)
+             for s in range(0, len(texts), partition)]
+    if _workers_share_this_process():
+        workers = min(len(parts), dask.system.CPU_COUNT)
+        return pd.concat(dask.compute(*parts, scheduler="processes", num_workers=workers, chunksize=1))
+    return pd.concat(dask.compute(*parts))
