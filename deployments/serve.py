@@ -20,13 +20,10 @@ SCHEDULE_TIMEZONE = os.environ.get("TESSERA_SCHEDULE_TIMEZONE", "UTC")
 
 
 def build_deployments() -> list:
-    """One deployment per pipeline; the flows' own defaults make the UI form start a sensible run."""
+    """One deployment per pipeline; each form is its parameter model, whose defaults start a sensible run."""
     from prefect.schedules import Cron
 
-    from flows.genome import genome
-    from flows.market import market
-    from flows.satellite import satellite
-    from flows.sentiment import sentiment
+    from deployments.pipelines import genome, market, satellite, sentiment
 
     return [
         satellite.to_deployment("satellite-monitoring", schedule=Cron(SATELLITE_CRON, timezone=SCHEDULE_TIMEZONE),
@@ -38,12 +35,23 @@ def build_deployments() -> list:
     ]
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
+    """Whether the Prefect API at ``url`` (ending in /api) answers its health check."""
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
             return response.status == 200
     except OSError:
         return False
+
+
+def wait_healthy(url: str, *, timeout: float = 90, process: subprocess.Popen | None = None) -> None:
+    """Wait until the API at ``url`` answers; fail early if ``process`` (the server) has exited."""
+    deadline = time.monotonic() + timeout
+    while not healthy(url):
+        if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
+            raise RuntimeError(f"no Prefect server answers at {url}; is the port in use? "
+                               "pass --port or set PREFECT_API_URL")
+        time.sleep(0.5)
 
 
 @contextmanager
@@ -60,12 +68,7 @@ def prefect_server(port: int = 4200, *, timeout: float = 90) -> Iterator[str]:
     server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + timeout
-        while not _healthy(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Prefect server on port {port} did not start; is the port in use? "
-                                   "pass --port or set PREFECT_API_URL")
-            time.sleep(0.5)
+        wait_healthy(url, timeout=timeout, process=server)
         os.environ["PREFECT_API_URL"] = url
         yield url
     finally:

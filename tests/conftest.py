@@ -38,3 +38,84 @@ def write_raster(path: Path, data: np.ndarray, *, origin: tuple[float, float] = 
         for i, name in enumerate(descriptions or [], start=1):
             dst.set_band_description(i, name)
     return path
+
+
+SERVE_LIMIT = 2
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc) -> None:
+    """SIGTERM (a background shell ignores SIGINT for its children), then kill after 30 s."""
+    import subprocess
+
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    """A Prefect server (API and UI) and ``tessera serve --limit 2`` as separate processes, as a user runs them;
+    shared by the serve, UI and load tests. Yields url, ui, data, log, limit and the serving process."""
+    import subprocess
+    import sys
+
+    from deployments.serve import wait_healthy
+
+    tmp = tmp_path_factory.mktemp("serve")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_API_URL": url,
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_API_URL": url,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+           "TESSERA_DATA": str(tmp / "data")}
+    bin_dir = Path(sys.executable).parent
+    root = Path(__file__).resolve().parents[1]
+    server_log, serve_log = open(tmp / "server.log", "w"), open(tmp / "serve.log", "w")
+    server = subprocess.Popen([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=server_log, stderr=subprocess.STDOUT)
+    serving = None
+    try:
+        wait_healthy(url, timeout=120, process=server)
+        serving = subprocess.Popen([str(bin_dir / "tessera"), "serve", "--limit", str(SERVE_LIMIT)], env=env,
+                                   cwd=root, stdout=serve_log, stderr=subprocess.STDOUT)
+        yield {"url": url, "ui": url.removesuffix("/api"), "data": tmp / "data", "log": tmp / "serve.log",
+               "limit": SERVE_LIMIT, "process": serving}
+    finally:
+        _stop(serving)
+        _stop(server)
+        server_log.close()
+        serve_log.close()
+
+
+@pytest.fixture(scope="session")
+def served_deployments(served: dict) -> dict:
+    """The served deployments by name, once all four are registered (``tessera serve`` takes ~10 s)."""
+    import asyncio
+    import time
+
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def read() -> list:
+        async with get_client() as client:
+            return await client.read_deployments()
+
+    deadline = time.monotonic() + 120
+    with temporary_settings(updates={PREFECT_API_URL: served["url"]}):
+        while True:
+            found = {d.name: d for d in asyncio.run(read())}
+            if len(found) >= 4 or time.monotonic() > deadline or served["process"].poll() is not None:
+                return found
+            time.sleep(1)

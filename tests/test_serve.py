@@ -1,65 +1,72 @@
-"""Deployments against a real Prefect server on a free loopback port: schedule, trigger, artifacts."""
+"""Deployments: parameter models that match the flows, and a real server on a free loopback port (schedule,
+trigger, schema enforcement, artifacts)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
+import asyncio
+import inspect
+import json
 
 import pytest
+from pydantic import ValidationError
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[1]
+from flows.params import PARAMS, SatelliteParams
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+DEPLOYMENTS = {"satellite": "satellite-monitoring", "genome": "genome", "sentiment": "sentiment", "market": "market"}
 
 
-def wait_healthy(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"no Prefect server at {url}")
+def library_flows() -> dict:
+    from flows.genome import genome
+    from flows.market import market
+    from flows.satellite import satellite
+    from flows.sentiment import sentiment
+
+    return {"satellite": satellite, "genome": genome, "sentiment": sentiment, "market": market}
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """A Prefect server and ``tessera serve`` as separate processes, as a user runs them."""
-    tmp = tmp_path_factory.mktemp("serve")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_API_URL": url,
-           "PREFECT_SERVER_API_PORT": str(port), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "TESSERA_DATA": str(tmp / "data")}
-    bin_dir = Path(sys.executable).parent
-    server = subprocess.Popen([str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    serving = None
-    try:
-        wait_healthy(url)
-        serving = subprocess.Popen([str(bin_dir / "tessera"), "serve", "--limit", "2"], env=env, cwd=ROOT,
-                                   stdout=open(tmp / "serve.log", "w"), stderr=subprocess.STDOUT)
-        yield {"url": url, "data": tmp / "data", "log": tmp / "serve.log", "process": serving}
-    finally:
-        for proc in (serving, server):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+@pytest.mark.parametrize("domain", sorted(PARAMS))
+def test_each_model_has_exactly_its_flows_keyword_parameters_and_defaults(domain: str) -> None:
+    signature = inspect.signature(library_flows()[domain].fn).parameters
+    flow_defaults = {name: p.default for name, p in signature.items()}
+    model_defaults = {name: field.default for name, field in PARAMS[domain].model_fields.items()}
+    missing, extra = set(flow_defaults) - set(model_defaults), set(model_defaults) - set(flow_defaults)
+    assert not missing, f"add {sorted(missing)} to {PARAMS[domain].__name__} in flows/params.py"
+    assert not extra, f"{sorted(extra)} of {PARAMS[domain].__name__} are not parameters of the {domain} flow"
+    assert model_defaults == flow_defaults
+    assert all(field.description for field in PARAMS[domain].model_fields.values())
+
+
+def test_models_reject_unknown_choices_out_of_range_numbers_and_unknown_fields() -> None:
+    for bad in ({"source": "ftp"}, {"epochs": 0}, {"change_threshold": 2}, {"date": "01/05/2024"}, {"epoch": 3}):
+        with pytest.raises(ValidationError):
+            SatelliteParams(**bad)
+    assert SatelliteParams(epochs=2).model_dump()["epochs"] == 2
+
+
+def test_each_deployment_form_is_its_parameter_model() -> None:
+    from prefect.utilities.callables import parameter_schema
+
+    from deployments.pipelines import PIPELINES
+    from deployments.serve import build_deployments
+
+    names = {d.name: d for d in build_deployments()}
+    assert set(names) == set(DEPLOYMENTS.values())
+    for domain, model in PARAMS.items():
+        deployment = names[DEPLOYMENTS[domain]]
+        assert deployment.entrypoint.endswith(f"deployments/pipelines.py:{domain}")
+        schema = parameter_schema(PIPELINES[domain]).model_dump()
+        assert set(schema["properties"]) == {"params"}
+        assert schema["properties"]["params"]["default"] == model().model_dump(mode="json")
+        fields = schema["definitions"][model.__name__]["properties"]
+        assert {name: spec.get("default") for name, spec in fields.items()} == model().model_dump(mode="json")
+        assert fields["epochs"]["minimum"] == 1 and fields["epochs"]["description"]
+        if "train" in fields:
+            assert fields["train"]["enum"] == ["auto", "always", "never"]
+    sat = parameter_schema(PIPELINES["satellite"]).model_dump()["definitions"]["SatelliteParams"]["properties"]
+    assert sat["source"]["enum"] == ["synthetic", "local", "sentinelhub"]
+    assert sat["mosaic_method"]["enum"] == ["first", "median", "least-cloudy"]
+    genome = parameter_schema(PIPELINES["genome"]).model_dump()["definitions"]["GenomeParams"]["properties"]
+    assert genome["model"]["enum"] == ["cnn1d", "kmer2d"] and genome["padding"]["enum"] == ["right", "left", "centre"]
 
 
 def _api(url: str):
@@ -68,38 +75,50 @@ def _api(url: str):
     return temporary_settings(updates={PREFECT_API_URL: url})
 
 
-def test_every_pipeline_is_served_and_satellite_runs_on_its_cron(served) -> None:
-    import asyncio
+@pytest.mark.integration
+@pytest.mark.slow
+def test_every_pipeline_is_served_with_its_form_and_satellite_runs_on_its_cron(served_deployments) -> None:
+    from prefect.utilities.callables import parameter_schema
 
-    from prefect import get_client
+    from deployments.pipelines import PIPELINES
 
-    async def deployments():
-        async with get_client() as client:
-            for _ in range(120):
-                found = await client.read_deployments()
-                if len(found) >= 4:
-                    return found
-                await asyncio.sleep(1)
-            return await client.read_deployments()
-
-    with _api(served["url"]):
-        found = {d.name: d for d in asyncio.run(deployments())}
+    found = served_deployments
     assert set(found) == {"satellite-monitoring", "genome", "sentiment", "market"}
     schedule = found["satellite-monitoring"].schedules[0].schedule
     assert schedule.cron == "0 6 * * *" and schedule.timezone == "UTC"
     assert not found["genome"].schedules
+    for domain, name in DEPLOYMENTS.items():
+        assert found[name].enforce_parameter_schema
+        expected = parameter_schema(PIPELINES[domain]).model_dump()
+        served_schema = found[name].parameter_openapi_schema
+        assert (served_schema["properties"], served_schema["definitions"]) == (expected["properties"],
+                                                                               expected["definitions"])
 
 
-def test_a_run_triggered_through_the_api_completes_with_its_artifacts(served) -> None:
-    import asyncio
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_server_rejects_a_run_with_a_bad_choice(served, served_deployments) -> None:
+    from prefect import get_client
 
+    async def create(parameters: dict):
+        async with get_client() as client:
+            return await client.create_flow_run_from_deployment(served_deployments["satellite-monitoring"].id,
+                                                                parameters=parameters)
+
+    with _api(served["url"]), pytest.raises(Exception, match=r"params\.mosaic_method.*'mean' is not one of"):
+        asyncio.run(create({"params": {"mosaic_method": "mean"}}))
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_run_triggered_through_the_api_completes_with_its_artifacts(served, served_deployments) -> None:
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.deployments import run_deployment
 
     with _api(served["url"]):
-        run = run_deployment("satellite/satellite-monitoring", parameters={"date": "2024-05-01", "epochs": 2},
-                             timeout=240)
+        run = run_deployment("satellite/satellite-monitoring",
+                             parameters={"params": {"date": "2024-05-01", "epochs": 2}}, timeout=240)
         assert run.state.is_completed(), (run.state, served["log"].read_text()[-3000:])
 
         async def artifacts():
@@ -109,4 +128,5 @@ def test_a_run_triggered_through_the_api_completes_with_its_artifacts(served) ->
 
         keys = asyncio.run(artifacts())
     assert {"satellite-metrics", "satellite-report", "satellite-scenes-gate", "satellite-mosaic-gate"} <= keys
-    assert list((served["data"] / "satellite" / "runs").glob("*/run.json"))
+    records = [json.loads(path.read_text()) for path in (served["data"] / "satellite" / "runs").glob("*/run.json")]
+    assert any(r["parameters"]["epochs"] == 2 and r["parameters"]["date"] == "2024-05-01" for r in records)

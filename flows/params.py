@@ -1,0 +1,150 @@
+"""The parameters of each pipeline as a Pydantic model: the form the Prefect UI shows for a deployment.
+
+Every field mirrors a keyword parameter of the pipeline's flow with the same default (tests/test_serve.py
+keeps them equal), adds a description, the allowed choices and numeric bounds, so the form starts a sensible
+run as it is and the server rejects a bad value before a run starts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Train = Literal["auto", "always", "never"]
+Calibration = Literal["platt", "isotonic"]
+Resampling = Literal["nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss", "max",
+                     "min", "med", "q1", "q3", "sum", "rms"]
+
+TRAIN = "auto: train when no champion model exists; always: train a challenger; never: score with the champion"
+OUT = "data root for runs and models (empty: TESSERA_DATA of the serving process, else ./data)"
+DASK = "scheduler address of an existing Dask cluster, e.g. tcp://host:8786 (empty: a local cluster)"
+RUN_ID = "reuse the id of an interrupted run to resume it from its completed stages (empty: a new run)"
+SEED = "random seed of splits, synthetic data and training"
+CALIBRATE = "calibrate probabilities on the validation split (empty: off; the report shows before and after)"
+MC_SAMPLES = "Monte Carlo dropout passes per prediction, for an uncertainty per prediction (0: off; 20-50 is typical)"
+
+
+class PipelineParams(BaseModel):
+    """Base of the parameter models: an unknown field is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SatelliteParams(PipelineParams):
+    """Satellite monitoring: scenes to a gated mosaic, a CNN class map, change and drift."""
+
+    source: Literal["synthetic", "local", "sentinelhub"] = Field(
+        "synthetic", description="where scenes come from: the synthetic area, local files, or Sentinel Hub")
+    input: str | None = Field(None, description="folder or glob of GeoTIFF/JP2 files (source local)")
+    labels: str | None = Field(None, description="label polygons (GeoPackage/GeoJSON/Shapefile) or a label raster")
+    label_column: str = Field("class", min_length=1, description="class column of the label polygons")
+    date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
+                             description="acquisition date of the synthetic scenes, YYYY-MM-DD (empty: today)")
+    bbox: list[float] | None = Field(None, min_length=4, max_length=4,
+                                     description="min_lon, min_lat, max_lon, max_lat in WGS84 (source sentinelhub)")
+    time_from: str | None = Field(None, description="start of the time range, YYYY-MM-DD (source sentinelhub)")
+    time_to: str | None = Field(None, description="end of the time range, YYYY-MM-DD (source sentinelhub)")
+    resolution: float | None = Field(None, gt=0, description="grid resolution in CRS units (empty: the finest band)")
+    crs: str | None = Field(None, description="grid CRS, e.g. EPSG:32633 (empty: the first scene's)")
+    bands: list[str] | None = Field(None, min_length=1, description="bands to use, e.g. B02, B03, B04, B08 "
+                                    "(empty: every band the scenes share)")
+    scale: float | None = Field(None, gt=0, description="reflectance per digital number (empty: 1e-4 for "
+                                "integers, 1/255 for 8-bit)")
+    mosaic_method: Literal["first", "median", "least-cloudy"] = Field(
+        "first", description="how overlapping scenes combine into the mosaic")
+    mosaicking_order: Literal["leastCC", "mostRecent", "leastRecent"] = Field(
+        "leastCC", description="which acquisition Sentinel Hub puts on top (source sentinelhub)")
+    resampling: Resampling = Field("average", description="GDAL resampling of every band onto the grid")
+    train: Train = Field("auto", description=TRAIN)
+    model_name: str | None = Field(None, description="model registry name (empty: satellite-AREA, AREA the area id)")
+    epochs: int = Field(30, ge=1, le=1000, description="training epochs of the CNN")
+    block: int = Field(64, ge=4, le=4096, description="side in pixels of the blocks of the spatial split")
+    seed: int = Field(0, ge=0, description=SEED)
+    two_zones: bool = Field(False, description="synthetic: deliver one tile in the next UTM zone")
+    psi_threshold: float = Field(0.2, ge=0, le=10, description="population stability index that flags drift")
+    change_threshold: float = Field(0.05, ge=0, le=1, description="share of changed pixels that flags change")
+    fail_on_drift: bool = Field(False, description="end the run failed when drift or change is flagged")
+    calibrate: Calibration | None = Field(None, description=CALIBRATE)
+    mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
+    out: str | None = Field(None, description=OUT)
+    dask_address: str | None = Field(None, description=DASK)
+    run_id: str | None = Field(None, description=RUN_ID)
+
+
+class GenomeParams(PipelineParams):
+    """Genome: sequences to k-mer encodings to a regulatory-region classifier."""
+
+    input: str | list[str] | None = Field(None, description="FASTA/FASTQ (gz too) or CSV id,label,sequence files, "
+                                          "folders or globs (empty: the synthetic set)")
+    labels: str | None = Field(None, description="CSV mapping id to label")
+    label_from_filename: bool = Field(False, description="one input file per class, named for it")
+    length: int = Field(200, ge=8, le=100_000, description="pad or truncate every sequence to this length")
+    k: int = Field(4, ge=1, le=8, description="k-mer size")
+    padding: Literal["right", "left", "centre"] = Field("centre", description="where short sequences are padded")
+    model: Literal["cnn1d", "kmer2d"] = Field("cnn1d", description="1D sequence CNN or 2D k-mer CNN")
+    encoding: Literal["kmer", "onehot"] = Field("kmer", description="input of the 1D CNN")
+    train: Train = Field("auto", description=TRAIN)
+    model_name: str = Field("genome", min_length=1, description="model registry name")
+    epochs: int = Field(20, ge=1, le=1000, description="training epochs")
+    folds: int = Field(0, ge=0, le=20, description="stratified k-fold cross-validation on train+val (0: off)")
+    augment_rc: bool = Field(False, description="add reverse complements to the training split")
+    min_length: int = Field(20, ge=1, description="quarantine shorter sequences")
+    stride: int | None = Field(None, ge=1, description="step of the scoring window along long sequences")
+    synthetic_n: int = Field(2000, ge=20, le=1_000_000, description="sequences in the synthetic set (no input)")
+    seed: int = Field(0, ge=0, description=SEED)
+    calibrate: Calibration | None = Field(None, description=CALIBRATE)
+    mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
+    out: str | None = Field(None, description=OUT)
+    dask_address: str | None = Field(None, description=DASK)
+    run_id: str | None = Field(None, description=RUN_ID)
+
+
+class SentimentParams(PipelineParams):
+    """Sentiment: social-media posts to a text CNN."""
+
+    input: str | None = Field(None, description="CSV, JSONL or Parquet of posts (empty: the synthetic set)")
+    text_column: str | None = Field(None, description="text column (empty: text, content, post, tweet, review ...)")
+    label_column: str | None = Field(None, description="label column (empty: label, sentiment, category ...)")
+    encoding: str = Field("utf-8", min_length=1, description="text encoding of CSV/JSONL input")
+    max_chars: int = Field(5000, ge=1, description="quarantine longer posts")
+    clean_options: dict[str, bool] | None = Field(
+        None, description="cleaning steps to turn off, e.g. {\"lemmatize\": false} (empty: every step on)")
+    train: Train = Field("auto", description=TRAIN)
+    model_name: str = Field("sentiment", min_length=1, description="model registry name")
+    max_tokens: int = Field(48, ge=1, le=10_000, description="tokens per post the CNN reads")
+    epochs: int = Field(15, ge=1, le=1000, description="training epochs")
+    synthetic_n: int = Field(3000, ge=20, le=1_000_000, description="posts in the synthetic set (no input)")
+    seed: int = Field(0, ge=0, description=SEED)
+    calibrate: Calibration | None = Field(None, description=CALIBRATE)
+    mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
+    out: str | None = Field(None, description=OUT)
+    dask_address: str | None = Field(None, description=DASK)
+    run_id: str | None = Field(None, description=RUN_ID)
+
+
+class MarketParams(PipelineParams):
+    """Market: prices to leakage-free windows to an LSTM forecaster walked forward."""
+
+    input: str | None = Field(None, description="CSV or Parquet, long (date,symbol,...) or wide (date,<symbol>...) "
+                              "(empty: synthetic prices)")
+    symbol: str | None = Field(None, description="symbol of a single series without a symbol column "
+                               "(empty: the file name)")
+    target: str | None = Field(None, description="price column to forecast (empty: adj close if present, else close)")
+    lag: int = Field(20, ge=2, le=1000, description="window length in steps")
+    horizon: int = Field(1, ge=1, le=365, description="steps ahead")
+    folds: int = Field(3, ge=1, le=20, description="walk-forward folds")
+    epochs: int = Field(15, ge=1, le=1000, description="training epochs per fold")
+    hidden: int = Field(32, ge=1, le=1024, description="LSTM hidden units")
+    cost: float = Field(0.0005, ge=0, le=0.1, description="cost per trade of the long/flat strategy")
+    model_name: str = Field("market", min_length=1, description="model registry name")
+    seed: int = Field(0, ge=0, description=SEED)
+    mc_samples: int = Field(0, ge=0, le=1000, description="Monte Carlo dropout passes for 90% forecast "
+                            "intervals and their coverage (0: off)")
+    out: str | None = Field(None, description=OUT)
+    dask_address: str | None = Field(None, description=DASK)
+    run_id: str | None = Field(None, description=RUN_ID)
+
+
+PARAMS: dict[str, type[PipelineParams]] = {"satellite": SatelliteParams, "genome": GenomeParams,
+                                           "sentiment": SentimentParams, "market": MarketParams}
