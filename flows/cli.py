@@ -27,6 +27,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _trust(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calibrate", choices=["platt", "isotonic"],
+                        help="calibrate probabilities on the validation split (report shows before/after)")
+    parser.add_argument("--mc-samples", type=int, default=0,
+                        help="Monte Carlo dropout passes per prediction, for an uncertainty per prediction "
+                             "(0: off; 20-50 is typical)")
+
+
 def _satellite_parser(sub) -> None:
     p = sub.add_parser("satellite", help="satellite monitoring: mosaic, CNN class map, change and drift")
     p.add_argument("--source", choices=["synthetic", "local", "sentinelhub"], default="synthetic")
@@ -57,6 +65,7 @@ def _satellite_parser(sub) -> None:
     p.add_argument("--change-threshold", type=float, default=0.05)
     p.add_argument("--fail-on-drift", action="store_true", help="end the run failed (exit 3) when flagged")
     _common(p)
+    _trust(p)
 
 
 def _genome_parser(sub) -> None:
@@ -79,6 +88,7 @@ def _genome_parser(sub) -> None:
     p.add_argument("--stride", type=int, help="step of the scoring window along long sequences")
     p.add_argument("--seed", type=int, default=0)
     _common(p)
+    _trust(p)
 
 
 def _sentiment_parser(sub) -> None:
@@ -96,6 +106,7 @@ def _sentiment_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     _common(p)
+    _trust(p)
 
 
 def _market_parser(sub) -> None:
@@ -112,6 +123,8 @@ def _market_parser(sub) -> None:
     p.add_argument("--cost", type=float, default=0.0005, help="cost per trade of the long/flat strategy")
     p.add_argument("--model-name", default="market")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mc-samples", type=int, default=0,
+                   help="Monte Carlo dropout passes: 90%% forecast intervals and their coverage (0: off)")
     _common(p)
 
 

@@ -22,8 +22,8 @@ def genome(input: str | list[str] | None = None, labels: str | None = None, labe
            length: int = 200, k: int = 4, padding: str = "centre", model: str = "cnn1d", encoding: str = "kmer",
            train: str = "auto", model_name: str = "genome", epochs: int = 20, folds: int = 0,
            augment_rc: bool = False, min_length: int = 20, stride: int | None = None, synthetic_n: int = 2000,
-           seed: int = 0, out: str | None = None, dask_address: str | None = None,
-           run_id: str | None = None) -> dict:
+           seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, out: str | None = None,
+           dask_address: str | None = None, run_id: str | None = None) -> dict:
     """Ingest, check and gate, encode in Dask and gate, train or load the champion, score, publish."""
     with pipeline_run("genome", dict(locals()), publish=publish_report, out=out, run_id=run_id,
                       dask_address=dask_address) as run:
@@ -39,7 +39,9 @@ def genome(input: str | list[str] | None = None, labels: str | None = None, labe
         gate(run, profile["output"], "genome_encoded", "encoded")
         trained = run.stage("train", train_sequence_classifier, encoded["output"], run_dir, root, mode=train,
                             model_name=model_name, architecture=model, encoding=encoding, epochs=epochs,
-                            folds=folds, augment_rc=augment_rc, seed=seed)
+                            folds=folds, augment_rc=augment_rc, seed=seed, calibrate=calibrate,
+                            mc_samples=mc_samples)
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
-        run.stage("score", score_sequences, checked["output"], trained["output"], run_dir, root, stride=stride)
+        run.stage("score", score_sequences, checked["output"], trained["output"], run_dir, root, stride=stride,
+                  mc_samples=mc_samples)
     return run.to_dict()

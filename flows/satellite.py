@@ -28,7 +28,8 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
               mosaic_method: str = "first", mosaicking_order: str = "leastCC",
               resampling: str = "average", train: str = "auto", model_name: str | None = None, epochs: int = 30,
               block: int = 64, seed: int = 0, two_zones: bool = False, psi_threshold: float = 0.2,
-              change_threshold: float = 0.05, fail_on_drift: bool = False, out: str | None = None,
+              change_threshold: float = 0.05, fail_on_drift: bool = False, calibrate: str | None = None,
+              mc_samples: int = 0, out: str | None = None,
               dask_address: str | None = None, run_id: str | None = None) -> dict:
     """Ingest, gate, mosaic, gate, train or load the champion, score, monitor, publish."""
     parameters = dict(locals())
@@ -54,7 +55,8 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
         mosaic_profile = run.stage("profile_mosaic", profile_mosaic, mosaic["output"], norm["output"], run_dir)
         gate(run, mosaic_profile["output"], "satellite_mosaic", "mosaic")
         trained = run.stage("train", train_classifier, mosaic["output"], norm["output"], run_dir, root,
-                            mode=train, model_name=model_name, epochs=epochs, seed=seed)
+                            mode=train, model_name=model_name, epochs=epochs, seed=seed, calibrate=calibrate,
+                            mc_samples=mc_samples)
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
         scored = run.stage("score", score_class_map, mosaic["output"], trained["output"], run_dir, root)
         monitored = run.stage("monitor", monitor_area, mosaic["output"], scored["output"], trained["output"],

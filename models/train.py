@@ -130,3 +130,57 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size: int =
     with torch.no_grad():
         outputs = [model(x[s:s + batch_size].to(dev)).cpu().numpy() for s in range(0, len(x), batch_size)]
     return np.concatenate(outputs) if outputs else np.empty((0,))
+
+
+def enable_dropout(model: nn.Module) -> None:
+    """Eval mode everywhere (batch norm uses its running statistics) except dropout, for Monte Carlo dropout."""
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, nn.Dropout | nn.Dropout1d | nn.Dropout2d | nn.Dropout3d):
+            module.train()
+
+
+def predict_proba_mc(model: nn.Module, x: np.ndarray | torch.Tensor, *, samples: int, batch_size: int = 256,
+                     device: str | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo dropout: the mean softmax over ``samples`` stochastic passes and its predictive entropy
+    (per prediction; class axis 1)."""
+    dev = pick_device(device)
+    model.to(dev)
+    enable_dropout(model)
+    torch.manual_seed(seed)
+    x = torch.as_tensor(x)
+    means = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                batch = x[start:start + batch_size].to(dev)
+                total = sum(torch.softmax(model(batch), dim=1) for _ in range(samples))
+                means.append((total / samples).cpu().numpy())
+    finally:
+        model.eval()
+    mean = np.concatenate(means) if means else np.empty((0,))
+    entropy = -(np.clip(mean, 1e-12, 1) * np.log(np.clip(mean, 1e-12, 1))).sum(axis=1) if len(mean) else mean
+    return mean, entropy
+
+
+def predict_mc(model: nn.Module, x: np.ndarray | torch.Tensor, *, samples: int, batch_size: int = 1024,
+               device: str | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo dropout for a regressor: the mean and standard deviation of ``samples`` stochastic passes."""
+    dev = pick_device(device)
+    model.to(dev)
+    enable_dropout(model)
+    torch.manual_seed(seed)
+    x = torch.as_tensor(x)
+    means, stds = [], []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(x), batch_size):
+                batch = x[start:start + batch_size].to(dev)
+                draws = torch.stack([model(batch) for _ in range(samples)])
+                means.append(draws.mean(0).cpu().numpy())
+                stds.append(draws.std(0).cpu().numpy())
+    finally:
+        model.eval()
+    if not means:
+        return np.empty((0,)), np.empty((0,))
+    return np.concatenate(means), np.concatenate(stds)

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None = None, *,
                            class_names: list[str] | None = None) -> dict:
-    """accuracy, macro_f1, cohen_kappa, roc_auc (macro one-vs-rest) and per_class, as in DESIGN.md.
+    """accuracy, macro_f1, cohen_kappa, roc_auc (macro one-vs-rest) and per_class, as in DESIGN.md, with
+    average_precision (macro one-vs-rest) and specificity beside them.
 
     ``proba`` has one column per class, in the order of ``class_names`` (class i is label i).
     """
@@ -34,21 +35,33 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.nda
     labels = list(range(n_classes))
     p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     present = [i for i in labels if (y_true == i).any()]
+    negatives = len(y_true) - s
+    specificity = [float(((y_true != i) & (y_pred != i)).sum() / negatives[i]) if negatives[i] else None
+                   for i in labels]
     out = {
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
         "macro_f1": float(skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         "cohen_kappa": float(skm.cohen_kappa_score(y_true, y_pred, labels=labels)),
         "roc_auc": None,
+        "average_precision": None,
+        "macro_specificity": float(np.mean([specificity[i] for i in present if specificity[i] is not None]))
+        if present else None,
         "per_class": {names[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                                 "support": int(s[i])} for i in labels},
+                                 "specificity": specificity[i], "support": int(s[i])} for i in labels},
     }
     if proba is not None and len(present) >= 2:
         proba = np.asarray(proba, dtype=float)
+        for i in present:
+            out["per_class"][names[i]]["roc_auc"] = float(skm.roc_auc_score(y_true == i, proba[:, i]))
+            out["per_class"][names[i]]["average_precision"] = float(
+                skm.average_precision_score(y_true == i, proba[:, i]))
         if len(present) == 2 and n_classes == 2:
             out["roc_auc"] = float(skm.roc_auc_score(y_true, proba[:, 1]))
+            out["average_precision"] = float(skm.average_precision_score(y_true == 1, proba[:, 1]))
         else:
-            aucs = [skm.roc_auc_score(y_true == i, proba[:, i]) for i in present]
-            out["roc_auc"] = float(np.mean(aucs))
+            out["roc_auc"] = float(np.mean([out["per_class"][names[i]]["roc_auc"] for i in present]))
+            out["average_precision"] = float(np.mean([out["per_class"][names[i]]["average_precision"]
+                                                      for i in present]))
     return out
 
 
@@ -286,4 +299,17 @@ def publish_run(run: dict, report: Report, *, metrics_description: str) -> str:
     if headline(run["metrics"] or {}):
         lines.append(f"- {headline(run['metrics'])}")
     publish_markdown(f"{flow}-report", "\n".join(lines), f"{flow.capitalize()} run summary")
+    publish_figures(f"{flow}-figures", report, f"Every figure of the {flow} report")
     return uri
+
+
+def publish_figures(key: str, report: Report, description: str) -> None:
+    """The report's figures as one markdown artifact with the PNGs inline, so the UI shows them too."""
+    if not report.figures:
+        return
+    parts = [f"### {name.replace('_', ' ')}\n\n![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+             for name, png in report.figures.items()]
+    try:
+        publish_markdown(key, "\n\n".join(parts), description)
+    except Exception:  # figures are a convenience; report.html already holds them
+        log.warning("could not publish the figures of %s as an artifact", key, exc_info=True)

@@ -24,7 +24,8 @@ class TestClassificationMetrics:
         assert out["macro_f1"] == 1.0
         assert out["cohen_kappa"] == 1.0
         assert out["roc_auc"] == 1.0
-        assert out["per_class"]["forest"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+        assert out["per_class"]["forest"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "specificity": 1.0,
+                                              "support": 2, "roc_auc": 1.0, "average_precision": 1.0}
 
     def test_hand_computed_binary_case(self) -> None:
         # class 0: P=1, R=1/2, F1=2/3; class 1: P=2/3, R=1, F1=4/5; kappa=(0.75-0.5)/(1-0.5)
@@ -36,8 +37,16 @@ class TestClassificationMetrics:
         assert out["macro_f1"] == pytest.approx((2 / 3 + 4 / 5) / 2)
         assert out["cohen_kappa"] == pytest.approx(0.5)
         assert out["roc_auc"] == pytest.approx(0.75)  # positives 0.4, 0.9 vs negatives 0.1, 0.6: 3 of 4 pairs
-        assert out["per_class"]["0"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2})
-        assert out["per_class"]["1"] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2})
+        # specificity: class 0's negatives (the 1s) are never called 0; one of class 1's negatives is called 1.
+        # Both classes rank positives first, negative, positive, negative: AP = 1/2 * 1 + 1/2 * 2/3.
+        assert out["per_class"]["0"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2,
+                                                       "specificity": 1.0, "roc_auc": 0.75,
+                                                       "average_precision": 5 / 6})
+        assert out["per_class"]["1"] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2,
+                                                       "specificity": 0.5, "roc_auc": 0.75,
+                                                       "average_precision": 5 / 6})
+        assert out["macro_specificity"] == pytest.approx(0.75)
+        assert out["average_precision"] == pytest.approx(5 / 6)
 
     def test_multiclass_roc_auc_is_macro_one_vs_rest(self) -> None:
         y_true = np.array([0, 0, 1, 1, 2, 2])

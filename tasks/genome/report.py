@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from prefect import task
 
-from tasks import evaluate
+from tasks import evaluate, insight, insight_report
+from tasks.genome.synthetic import MOTIFS
+from tasks.genome.training import motif_spans
 
 
 def build_report(run: dict) -> evaluate.Report:
@@ -25,12 +28,40 @@ def build_report(run: dict) -> evaluate.Report:
     class_names = json.loads(training.read_text())["class_names"] if training.exists() else []
     evaluate.classification_section(report, run, class_names,
                                     heading="Evaluation on the test records (stratified split)")
+    insight_report.insight_sections(report, run, class_names, slices={"length_bin": "sequence length"})
+    _mistakes_and_motifs(report, run_dir, class_names)
     if (run_dir / "predictions.parquet").exists():
         predictions = pd.read_parquet(run_dir / "predictions.parquet")
         report.heading("Predictions")
         report.text(f"{len(predictions)} windows scored; regions.bed has one line per window.")
         report.table(predictions.head(20), caption="First predictions")
     return report
+
+
+def _mistakes_and_motifs(report: evaluate.Report, run_dir: Path, class_names: list[str]) -> None:
+    if (run_dir / "evaluation.parquet").exists():
+        evaluation = pd.read_parquet(run_dir / "evaluation.parquet")
+        proba = evaluation[[c for c in evaluation.columns if c.startswith("p_")]].to_numpy()
+        worst = evaluation.iloc[insight.confident_mistakes(evaluation["y_true"].to_numpy(), proba)]
+        report.table(pd.DataFrame({"id": worst["id"], "true": [class_names[i] for i in worst["y_true"]],
+                                   "predicted": [class_names[i] for i in worst["y_pred"]],
+                                   "confidence": proba[worst.index].max(axis=1),
+                                   "sequence": worst["sequence"].str.strip("-").str.slice(0, 80)}),
+                     caption="Most confident mistakes (first 80 bases)")
+    if not (run_dir / "explanations.parquet").exists():
+        return
+    explained = pd.read_parquet(run_dir / "explanations.parquet")
+    spans = [motif_spans(seq, MOTIFS) for seq in explained["sequence"]]
+    report.heading("Why: per-base importance (integrated gradients)")
+    inside = [v for row, found in zip(explained["importance"], spans, strict=True) for s, e, _ in found
+              for v in row[s:e]]
+    if inside:
+        report.text(f"Mean importance inside the known motifs {np.mean(inside):.4f} against "
+                    f"{np.mean(np.concatenate(explained['importance'].to_numpy())):.4f} over all bases: "
+                    "the network looks where the motifs are.")
+    report.figure("sequence_importance", insight_report.plot_sequence_importance(explained, class_names, spans),
+                  caption="Importance of each base for the predicted class; shaded: motifs (promoter boxes, NF-kB "
+                          "site, splice donor) found with at most one mismatch")
 
 
 @task(name="publish the report")

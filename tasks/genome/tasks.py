@@ -17,7 +17,7 @@ from torch import nn
 from models.genome import build
 from models.registry import ModelRegistry, challenger_wins
 from models.train import TrainConfig, predict_proba, seed_everything, train_model
-from tasks import splits
+from tasks import insight, splits
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
@@ -146,7 +146,8 @@ def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding,
 @task(name="train or load the classifier", **CACHED)
 def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                               model_name: str = "genome", architecture: str = "cnn1d", encoding: str = "kmer",
-                              epochs: int = 20, folds: int = 0, augment_rc: bool = False, seed: int = 0) -> dict:
+                              epochs: int = 20, folds: int = 0, augment_rc: bool = False, seed: int = 0,
+                              calibrate: str | None = None, mc_samples: int = 0) -> dict:
     """Stratified split, a challenger CNN and the two logistic-regression baselines on the same test records;
     the challenger is promoted only if it beats the champion on the same validation records."""
     ds = open_zarr(encoded_uri)
@@ -184,13 +185,20 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
     if compatible:
         champ = registry.load(model_name, champion["version"], build(champion))
         champion_f1 = scores(champ, champion["architecture"], "val")[0]["macro_f1"]
-    metrics, test_proba = scores(model, arch, "test")
+    x_test = _inputs(codes[idx["test"]], counts[idx["test"]], arch, enc, k)
+    val_proba, _ = insight.score_proba(model, _inputs(codes[idx["val"]], counts[idx["val"]], arch, enc, k),
+                                       mc_samples=mc_samples, seed=seed)
+    test_proba, uncertainty = insight.score_proba(model, x_test, mc_samples=mc_samples, seed=seed)
+    metrics, evaluation, calibration = insight.analyse_predictions(
+        y[idx["val"]], val_proba, y[idx["test"]], test_proba, class_names, calibrate=calibrate,
+        uncertainty=uncertainty)
     baselines = _baselines(codes, counts, y, idx, class_names, seed)
     if folds and folds > 1:
         metrics["cv"] = _cross_validate(architecture, class_names, codes, counts, y, idx, folds, encoding=enc, k=k,
                                         epochs=epochs, seed=seed)
     card = {"architecture": arch, "class_names": class_names, "metrics": metrics, "history": history,
             "validation": {"macro_f1": val_metrics["macro_f1"], "champion_macro_f1": champion_f1},
+            "calibration": calibration,
             "parameters": {"k": k, "length": int(ds.attrs["length"]), "padding": ds.attrs["padding"],
                            "encoding": enc, "epochs": epochs, "augment_rc": augment_rc, "seed": seed},
             "data": {"records": int(len(y)), "run_dir": run_dir, "fingerprint": _fingerprint(codes, y)}}
@@ -198,7 +206,13 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
     promoted = challenger_wins(val_metrics["macro_f1"], champion_f1)
     if promoted:
         registry.promote(model_name, info["version"])
-    _save_evaluation(y[idx["test"]], test_proba, np.array(ds["id"].values.tolist())[idx["test"]], run_dir)
+    evaluation.insert(0, "id", np.array(ds["id"].values.tolist())[idx["test"]])
+    lengths = ds["length"].values[idx["test"]]
+    evaluation["length_bin"] = pd.cut(lengths, [0, 100, 150, 200, 250, 500, np.inf],
+                                      labels=["<=100", "101-150", "151-200", "201-250", "251-500", ">500"]).astype(str)
+    evaluation["sequence"] = training.code_strings(codes[idx["test"]])
+    write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
+    _explain(model, arch, x_test, evaluation, k, run_dir, seed=seed)
     result = {"model": {**info, "promoted": promoted, "trained": True,
                         "champion": champion["version"] if champion else None},
               "metrics": metrics, "baselines": baselines, "history": history, "class_names": class_names}
@@ -242,12 +256,29 @@ def _cross_validate(architecture, class_names, codes, counts, y, idx, folds, *, 
     return summary
 
 
-def _save_evaluation(y: np.ndarray, proba: np.ndarray, ids: np.ndarray, run_dir: str) -> None:
-    table = pd.DataFrame(proba, columns=[f"p_{i}" for i in range(proba.shape[1])])
-    table.insert(0, "y_pred", proba.argmax(1))
-    table.insert(0, "y_true", y)
-    table.insert(0, "id", ids)
-    write_parquet(table, _run(run_dir, "evaluation.parquet"))
+def _explain(model: nn.Module, arch: dict, x_test: np.ndarray, evaluation: pd.DataFrame, k: int, run_dir: str, *,
+             seed: int, per_class: int = 2) -> None:
+    """Per-base importance (integrated gradients) for a few right predictions per class and the most confident
+    mistakes, and the penultimate-layer embeddings of the test records."""
+    y, y_pred = evaluation["y_true"].to_numpy(), evaluation["y_pred"].to_numpy()
+    proba = evaluation[[c for c in evaluation.columns if c.startswith("p_")]].to_numpy()
+    rng = np.random.default_rng(seed)
+    right = [rng.permutation(np.flatnonzero((y == c) & (y_pred == c)))[:per_class] for c in np.unique(y)]
+    pick = np.concatenate([*right, insight.confident_mistakes(y, proba, n=per_class)]).astype(int)
+    encoding = arch["kwargs"].get("encoding")
+    if len(pick) and arch["class"] == "SeqCNN1D":
+        x = torch.as_tensor(x_test[pick])
+        if encoding == "kmer":
+            tokens = insight.embedding_attributions(model, model.embed, x, y_pred[pick])
+            importance = training.per_base_importance(tokens, k)
+        else:
+            importance = insight.integrated_gradients(model, x, y_pred[pick]).sum(axis=-1)
+        rows = [{"id": evaluation["id"].iloc[i], "y_true": int(y[i]), "y_pred": int(y_pred[i]),
+                 "sequence": evaluation["sequence"].iloc[i], "importance": importance[j].tolist()}
+                for j, i in enumerate(pick)]
+        write_parquet(pd.DataFrame(rows), _run(run_dir, "explanations.parquet"))
+    table = insight.embeddings_table(insight.penultimate_features(model, x_test), y, y_pred, seed=seed)
+    write_parquet(table, _run(run_dir, "embeddings.parquet"))
 
 
 def _champion_only(registry: ModelRegistry, champion: dict, run_dir: str, evaluate: tuple | None = None) -> dict:
@@ -271,9 +302,9 @@ def _champion_only(registry: ModelRegistry, champion: dict, run_dir: str, evalua
 
 @task(name="score sequences", **CACHED)
 def score_sequences(sequences_uri: str, training_uri: str, run_dir: str, models_root: str, *,
-                    stride: int | None = None) -> dict:
-    """Class probabilities per record; records longer than the model's length are scored window by window
-    along the sequence (a BED-like table of regions)."""
+                    stride: int | None = None, mc_samples: int = 0) -> dict:
+    """Class probabilities per record (calibrated if the model was, with an MC-dropout uncertainty when asked);
+    records longer than the model's length are scored window by window along the sequence (a BED-like table)."""
     info = read_json(training_uri)["model"]
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["version"])
@@ -290,8 +321,12 @@ def score_sequences(sequences_uri: str, training_uri: str, run_dir: str, models_
         windows = [seqs[i][st:st + length] for i, st in zip(r, s, strict=True)]
         codes = encode.base_codes(windows, length, padding=params["padding"])
         counts = encode.kmer_counts(encode.kmer_tokens(codes, k), k)
-        proba = predict_proba(model, _inputs(codes, counts, card["architecture"], params["encoding"], k))
+        proba, uncertainty = insight.score_proba(model, _inputs(codes, counts, card["architecture"],
+                                                                params["encoding"], k),
+                                                 mc_samples=mc_samples, calibration=card.get("calibration"))
         frame = pd.DataFrame(proba, columns=[f"p_{c}" for c in card["class_names"]])
+        if uncertainty is not None:
+            frame["uncertainty"] = uncertainty
         frame.insert(0, "end", np.minimum(s + length, lengths[r]))
         frame.insert(0, "start", s)
         frame.insert(0, "id", table["id"].to_numpy()[r])

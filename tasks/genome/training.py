@@ -49,3 +49,31 @@ def sliding_windows(lengths: np.ndarray, window: int, stride: int) -> tuple[np.n
         rec.append(np.full(s.size, i))
         starts.append(s)
     return np.concatenate(rec), np.concatenate(starts)
+
+
+def code_strings(codes: np.ndarray) -> list[str]:
+    """Base codes back to text: A/C/G/T, N for unknown, '-' for padding."""
+    letters = np.frombuffer(b"ACGTN-", dtype=np.uint8)
+    return [row.tobytes().decode() for row in letters[np.minimum(codes, 5)]]
+
+
+def per_base_importance(token_importance: np.ndarray, k: int) -> np.ndarray:
+    """(n, L) importance per base from (n, L - k + 1) importance per k-mer: each base gets the mean share of the
+    k-mers that cover it."""
+    kernel = np.ones(k) / k
+    return np.stack([np.convolve(row, kernel, mode="full") for row in np.atleast_2d(token_importance)])
+
+
+def motif_spans(sequence: str, motifs: dict[str, tuple[str, ...]], *,
+                mismatches: int = 1) -> list[tuple[int, int, str]]:
+    """(start, end, name) of every place a motif occurs with at most ``mismatches`` differences."""
+    seq = np.frombuffer(sequence.upper().encode(), dtype=np.uint8)
+    spans = []
+    for name, patterns in motifs.items():
+        for pattern in patterns:
+            if len(pattern) > len(seq):
+                continue
+            windows = np.lib.stride_tricks.sliding_window_view(seq, len(pattern))
+            diffs = (windows != np.frombuffer(pattern.encode(), dtype=np.uint8)).sum(axis=1)
+            spans += [(int(s), int(s) + len(pattern), name) for s in np.flatnonzero(diffs <= mismatches)]
+    return sorted(spans)

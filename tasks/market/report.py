@@ -38,6 +38,64 @@ def plot_equity(frame: pd.DataFrame, cost: float) -> bytes:
     return evaluate._png(fig)
 
 
+def volatility_regimes(frame: pd.DataFrame, *, window: int = 20) -> pd.Series:
+    """low / mid / high: terciles of each symbol's trailing volatility of actual returns (known before the date)."""
+    ordered = frame.sort_values(["symbol", "date"])
+    trailing = ordered.groupby("symbol")["actual_return"].transform(
+        lambda r: r.shift(1).rolling(window, min_periods=max(2, window // 4)).std())
+    regimes = pd.qcut(trailing.rank(method="first"), 3, labels=["low", "mid", "high"])
+    return regimes.reindex(frame.index).astype(str).where(trailing.reindex(frame.index).notna(), "unknown")
+
+
+def error_by_regime(frame: pd.DataFrame) -> pd.DataFrame:
+    """RMSE of the LSTM and of persistence (a zero return) per volatility regime."""
+    rows = []
+    for regime, part in frame.assign(regime=volatility_regimes(frame)).groupby("regime"):
+        error = part["actual_return"] - part["predicted_return"]
+        rows.append({"regime": regime, "windows": len(part), "lstm_rmse": float(np.sqrt(np.mean(error**2))),
+                     "zero_return_rmse": float(np.sqrt(np.mean(part["actual_return"] ** 2)))})
+    return pd.DataFrame(rows)
+
+
+def plot_residuals(frame: pd.DataFrame) -> bytes:
+    """Residual histogram against a normal, residuals against the forecast, and their autocorrelation."""
+    from scipy import stats
+
+    residual = (frame["actual_return"] - frame["predicted_return"]).to_numpy()
+    fig, (hist, scatter, acf) = plt.subplots(1, 3, figsize=(13, 3.6))
+    hist.hist(residual, bins=60, density=True, alpha=0.7)
+    grid = np.linspace(residual.min(), residual.max(), 200)
+    hist.plot(grid, stats.norm.pdf(grid, residual.mean(), residual.std()), "k--", lw=1, label="normal")
+    hist.set(title=f"Residuals (kurtosis {stats.kurtosis(residual):.1f})", xlabel="actual - forecast")
+    hist.legend(fontsize=7)
+    scatter.scatter(frame["predicted_return"], residual, s=3, alpha=0.3)
+    scatter.axhline(0, color="k", lw=0.5)
+    scatter.set(title="Residual against forecast", xlabel="forecast return", ylabel="residual")
+    ordered = frame.assign(residual=residual).sort_values(["symbol", "date"])
+    lags = range(1, 11)
+    values = [ordered.groupby("symbol")["residual"].apply(lambda r, lag=lag: r.autocorr(lag)).mean() for lag in lags]
+    acf.bar(list(lags), values)
+    bound = 1.96 / np.sqrt(max(len(residual) / max(frame["symbol"].nunique(), 1), 1))
+    acf.axhspan(-bound, bound, color="grey", alpha=0.2)
+    acf.set(title="Residual autocorrelation (mean over symbols)", xlabel="lag")
+    fig.tight_layout()
+    return evaluate._png(fig)
+
+
+def plot_intervals(frame: pd.DataFrame, symbol: str) -> bytes:
+    """One symbol's actual returns inside the 90 % MC-dropout forecast interval."""
+    part = frame[frame["symbol"] == symbol].sort_values("date").tail(250)
+    inside = (part["actual_return"] >= part["lower_90"]) & (part["actual_return"] <= part["upper_90"])
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    ax.fill_between(part["date"], part["lower_90"], part["upper_90"], color="tab:blue", alpha=0.25,
+                    label="90% interval")
+    ax.plot(part["date"], part["predicted_return"], lw=1, label="forecast")
+    ax.scatter(part["date"], part["actual_return"], s=5, c=np.where(inside, "k", "tab:red"), label="actual")
+    ax.set(title=f"{symbol}: forecast intervals (coverage here {inside.mean():.0%})", ylabel="return")
+    ax.legend(fontsize=7)
+    return evaluate._png(fig)
+
+
 def build_report(run: dict) -> evaluate.Report:
     run_dir = Path(run["dir"])
     report = evaluate.run_report(run)
@@ -54,6 +112,14 @@ def build_report(run: dict) -> evaluate.Report:
         symbols = sorted(frame["symbol"].unique())[:3]
         report.figure("forecasts", plot_forecasts(frame, symbols), caption="Forecasts against actual prices")
         report.figure("equity", plot_equity(frame, run["parameters"].get("cost", 0.0005)))
+        report.heading("Residual diagnostics")
+        report.figure("residuals", plot_residuals(frame), caption="Residuals of every walk-forward test window")
+        report.table(error_by_regime(frame), caption="Error by volatility regime (trailing 20-step volatility)")
+        if "lower_90" in frame.columns:
+            inside = (frame["actual_return"] >= frame["lower_90"]) & (frame["actual_return"] <= frame["upper_90"])
+            report.text(f"90% forecast intervals (MC dropout spread plus validation noise) hold {inside.mean():.1%} "
+                        "of the actual returns over all test windows.")
+            report.figure("intervals", plot_intervals(frame, symbols[0]))
     training = run_dir / "training.json"
     if training.exists():
         history = json.loads(training.read_text()).get("history") or {}

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from models.market import LSTMForecaster
 from models.registry import ModelRegistry
-from models.train import TrainConfig, predict, seed_everything, train_model
+from models.train import TrainConfig, predict, predict_mc, seed_everything, train_model
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import regression_metrics
@@ -81,10 +81,29 @@ def predict_windows(model: nn.Module, fold: windows.FoldWindows, starts: np.ndar
     return np.concatenate(outputs) if outputs else np.empty(0)
 
 
+def predict_windows_mc(model: nn.Module, fold: windows.FoldWindows, starts: np.ndarray, *, samples: int,
+                       seed: int = 0, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo dropout mean and standard deviation for the windows starting at ``starts``."""
+    parts = [predict_mc(model, windows.gather_windows(fold, starts[i:i + chunk])[0], samples=samples, seed=seed)
+             for i in range(0, len(starts), chunk)]
+    if not parts:
+        return np.empty(0), np.empty(0)
+    return np.concatenate([m for m, _ in parts]), np.concatenate([s for _, s in parts])
+
+
+def forecast_interval(mean: np.ndarray, mc_std: np.ndarray, noise_var: float, *,
+                      level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """A normal predictive interval: model spread from MC dropout plus the noise variance of validation residuals."""
+    from scipy.stats import norm
+
+    half = norm.ppf(0.5 + level / 2) * np.sqrt(mc_std**2 + noise_var)
+    return mean - half, mean + half
+
+
 @task(name="walk-forward evaluation and training", **CACHED)
 def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 20, horizon: int = 1,
                  folds: int = 3, epochs: int = 15, hidden: int = 32, cost: float = 0.0005,
-                 model_name: str = "market", seed: int = 0) -> dict:
+                 model_name: str = "market", seed: int = 0, mc_samples: int = 0) -> dict:
     """Expanding-window folds by time: the LSTM and three baselines on the same windows of every fold;
     the model of the last fold is registered and promoted if it beats the champion on that fold."""
     prices = read_parquet(prices_uri)
@@ -103,29 +122,41 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 
         ends = test + lag - 1
         order = np.argsort(dates[ends], kind="stable")
         seed_everything(seed + k)
-        model = LSTMForecaster(fold.x.shape[2], hidden=hidden)
+        head_dropout = 0.1 if mc_samples > 1 else 0.0
+        model = LSTMForecaster(fold.x.shape[2], hidden=hidden, head_dropout=head_dropout)
         history = train_model(model, WindowDataset(fold, train[:cut], target_scale=scale),
                               WindowDataset(fold, train[cut:], target_scale=scale),
                               loss_fn=nn.MSELoss(), config=TrainConfig(epochs=epochs, seed=seed + k, batch_size=64))
         pred = predict_windows(model, fold, test) * scale
+        interval = {}
+        if mc_samples > 1:
+            val_residual = fold.y[train[cut:]] - predict_windows(model, fold, train[cut:]) * scale
+            mean, spread = predict_windows_mc(model, fold, test, samples=mc_samples, seed=seed + k)
+            lower, upper = forecast_interval(mean * scale, spread * scale, float(np.mean(val_residual**2)))
+            interval = {"lower_90": lower, "upper_90": upper, "mc_std": spread * scale}
         base = windows.baseline_forecasts(fold, price, train=train, test=test)
         fold_metrics = {"fold": k + 1, "train_windows": len(train), "test_windows": len(test),
                         "test_from": str(bounds[k])[:10], "test_to": str(bounds[k + 1])[:10],
                         "lstm": {**regression_metrics(y_test, pred), **windows.strategy_gain(y_test, pred, cost=cost)}}
+        if interval:
+            inside = (y_test >= interval["lower_90"]) & (y_test <= interval["upper_90"])
+            fold_metrics["lstm"].update(interval_coverage_90=float(inside.mean()),
+                                        interval_width_90=float(np.mean(interval["upper_90"] - interval["lower_90"])))
         for name, values in base.items():
             fold_metrics[name] = {**regression_metrics(y_test, values),
                                   **windows.strategy_gain(y_test, values, cost=cost)}
         per_fold.append(fold_metrics)
         forecasts.append(pd.DataFrame({
             "fold": k + 1, "symbol": fold.symbols[windows.window_symbols(fold.test)], "date": dates[ends],
-            "actual_return": y_test, "predicted_return": pred, "price": price[ends],
+            "actual_return": y_test, "predicted_return": pred, "price": price[ends], **interval,
         }).iloc[order])
         scalers = {str(s): (m.tolist(), v.tolist()) for s, m, v in zip(fold.symbols, fold.mean, fold.std, strict=True)}
     summary = _mean_over_folds(per_fold)
     registry = ModelRegistry(models_root)
     champion = registry.champion(model_name)
     card = {"architecture": {"class": "LSTMForecaster", "kwargs": {"n_features": len(windows.FEATURES),
-                                                                   "hidden": hidden}},
+                                                                   "hidden": hidden,
+                                                                   "head_dropout": head_dropout}},
             "parameters": {"lag": lag, "horizon": horizon, "folds": folds, "epochs": epochs, "target_scale": scale},
             "scalers": scalers, "metrics": summary["lstm"], "history": history,
             "validation": {"rmse": per_fold[-1]["lstm"]["rmse"]}}

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from tasks import evaluate
+from tasks import evaluate, insight_report
 from tasks.satellite import plots
 from tasks.store import open_zarr, read_json
 
@@ -45,6 +45,13 @@ def build_report(run: dict) -> evaluate.Report:
         if classmap is not None:
             report.figure("classmap", plots.quicklook_classes(classmap, class_names, title="Class map"))
     evaluate.classification_section(report, run, class_names, heading="Evaluation on the test blocks (split by space)")
+    insight_report.insight_sections(report, run, class_names, slices={})
+    if (run_dir / "explanations.npz").exists():
+        with np.load(run_dir / "explanations.npz") as chips:
+            report.heading("Why: Grad-CAM of the last convolution")
+            report.figure("grad_cam", insight_report.plot_grad_cam(chips["chips"], chips["cam"], chips["y_true"],
+                                                                   chips["y_pred"], class_names),
+                          caption="Where the network looked to classify the centre pixel (+) of test chips")
     if (run_dir / "monitor.json").exists():
         _monitoring_section(report, read_json(run_dir / "monitor.json"), run_dir)
     return report

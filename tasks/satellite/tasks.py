@@ -23,7 +23,8 @@ from torch import nn
 
 from models.registry import ModelRegistry, challenger_wins
 from models.satellite import PixelFCN
-from models.train import TrainConfig, predict_proba, seed_everything, train_model
+from models.train import TrainConfig, predict_proba, predict_proba_mc, seed_everything, train_model
+from tasks import insight
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
@@ -37,6 +38,7 @@ from tasks.store import (
     open_zarr,
     read_json,
     read_parquet,
+    write_bytes,
     write_cog,
     write_json,
     write_parquet,
@@ -248,7 +250,8 @@ def _build_model(card: dict) -> nn.Module:
 @task(name="train or load the classifier", **CACHED)
 def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                      model_name: str | None = None, epochs: int = 30, patch: int = 32, width: int = 32,
-                     batch_size: int = 16, seed: int = 0) -> dict:
+                     batch_size: int = 16, seed: int = 0, calibrate: str | None = None,
+                     mc_samples: int = 0) -> dict:
     """Train a challenger (or reuse the champion), evaluate it and the pixel baseline on the test blocks,
     and promote the challenger only if it beats the champion on the same validation blocks."""
     ds = open_zarr(mosaic_uri)
@@ -297,11 +300,12 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
         xv, yv = _patches(champ_image, labels, split, grid.SPLITS["val"], windows["val"], patch)
         cp, cy = training.flatten_labelled(predict_proba(champ_model, xv), yv)
         champion_f1 = classification_metrics(cy, cp.argmax(1), cp, class_names=class_names)["macro_f1"]
-    metrics, baselines = _test_metrics(model, data, class_names, seed)
+    metrics, baselines, calibration = _test_metrics(model, data, class_names, seed, run_dir,
+                                                    calibrate=calibrate, mc_samples=mc_samples)
     reference = _sample_pixels(ds, seed, region=split == grid.SPLITS["train"])
     card = {"architecture": {"class": "PixelFCN", "kwargs": kwargs}, "bands": bands, "class_names": class_names,
             "normalization": {"mean": stats["mean"], "std": stats["std"]}, "metrics": metrics,
-            "validation": {"macro_f1": val_f1, "champion_macro_f1": champion_f1},
+            "validation": {"macro_f1": val_f1, "champion_macro_f1": champion_f1}, "calibration": calibration,
             "parameters": {"epochs": epochs, "patch": patch, "block": block, "seed": seed, "batch_size": batch_size},
             "data": {"area": ds.attrs["area"], "run_dir": run_dir, "train_patches": len(data["train"][0]),
                      "fingerprint": _fingerprint(ds.attrs["area"], stats, labels, split)},
@@ -312,7 +316,7 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
     promoted = challenger_wins(val_f1, champion_f1)
     if promoted:
         registry.promote(name, info["version"])
-    _save_evaluation(model, data["test"], class_names, run_dir)
+    _explain(model, data["test"], bands, run_dir, seed=seed)
     result = {"model": {**info, "promoted": promoted, "trained": True,
                         "champion": champion["version"] if champion else None},
               "metrics": metrics, "baselines": baselines, "history": history, "class_names": class_names,
@@ -340,13 +344,30 @@ def _champion_image(ds: xr.Dataset, card: dict, image, stats: dict):
     return _normalized(ds, card["normalization"]).data
 
 
-def _test_metrics(model: nn.Module, data: dict, class_names: list[str], seed: int) -> tuple[dict, dict]:
-    """The model and the per-pixel baseline on exactly the same labelled test pixels."""
+def _pixel_outputs(model: nn.Module, x: np.ndarray, y: np.ndarray, mc_samples: int,
+                   seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per labelled pixel: (proba, class, MC-dropout uncertainty or None) from patch outputs."""
+    if mc_samples and mc_samples > 1:
+        mean, entropy = predict_proba_mc(model, x, samples=mc_samples, seed=seed, batch_size=32)
+        proba, labels = training.flatten_labelled(mean, y)
+        return proba, labels, entropy.reshape(-1)[y.reshape(-1) != labelling.UNLABELLED]
+    proba, labels = training.flatten_labelled(predict_proba(model, x), y)
+    return proba, labels, None
+
+
+def _test_metrics(model: nn.Module, data: dict, class_names: list[str], seed: int, run_dir: str, *,
+                  calibrate: str | None = None, mc_samples: int = 0) -> tuple[dict, dict, dict | None]:
+    """The model (calibrated on the validation blocks if asked) and the per-pixel baseline on exactly the same
+    labelled test pixels; writes the evaluation table."""
     x_test, y_test = data["test"]
     if not (y_test != labelling.UNLABELLED).any():
-        return {}, {}
-    proba, y = training.flatten_labelled(predict_proba(model, x_test), y_test)
-    metrics = classification_metrics(y, proba.argmax(1), proba, class_names=class_names)
+        return {}, {}, None
+    proba, y, uncertainty = _pixel_outputs(model, x_test, y_test, mc_samples, seed)
+    val_proba, val_y, _ = _pixel_outputs(model, *data["val"], mc_samples, seed)
+    metrics, evaluation, calibration = insight.analyse_predictions(
+        val_y, val_proba, y, proba, class_names, calibrate=calibrate, uncertainty=uncertainty)
+    write_parquet(evaluation.sample(min(len(evaluation), 50_000), random_state=0),
+                  _run(run_dir, "evaluation.parquet"))
     x_train, y_train = data["train"]
     keep = y_train.reshape(-1) != labelling.UNLABELLED
     xt = x_train.transpose(0, 2, 3, 1).reshape(-1, x_train.shape[1])[keep]
@@ -355,17 +376,37 @@ def _test_metrics(model: nn.Module, data: dict, class_names: list[str], seed: in
     baseline = training.fit_pixel_baseline(xt[pick], yt[pick], seed=seed)
     xs = x_test.transpose(0, 2, 3, 1).reshape(-1, x_test.shape[1])[y_test.reshape(-1) != labelling.UNLABELLED]
     bp = training.baseline_proba(baseline, xs, len(class_names))
-    return metrics, {"pixel_logreg": classification_metrics(y, bp.argmax(1), bp, class_names=class_names)}
+    baselines = {"pixel_logreg": classification_metrics(y, bp.argmax(1), bp, class_names=class_names)}
+    return metrics, baselines, calibration
 
 
-def _save_evaluation(model: nn.Module, test: tuple, class_names: list[str], run_dir: str) -> None:
-    if not (test[1] != labelling.UNLABELLED).any():
+def _explain(model: nn.Module, test: tuple, bands: list[str], run_dir: str, *, seed: int, n: int = 6) -> None:
+    """Grad-CAM of the last feature convolution for the centre pixel of a few labelled test chips, and the
+    penultimate-layer embeddings of test pixels."""
+    x, y = test
+    centre = x.shape[-1] // 2
+    chips = np.flatnonzero(y[:, centre, centre] != labelling.UNLABELLED)
+    if not len(chips):
         return
-    proba, y = training.flatten_labelled(predict_proba(model, test[0]), test[1])
-    table = pd.DataFrame(proba, columns=[f"p_{i}" for i in range(proba.shape[1])])
-    table.insert(0, "y_pred", proba.argmax(1))
-    table.insert(0, "y_true", y)
-    write_parquet(table.sample(min(len(table), 50_000), random_state=0), _run(run_dir, "evaluation.parquet"))
+    pick = np.random.default_rng(seed).permutation(chips)[:n]
+    model.eval()
+    with torch.no_grad():
+        pred = model(torch.as_tensor(x[pick])).argmax(1)[:, centre, centre].numpy()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    cam = insight.grad_cam(lambda t: model(t)[:, :, centre, centre], convs[-2], torch.as_tensor(x[pick]), pred)
+    rgb = [bands.index(b) for b in ("B04", "B03", "B02") if b in bands] or list(range(min(3, len(bands))))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, chips=x[pick][:, (rgb * 3)[:3]], cam=cam, y_true=y[pick, centre, centre],
+                        y_pred=pred)
+    write_bytes(buf.getvalue(), _run(run_dir, "explanations.npz"))
+    features = insight.penultimate_features(model, x[chips[:64]], batch_size=16)
+    labels = y[chips[:64]]
+    keep = labels.reshape(-1) != labelling.UNLABELLED
+    flat = features.transpose(0, 2, 3, 1).reshape(-1, features.shape[1])[keep]
+    with torch.no_grad():
+        pixel_pred = model(torch.as_tensor(x[chips[:64]])).argmax(1).numpy().reshape(-1)[keep]
+    table = insight.embeddings_table(flat, labels.reshape(-1)[keep], pixel_pred, seed=seed)
+    write_parquet(table, _run(run_dir, "embeddings.parquet"))
 
 
 def _sample_pixels(ds: xr.Dataset, seed: int, *, region: np.ndarray | None = None, n: int = 5000) -> pd.DataFrame:
@@ -394,8 +435,7 @@ def _evaluate_only(registry: ModelRegistry, champion: dict, ds, image, labels, s
         data[s] = _patches(champ_image, labels, split, i, windows, patch)
     metrics, baselines = ({}, {})
     if (labels != labelling.UNLABELLED).any() and json.loads(ds.attrs["class_names"]) == class_names:
-        metrics, baselines = _test_metrics(model, data, class_names, seed=0)
-        _save_evaluation(model, data["test"], class_names, run_dir)
+        metrics, baselines, _ = _test_metrics(model, data, class_names, 0, run_dir)
     result = {"model": {"name": champion["name"], "version": champion["version"], "uri": champion["uri"],
                         "promoted": False, "trained": False, "champion": champion["version"]},
               "metrics": metrics, "baselines": baselines, "history": champion.get("history", {}),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from prefect import task
 
-from tasks import evaluate
+from tasks import evaluate, insight_report
 
 
 def misclassified(evaluation: pd.DataFrame, class_names: list[str], n: int = 15) -> pd.DataFrame:
@@ -36,9 +36,16 @@ def build_report(run: dict) -> evaluate.Report:
     training = run_dir / "training.json"
     class_names = json.loads(training.read_text())["class_names"] if training.exists() else []
     evaluate.classification_section(report, run, class_names, heading="Evaluation on the test posts")
+    insight_report.insight_sections(report, run, class_names, slices={"tokens_bin": "post length (tokens)"})
     if (run_dir / "evaluation.parquet").exists():
         report.table(misclassified(pd.read_parquet(run_dir / "evaluation.parquet"), class_names),
                      caption="Most confident mistakes")
+    if (run_dir / "explanations.parquet").exists():
+        explained = pd.read_parquet(run_dir / "explanations.parquet")
+        report.heading("Why: per-token importance (integrated gradients)")
+        report.figure("token_importance", insight_report.plot_token_importance(explained, class_names),
+                      caption="Importance of each token for the predicted class; the first posts are the most "
+                              "confident mistakes")
     return report
 
 

@@ -6,7 +6,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import dask
 import numpy as np
 import pandas as pd
 import torch
@@ -17,7 +16,7 @@ from torch import nn
 from models.registry import ModelRegistry, challenger_wins
 from models.sentiment import TextCNN
 from models.train import TrainConfig, predict_proba, seed_everything, train_model
-from tasks import splits
+from tasks import insight, splits
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
@@ -66,12 +65,11 @@ def check_posts(posts_uri: str, run_dir: str, *, max_chars: int = 5000) -> dict:
 
 @task(name="clean posts", **CACHED)
 def clean_posts(posts_uri: str, run_dir: str, *, options: dict | None = None) -> dict:
-    """Clean every post in Dask, one task per partition of posts; write the cleaned table to Parquet."""
+    """Clean every post in Dask, one task per partition of posts (in processes on the local threads cluster);
+    write the cleaned table to Parquet."""
     posts = read_parquet(posts_uri)
     opts = clean.CleanOptions(**(options or {}))
-    parts = [dask.delayed(clean.clean_posts)(posts["text"].iloc[s:s + PARTITION], opts)
-             for s in range(0, len(posts), PARTITION)]
-    cleaned = pd.concat(dask.compute(*parts)) if parts else pd.DataFrame(columns=["clean_text", "tokens"])
+    cleaned = clean.clean_partitions(posts["text"], opts, partition=PARTITION)
     table = pd.concat([posts.reset_index(drop=True), cleaned.reset_index(drop=True)], axis=1)
     table["n_tokens"] = table["tokens"].map(len)
     profile = table[["n_tokens"]].assign(empty_share=float((table["n_tokens"] == 0).mean()))
@@ -88,7 +86,7 @@ def _fingerprint(table: pd.DataFrame) -> str:
 @task(name="train or load the classifier", **CACHED)
 def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                           model_name: str = "sentiment", max_tokens: int = 48, epochs: int = 15,
-                          seed: int = 0) -> dict:
+                          seed: int = 0, calibrate: str | None = None, mc_samples: int = 0) -> dict:
     """Split first; fit the vocabulary and TF-IDF on the training posts only; train the text CNN with class
     weights and the TF-IDF + logistic regression baseline on the same split; champion/challenger."""
     table = read_parquet(clean_uri)
@@ -127,7 +125,11 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
         champ_vocab = read_json(Path(champion["uri"]) / "vocabulary.json")
         champ = registry.load(model_name, champion["version"], TextCNN(**champion["architecture"]["kwargs"]))
         champion_f1 = evaluate(champ, champ_vocab, "val")[0]["macro_f1"]
-    metrics, proba = evaluate(model, vocabulary, "test")
+    x_test = features.token_ids([tokens[i] for i in idx["test"]], vocabulary, max_tokens)
+    val_proba, _ = insight.score_proba(model, ids[idx["val"]], mc_samples=mc_samples, seed=seed)
+    proba, uncertainty = insight.score_proba(model, x_test, mc_samples=mc_samples, seed=seed)
+    metrics, evaluation, calibration = insight.analyse_predictions(
+        y[idx["val"]], val_proba, y[idx["test"]], proba, class_names, calibrate=calibrate, uncertainty=uncertainty)
     tfidf = features.fit_tfidf([tokens[i] for i in idx["train"]])
     from sklearn.linear_model import LogisticRegression
 
@@ -141,7 +143,7 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     card = {"architecture": {"class": "TextCNN", "kwargs": {"vocab_size": len(vocabulary) + 2,
                                                             "n_classes": len(class_names)}},
             "class_names": class_names, "metrics": metrics, "history": history,
-            "validation": {"macro_f1": val_f1, "champion_macro_f1": champion_f1},
+            "validation": {"macro_f1": val_f1, "champion_macro_f1": champion_f1}, "calibration": calibration,
             "parameters": {"max_tokens": max_tokens, "epochs": epochs, "seed": seed},
             "data": {"posts": len(table), "run_dir": run_dir, "fingerprint": _fingerprint(table)}}
     info = registry.register(model_name, model, card,
@@ -150,15 +152,36 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     if promoted:
         registry.promote(model_name, info["version"])
     test = table.iloc[idx["test"]]
-    evaluation = pd.DataFrame(proba, columns=[f"p_{i}" for i in range(len(class_names))])
-    evaluation.insert(0, "y_pred", proba.argmax(1))
-    evaluation.insert(0, "y_true", y[idx["test"]])
     evaluation.insert(0, "text", test["text"].to_numpy())
     evaluation.insert(0, "id", test["id"].to_numpy())
+    lengths = np.array([len(tokens[i]) for i in idx["test"]])
+    evaluation["tokens_bin"] = pd.cut(lengths, [-1, 5, 10, 20, 40, np.inf],
+                                      labels=["0-5", "6-10", "11-20", "21-40", "41+"]).astype(str)
     write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
+    _explain(model, x_test, evaluation, [tokens[i] for i in idx["test"]], run_dir, seed=seed)
     card_info = {**info, "class_names": class_names, "history": history}
     return _result(run_dir, card_info, trained=True, promoted=promoted, metrics=metrics, baselines=baselines,
                    history=history, champion=champion["version"] if champion else None)
+
+
+def _explain(model: nn.Module, x_test: np.ndarray, evaluation: pd.DataFrame, tokens: list[list[str]], run_dir: str,
+             *, seed: int, n: int = 6) -> None:
+    """Per-token integrated gradients for the most confident mistakes and a few right predictions, and the
+    penultimate-layer embeddings of the test posts."""
+    y, y_pred = evaluation["y_true"].to_numpy(), evaluation["y_pred"].to_numpy()
+    proba = evaluation[[c for c in evaluation.columns if c.startswith("p_")]].to_numpy()
+    mistakes = insight.confident_mistakes(y, proba, n=n // 2)
+    right = np.flatnonzero(y == y_pred)
+    pick = np.concatenate([mistakes, np.random.default_rng(seed).permutation(right)[: n - len(mistakes)]])
+    if len(pick):
+        ids = torch.as_tensor(x_test[pick])
+        importance = insight.embedding_attributions(model, model.embed, ids, y_pred[pick])
+        rows = [{"id": evaluation["id"].iloc[i], "text": evaluation["text"].iloc[i], "y_true": int(y[i]),
+                 "y_pred": int(y_pred[i]), "mistake": bool(y[i] != y_pred[i]), "tokens": tokens[i][:ids.shape[1]],
+                 "importance": importance[j, :len(tokens[i][:ids.shape[1]])].tolist()} for j, i in enumerate(pick)]
+        write_parquet(pd.DataFrame(rows), _run(run_dir, "explanations.parquet"))
+    table = insight.embeddings_table(insight.penultimate_features(model, x_test), y, y_pred, seed=seed)
+    write_parquet(table, _run(run_dir, "embeddings.parquet"))
 
 
 def _result(run_dir: str, card: dict, *, trained: bool, promoted: bool, metrics: dict, baselines: dict,
@@ -172,8 +195,9 @@ def _result(run_dir: str, card: dict, *, trained: bool, promoted: bool, metrics:
 
 
 @task(name="score posts", **CACHED)
-def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: str) -> dict:
-    """Class probabilities for every cleaned post, with the model the run trained or loaded."""
+def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: str, *, mc_samples: int = 0) -> dict:
+    """Class probabilities for every cleaned post (calibrated if the model was), with the model the run trained or
+    loaded; an uncertainty per post with MC dropout."""
     info = read_json(training_uri)["model"]
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["version"])
@@ -181,8 +205,12 @@ def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: st
     model = registry.load(info["name"], info["version"], TextCNN(**card["architecture"]["kwargs"]))
     table = read_parquet(clean_uri)
     ids = features.token_ids(table["tokens"].map(list).tolist(), vocabulary, card["parameters"]["max_tokens"])
-    proba = predict_proba(model, ids) if len(ids) else np.zeros((0, len(card["class_names"])))
+    proba, uncertainty = insight.score_proba(model, ids, mc_samples=mc_samples, calibration=card.get("calibration"))
+    if not len(ids):
+        proba = np.zeros((0, len(card["class_names"])))
     out = pd.DataFrame(proba, columns=[f"p_{c}" for c in card["class_names"]])
+    if uncertainty is not None:
+        out["uncertainty"] = uncertainty
     out.insert(0, "predicted", np.asarray(card["class_names"])[proba.argmax(1)] if len(ids) else [])
     out.insert(0, "id", table["id"].to_numpy())
     return {"output": write_parquet(out, _run(run_dir, "predictions.parquet"))}
