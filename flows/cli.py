@@ -27,6 +27,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def _folds(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--folds", type=int, default=0,
+                        help="stratified k-fold cross-validation on train+val: the spread of the scores (0: off)")
+
+
 def _trust(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibrate", choices=["platt", "isotonic"],
                         help="calibrate probabilities on the validation split (report shows before/after)")
@@ -82,7 +87,7 @@ def _genome_parser(sub) -> None:
     p.add_argument("--train", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--model-name", default="genome")
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--folds", type=int, default=0, help="stratified k-fold cross-validation on train+val")
+    _folds(p)
     p.add_argument("--augment-rc", action="store_true", help="add reverse complements to the training split")
     p.add_argument("--min-length", type=int, default=20, help="quarantine shorter sequences")
     p.add_argument("--stride", type=int, help="step of the scoring window along long sequences")
@@ -107,6 +112,7 @@ def _sentiment_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     _common(p)
     _trust(p)
+    _folds(p)
 
 
 def _market_parser(sub) -> None:

@@ -118,6 +118,7 @@ class SentimentParams(PipelineParams):
     seed: int = Field(0, ge=0, description=SEED)
     calibrate: Calibration | None = Field(None, description=CALIBRATE)
     mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
+    folds: int = Field(0, ge=0, le=20, description="stratified k-fold cross-validation on train+val (0: off)")
     out: str | None = Field(None, description=OUT)
     dask_address: str | None = Field(None, description=DASK)
     run_id: str | None = Field(None, description=RUN_ID)

@@ -44,8 +44,7 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.nda
         "cohen_kappa": float(skm.cohen_kappa_score(y_true, y_pred, labels=labels)),
         "roc_auc": None,
         "average_precision": None,
-        "macro_specificity": float(np.mean([specificity[i] for i in present if specificity[i] is not None]))
-        if present else None,
+        "macro_specificity": _mean_or_none([specificity[i] for i in present if specificity[i] is not None]),
         "per_class": {names[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                                  "specificity": specificity[i], "support": int(s[i])} for i in labels},
     }
@@ -63,6 +62,10 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.nda
             out["average_precision"] = float(np.mean([out["per_class"][names[i]]["average_precision"]
                                                       for i in present]))
     return out
+
+
+def _mean_or_none(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
@@ -263,7 +266,7 @@ def classification_section(report: Report, run: dict, class_names: list[str], *,
         if run["metrics"].get("cv"):
             report.table([{"metric": k, **{f: v[f] for f in ("mean", "std")}, "folds": ", ".join(
                 f"{x:.3f}" for x in v["folds"])} for k, v in run["metrics"]["cv"].items()],
-                caption="Cross-validation (stratified k-fold)")
+                caption="Cross-validation (stratified k-fold over train + validation)")
     if (run_dir / "evaluation.parquet").exists():
         ev = pd.read_parquet(run_dir / "evaluation.parquet")
         proba = ev[[c for c in ev.columns if c.startswith("p_")]].to_numpy()

@@ -258,6 +258,23 @@ def embeddings_table(features: np.ndarray, y: np.ndarray, y_pred: np.ndarray, *,
     return table
 
 
+def cross_validate(fit_predict: Callable[[np.ndarray, np.ndarray, int], np.ndarray], y: np.ndarray, folds: int, *,
+                   class_names: list[str], seed: int = 0) -> dict:
+    """Stratified k-fold: ``fit_predict(train_idx, val_idx, fold)`` returns validation probabilities; the spread
+    of accuracy, macro F1 and Cohen's kappa over the folds, not one number."""
+    from tasks.splits import kfold_indices
+
+    scores = []
+    for fold, (train, val) in enumerate(kfold_indices(y, folds, seed=seed)):
+        proba = fit_predict(train, val, fold)
+        scores.append(classification_metrics(y[val], proba.argmax(1), proba, class_names=class_names))
+    summary = {}
+    for key in ("accuracy", "macro_f1", "cohen_kappa"):
+        values = np.array([s[key] for s in scores])
+        summary[key] = {"mean": float(values.mean()), "std": float(values.std()), "folds": values.tolist()}
+    return summary
+
+
 def analyse_predictions(y_val: np.ndarray, proba_val: np.ndarray, y_test: np.ndarray, proba_test: np.ndarray,
                         class_names: list[str], *, calibrate: str | None = None,
                         uncertainty: np.ndarray | None = None) -> tuple[dict, pd.DataFrame, dict | None]:

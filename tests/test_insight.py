@@ -181,3 +181,17 @@ def test_volatility_regimes_use_only_the_past():
     assert regimes[regimes == "low"].index.max() <= 200  # day 200 has seen only calm days
     table = error_by_regime(frame).set_index("regime")
     assert table.loc["high", "lstm_rmse"] > 10 * table.loc["low", "lstm_rmse"]
+
+
+def test_cross_validation_reports_every_fold_and_the_spread():
+    y = np.repeat([0, 1], 30)
+    seen = []
+
+    def fit_predict(train, val, fold):
+        seen.append((fold, set(train) & set(val)))
+        return np.eye(2)[y[val]] if fold == 0 else np.eye(2)[1 - y[val]]  # fold 0 perfect, the rest all wrong
+
+    cv = insight.cross_validate(fit_predict, y, 3, class_names=["a", "b"])
+    assert [f for f, _ in seen] == [0, 1, 2] and all(not overlap for _, overlap in seen)
+    assert cv["accuracy"]["folds"] == [1.0, 0.0, 0.0]
+    assert cv["accuracy"]["mean"] == pytest.approx(1 / 3) and cv["accuracy"]["std"] > 0.4

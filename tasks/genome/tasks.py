@@ -241,19 +241,15 @@ def _baselines(codes, counts, y, idx, class_names, seed) -> dict:
 
 
 def _cross_validate(architecture, class_names, codes, counts, y, idx, folds, *, encoding, k, epochs, seed) -> dict:
-    """Stratified k-fold over the train and validation records: the spread of the score, not one number."""
+    """Stratified k-fold over the train and validation records."""
     pool = np.concatenate([idx["train"], idx["val"]])
-    scores = []
-    for fold, (tr, va) in enumerate(splits.kfold_indices(y[pool], folds, seed=seed)):
+
+    def fit_predict(tr: np.ndarray, va: np.ndarray, fold: int) -> np.ndarray:
         model, arch, _ = _fit(architecture, class_names, codes, counts, y, pool[tr], pool[va], encoding=encoding,
                               k=k, epochs=epochs, seed=seed + fold, augment_rc=False)
-        proba = predict_proba(model, _inputs(codes[pool[va]], counts[pool[va]], arch, encoding, k))
-        scores.append(classification_metrics(y[pool[va]], proba.argmax(1), proba, class_names=class_names))
-    summary = {}
-    for key in ("accuracy", "macro_f1"):
-        values = np.array([s[key] for s in scores])
-        summary[key] = {"mean": float(values.mean()), "std": float(values.std()), "folds": values.tolist()}
-    return summary
+        return predict_proba(model, _inputs(codes[pool[va]], counts[pool[va]], arch, encoding, k))
+
+    return insight.cross_validate(fit_predict, y[pool], folds, class_names=class_names, seed=seed)
 
 
 def _explain(model: nn.Module, arch: dict, x_test: np.ndarray, evaluation: pd.DataFrame, k: int, run_dir: str, *,

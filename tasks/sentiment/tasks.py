@@ -86,7 +86,7 @@ def _fingerprint(table: pd.DataFrame) -> str:
 @task(name="train or load the classifier", **CACHED)
 def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                           model_name: str = "sentiment", max_tokens: int = 48, epochs: int = 15,
-                          seed: int = 0, calibrate: str | None = None, mc_samples: int = 0) -> dict:
+                          seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, folds: int = 0) -> dict:
     """Split first; fit the vocabulary and TF-IDF on the training posts only; train the text CNN with class
     weights and the TF-IDF + logistic regression baseline on the same split; champion/challenger."""
     table = read_parquet(clean_uri)
@@ -106,13 +106,8 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     tokens = table["tokens"].map(list).tolist()
     vocabulary = features.build_vocabulary([tokens[i] for i in idx["train"]])
     ids = features.token_ids(tokens, vocabulary, max_tokens)
-    seed_everything(seed)
-    model = TextCNN(len(vocabulary) + 2, len(class_names))
-    counts = np.bincount(y[idx["train"]], minlength=len(class_names)).astype(np.float32)
-    weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(class_names), dtype=torch.float32)
-    history = train_model(model, (ids[idx["train"]], y[idx["train"]]), (ids[idx["val"]], y[idx["val"]]),
-                          loss_fn=nn.CrossEntropyLoss(weight=weights),
-                          config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, patience=4))
+    model, history = _fit_text_cnn(ids, y, idx["train"], idx["val"], len(vocabulary) + 2, len(class_names),
+                                   epochs=epochs, seed=seed)
 
     def evaluate(m: nn.Module, vocab: dict, which: str) -> tuple[dict, np.ndarray]:
         x = features.token_ids([tokens[i] for i in idx[which]], vocab, max_tokens)
@@ -125,11 +120,24 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
         champ_vocab = read_json(Path(champion["uri"]) / "vocabulary.json")
         champ = registry.load(model_name, champion["version"], TextCNN(**champion["architecture"]["kwargs"]))
         champion_f1 = evaluate(champ, champ_vocab, "val")[0]["macro_f1"]
+    if folds and folds > 1:
+        pool = np.concatenate([idx["train"], idx["val"]])
+
+        def fit_predict(tr: np.ndarray, va: np.ndarray, fold: int) -> np.ndarray:
+            vocab = features.build_vocabulary([tokens[i] for i in pool[tr]])
+            x = features.token_ids(tokens, vocab, max_tokens)
+            fitted, _ = _fit_text_cnn(x, y, pool[tr], pool[va], len(vocab) + 2, len(class_names), epochs=epochs,
+                                      seed=seed + fold)
+            return predict_proba(fitted, x[pool[va]])
+
+        cv = insight.cross_validate(fit_predict, y[pool], folds, class_names=class_names, seed=seed)
     x_test = features.token_ids([tokens[i] for i in idx["test"]], vocabulary, max_tokens)
     val_proba, _ = insight.score_proba(model, ids[idx["val"]], mc_samples=mc_samples, seed=seed)
     proba, uncertainty = insight.score_proba(model, x_test, mc_samples=mc_samples, seed=seed)
     metrics, evaluation, calibration = insight.analyse_predictions(
         y[idx["val"]], val_proba, y[idx["test"]], proba, class_names, calibrate=calibrate, uncertainty=uncertainty)
+    if folds and folds > 1:
+        metrics["cv"] = cv
     tfidf = features.fit_tfidf([tokens[i] for i in idx["train"]])
     from sklearn.linear_model import LogisticRegression
 
@@ -162,6 +170,19 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     card_info = {**info, "class_names": class_names, "history": history}
     return _result(run_dir, card_info, trained=True, promoted=promoted, metrics=metrics, baselines=baselines,
                    history=history, champion=champion["version"] if champion else None)
+
+
+def _fit_text_cnn(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, vocab_size: int,
+                  n_classes: int, *, epochs: int, seed: int) -> tuple[nn.Module, dict]:
+    """A text CNN with class weights from the training posts, early-stopped on the validation posts."""
+    seed_everything(seed)
+    model = TextCNN(vocab_size, n_classes)
+    counts = np.bincount(y[train], minlength=n_classes).astype(np.float32)
+    weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_classes, dtype=torch.float32)
+    history = train_model(model, (ids[train], y[train]), (ids[val], y[val]),
+                          loss_fn=nn.CrossEntropyLoss(weight=weights),
+                          config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, patience=4))
+    return model, history
 
 
 def _explain(model: nn.Module, x_test: np.ndarray, evaluation: pd.DataFrame, tokens: list[list[str]], run_dir: str,
