@@ -99,8 +99,9 @@ def operating_point(y_val: np.ndarray, proba_val: np.ndarray, class_names: list[
     f1 = 2 * precision * recall / np.maximum(precision + recall, _EPS)
     best = int(np.argmax(f1[:-1]))
     at_half = skm.f1_score(np.asarray(y_val) == 1, proba_val[:, 1] >= 0.5, zero_division=0)
-    return {"rule": "threshold", "threshold": float(thresholds[best]), "positive": class_names[1],
-            "reason": f"maximises F1 of {class_names[1]!r} on the validation split "
+    positive = str(class_names[1])
+    return {"rule": "threshold", "threshold": float(thresholds[best]), "positive": positive,
+            "reason": f"maximises F1 of '{positive}' on the validation split "
                       f"({f1[best]:.3f} there, {at_half:.3f} at 0.5)"}
 
 

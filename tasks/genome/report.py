@@ -56,9 +56,11 @@ def _mistakes_and_motifs(report: evaluate.Report, run_dir: Path, class_names: li
     inside = [v for row, found in zip(explained["importance"], spans, strict=True) for s, e, _ in found
               for v in row[s:e]]
     if inside:
-        report.text(f"Mean importance inside the known motifs {np.mean(inside):.4f} against "
-                    f"{np.mean(np.concatenate(explained['importance'].to_numpy())):.4f} over all bases: "
-                    "the network looks where the motifs are.")
+        overall = float(np.mean(np.concatenate(explained["importance"].to_numpy())))
+        verdict = ("the network looks where the motifs are" if np.mean(inside) > overall
+                   else "the motifs do not stand out to the network")
+        report.text(f"Mean importance inside the known motifs {np.mean(inside):.4f} against {overall:.4f} over all "
+                    f"bases: {verdict}.")
     report.figure("sequence_importance", insight_report.plot_sequence_importance(explained, class_names, spans),
                   caption="Importance of each base for the predicted class; shaded: motifs (promoter boxes, NF-kB "
                           "site, splice donor) found with at most one mismatch")
