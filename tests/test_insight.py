@@ -195,3 +195,18 @@ def test_cross_validation_reports_every_fold_and_the_spread():
     assert [f for f, _ in seen] == [0, 1, 2] and all(not overlap for _, overlap in seen)
     assert cv["accuracy"]["folds"] == [1.0, 0.0, 0.0]
     assert cv["accuracy"]["mean"] == pytest.approx(1 / 3) and cv["accuracy"]["std"] > 0.4
+
+
+def test_the_class_map_scores_with_the_models_calibration():
+    from tasks.satellite.scoring import classify_block
+
+    torch.manual_seed(0)
+    model = nn.Conv2d(2, 3, 1).eval()
+    block = np.random.default_rng(0).normal(size=(2, 4, 5)).astype("float32")
+    raw = classify_block(block, model)
+    calibration = {"method": "platt", "classes": [{"a": 0.2, "b": 0.0}, None, {"a": 3.0, "b": 1.0}]}
+    calibrated = classify_block(block, model, calibration)
+    with torch.no_grad():
+        proba = torch.softmax(model(torch.from_numpy(block)[None]), dim=1)[0].numpy()
+    expected = insight.apply_calibration(calibration, proba.reshape(3, -1).T).max(axis=1).reshape(4, 5)
+    assert np.allclose(calibrated[1], expected, atol=1e-6) and not np.allclose(calibrated[1], raw[1])

@@ -451,7 +451,8 @@ def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_roo
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["version"])
     model = registry.load(info["name"], info["version"], _build_model(card))
-    scored = classify_image(_normalized(ds, card["normalization"]), model, halo=2 * PixelFCN.halo)
+    scored = classify_image(_normalized(ds, card["normalization"]), model, halo=2 * PixelFCN.halo,
+                            calibration=card.get("calibration"))
     crs = ds.attrs["crs"]
     classmap = write_cog(scored["class"].rio.write_crs(crs), _run(run_dir, "classmap.tif"), nodata=NODATA_CLASS)
     confidence = write_cog(scored["confidence"].rio.write_crs(crs), _run(run_dir, "confidence.tif"),
