@@ -16,16 +16,29 @@ log = logging.getLogger(__name__)
 @contextmanager
 def pipeline_run(flow: str, parameters: dict, *, publish: Callable[[dict], str], out: str | None,
                  run_id: str | None, dask_address: str | None) -> Iterator[RunRecord]:
-    """A run folder and record, a Dask client for the stages, run.json and the report however the run ends."""
+    """A run folder and record, a Dask client for the stages, run.json and the report however the run ends;
+    a run under a remote data root is uploaded there at the end."""
     run = RunRecord.start(flow, parameters, out=out, run_id=run_id)
     try:
         with run.recording(), dask_client(dask_address):
             yield run
-    finally:
-        try:
-            publish(run.to_dict())
-        except Exception:  # a broken report must not hide the run's own error
-            log.exception("could not write the report of run %s", run.run_id)
+    except BaseException:
+        _finish(run, publish, failed=True)
+        raise
+    _finish(run, publish, failed=False)
+
+
+def _finish(run: RunRecord, publish: Callable[[dict], str], *, failed: bool) -> None:
+    try:
+        publish(run.to_dict())
+    except Exception:  # a broken report must not hide the run's own error
+        log.exception("could not write the report of run %s", run.run_id)
+    try:
+        run.sync()
+    except Exception:
+        if not failed:
+            raise
+        log.exception("could not upload run %s", run.run_id)  # the run's own error comes first
 
 
 def gate(run: RunRecord, table_uri: str, suite: str, stage: str) -> None:

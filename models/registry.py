@@ -4,61 +4,69 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from tasks.store import data_root, now_iso, read_json, write_bytes, write_json
+from tasks.store import (
+    create_exclusive,
+    data_root,
+    exists,
+    glob,
+    join,
+    now_iso,
+    read_bytes,
+    read_json,
+    write_bytes,
+    write_json,
+)
 
 
 class ModelRegistry:
-    """``<data root>/models/<name>/v<N>/{weights.pt,card.json}`` and ``champion.json`` per name."""
+    """``<data root>/models/<name>/v<N>/{weights.pt,card.json}`` and ``champion.json`` per name; the data root
+    may be a folder or an fsspec URL."""
 
     def __init__(self, root: str | os.PathLike | None = None):
-        self.root = data_root(root) / "models"
+        self.root = join(data_root(root), "models")
 
-    def _dir(self, name: str) -> Path:
-        return self.root / name
+    def _dir(self, name: str, *parts: str) -> str:
+        return join(self.root, name, *parts)
 
     def register(self, name: str, model: nn.Module, card: dict, *, extra_files: dict[str, bytes] | None = None) -> dict:
         """Store the weights, card and any extra files (a drift reference) as the next version;
         return ``{"name", "version", "uri"}``."""
-        base = self._dir(name)
-        base.mkdir(parents=True, exist_ok=True)
-        n = 1 + max((int(p.name[1:]) for p in base.glob("v*") if p.name[1:].isdigit()), default=0)
-        while True:
-            try:
-                (base / f"v{n}").mkdir()
-                break
-            except FileExistsError:
-                n += 1
-        version_dir = base / f"v{n}"
+        taken = [uri.replace(os.sep, "/").split("/")[-2]
+                 for marker in (".claimed", "card.json") for uri in glob(self._dir(name, "v*", marker))]
+        n = 1 + max((int(v[1:]) for v in taken if v[1:].isdigit()), default=0)
+        while not create_exclusive(self._dir(name, f"v{n}", ".claimed")):  # another run took this number
+            n += 1
+        version_dir = self._dir(name, f"v{n}")
         buf = io.BytesIO()
         torch.save(model.state_dict(), buf)
-        write_bytes(buf.getvalue(), version_dir / "weights.pt")
+        write_bytes(buf.getvalue(), join(version_dir, "weights.pt"))
         for file_name, data in (extra_files or {}).items():
-            write_bytes(data, version_dir / file_name)
-        card = {**card, "name": name, "version": f"v{n}", "created": now_iso(), "uri": str(version_dir)}
-        write_json(card, version_dir / "card.json")
-        return {"name": name, "version": f"v{n}", "uri": str(version_dir)}
+            write_bytes(data, join(version_dir, file_name))
+        card = {**card, "name": name, "version": f"v{n}", "created": now_iso(), "uri": version_dir}
+        write_json(card, join(version_dir, "card.json"))
+        return {"name": name, "version": f"v{n}", "uri": version_dir}
 
     def card(self, name: str, version: str) -> dict:
-        return read_json(self._dir(name) / version / "card.json")
+        return read_json(self._dir(name, version, "card.json"))
 
     def champion(self, name: str) -> dict | None:
         """The champion's card, or None before any model was promoted."""
-        pointer = self._dir(name) / "champion.json"
-        if not pointer.exists():
+        pointer = self._dir(name, "champion.json")
+        if not exists(pointer):
             return None
         return self.card(name, read_json(pointer)["version"])
 
     def promote(self, name: str, version: str) -> None:
-        write_json({"version": version, "promoted": now_iso()}, self._dir(name) / "champion.json")
+        write_json({"version": version, "promoted": now_iso()}, self._dir(name, "champion.json"))
 
     def load(self, name: str, version: str, model: nn.Module) -> nn.Module:
         """Load stored weights into a freshly built ``model`` (weights only: no pickled code runs)."""
-        state = torch.load(self._dir(name) / version / "weights.pt", map_location="cpu", weights_only=True)
+        data = io.BytesIO(read_bytes(self._dir(name, version, "weights.pt")))
+        state = torch.load(data, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
         return model.eval()
 

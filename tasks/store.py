@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import glob as _glob
+import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,12 +19,47 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.errors import exit_code_for
+from tasks.errors import BadInputError, exit_code_for
 
 
-def data_root(out: str | os.PathLike | None = None) -> Path:
-    """The data root: ``--out``, else ``TESSERA_DATA``, else ``./data``."""
-    return Path(out or os.environ.get("TESSERA_DATA") or "data").expanduser().resolve()
+def data_root(out: str | os.PathLike | None = None) -> str:
+    """The data root as a URI: ``--out``, else ``TESSERA_DATA``, else ``./data``.
+
+    A local folder comes back absolute; an fsspec URL (``s3://bucket/prefix``, ``gcs://...``) as given.
+    """
+    text = str(out or os.environ.get("TESSERA_DATA") or "data")
+    if is_remote(text):
+        return text.rstrip("/")
+    return str(local_path(text).expanduser().resolve())
+
+
+def is_remote(uri: str | os.PathLike) -> bool:
+    """True for an fsspec URL other than ``file://`` (``s3://``, ``gcs://``, ``memory://`` ...)."""
+    text = str(uri)
+    return "://" in text and not text.startswith("file://")
+
+
+def join(base: str | os.PathLike, *parts: str) -> str:
+    """``base/part/...`` for a local path or a URL (``Path`` would fold the ``//`` of a URL)."""
+    if is_remote(base):
+        return "/".join([str(base).rstrip("/"), *(str(p).strip("/") for p in parts)])
+    return str(local_path(base).joinpath(*parts))
+
+
+def filesystem(uri: str | os.PathLike):
+    """The fsspec filesystem of a URI and the path within it; credentials come from the usual places
+    (``AWS_*`` variables, ``~/.aws``, fsspec's ``FSSPEC_<PROTOCOL>_<OPTION>`` variables)."""
+    from fsspec.core import url_to_fs
+
+    try:
+        return url_to_fs(str(uri))
+    except ImportError as exc:
+        raise StorageError(f"{uri}: no filesystem for this URL ({exc}); install its fsspec package, "
+                           "e.g. pip install 'tessera[s3]' for s3:// URLs") from exc
+
+
+class StorageError(BadInputError):
+    """A data root or input URL that cannot be read or written."""
 
 
 def new_run_id() -> str:
@@ -61,9 +99,54 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_bytes(data: bytes, target: str | os.PathLike) -> str:
+    """Write a file whole: renamed into place locally, one PUT (atomic on object stores) remotely."""
+    if is_remote(target):
+        fs, path = filesystem(target)
+        fs.pipe_file(path, data)
+        return str(target)
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return str(target)
+
+
+def read_bytes(uri: str | os.PathLike) -> bytes:
+    if is_remote(uri):
+        fs, path = filesystem(uri)
+        return fs.cat_file(path)
+    return local_path(uri).read_bytes()
+
+
+def exists(uri: str | os.PathLike) -> bool:
+    if is_remote(uri):
+        fs, path = filesystem(uri)
+        return fs.exists(path)
+    return local_path(uri).exists()
+
+
+def create_exclusive(uri: str | os.PathLike, data: bytes = b"") -> bool:
+    """Create a file only if it does not exist yet (a lock that works on object stores with conditional
+    writes, e.g. S3); False when it already existed."""
+    try:
+        if is_remote(uri):
+            fs, path = filesystem(uri)
+            with fs.open(path, "xb") as f:
+                f.write(data)
+        else:
+            path = local_path(uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "xb") as f:
+                f.write(data)
+    except FileExistsError:
+        return False
+    return True
+
+
+def glob(pattern: str) -> list[str]:
+    """URIs matching a glob pattern, sorted, in the same form as the pattern (local path or URL)."""
+    if not is_remote(pattern):
+        return sorted(_glob.glob(str(local_path(pattern))))
+    fs, path = filesystem(pattern)
+    return sorted(fs.unstrip_protocol(p) for p in fs.glob(path))
 
 
 def write_json(obj: Any, target: str | os.PathLike) -> str:
@@ -72,7 +155,34 @@ def write_json(obj: Any, target: str | os.PathLike) -> str:
 
 
 def read_json(uri: str | os.PathLike) -> Any:
-    return json.loads(local_path(uri).read_text())
+    return json.loads(read_bytes(uri))
+
+
+def fetch(uri: str | os.PathLike, folder: str | os.PathLike | None = None) -> str:
+    """A local path for an input: local paths come back unchanged; a remote file, folder or glob is
+    downloaded (again each time) into ``folder``, by default a folder per URL under ``staging_root()/inputs``,
+    and the local equivalent returned: the file, the folder, or the same glob."""
+    text = str(uri)
+    if not is_remote(text):
+        return text
+    fs, path = filesystem(text)
+    folder = Path(folder) if folder else staging_root() / "inputs" / hashlib.sha1(text.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(ch in path for ch in "*?["):
+        matches = fs.glob(path)
+        if not matches:
+            raise StorageError(f"{text}: no file matches this pattern; check the URL")
+        for match in matches:
+            fs.get_file(match, str(folder / Path(match).name))
+        return str(folder / Path(path).name)
+    if not fs.exists(path):
+        raise StorageError(f"{text}: not found; check the URL and the credentials for it")
+    if fs.isdir(path):
+        fs.get(path.rstrip("/") + "/", str(folder / Path(path).name) + "/", recursive=True)
+        return str(folder / Path(path).name)
+    target = folder / Path(path).name
+    fs.get_file(path, str(target))
+    return str(target)
 
 
 def write_parquet(df: pd.DataFrame, target: str | os.PathLike) -> str:
@@ -144,13 +254,17 @@ class RunRecord:
     monitor: dict = field(default_factory=dict)
     error: str | None = None
     exit_code: int = 0
+    uri: str = ""
+    synced: bool = False
 
     @classmethod
     def start(cls, flow: str, parameters: dict, *, out: str | None = None, run_id: str | None = None) -> RunRecord:
+        """A run folder under the data root; for a remote root, a local staging folder that ``sync`` uploads."""
         run_id = run_id or new_run_id()
-        run_dir = data_root(out) / flow / "runs" / run_id
+        uri = join(data_root(out), flow, "runs", run_id)
+        run_dir = staging_root() / flow / run_id if is_remote(uri) else local_path(uri)
         run_dir.mkdir(parents=True, exist_ok=True)
-        return cls(flow=flow, run_id=run_id, dir=run_dir, parameters=parameters)
+        return cls(flow=flow, run_id=run_id, dir=run_dir, parameters=parameters, uri=uri)
 
     def path(self, name: str) -> str:
         """The URI of an output of this run."""
@@ -171,16 +285,36 @@ class RunRecord:
                            records_quarantined=records_quarantined, **extra)
 
     def to_dict(self) -> dict:
-        return _finite({
+        """The record as run.json holds it; ``dir`` is where the outputs are now (the staging folder of a
+        remote run until ``sync``, its URI after)."""
+        record = _finite({
             "flow": self.flow, "run_id": self.run_id, "status": self.status,
             "started": self.started, "finished": self.finished, "parameters": self.parameters,
             "counts": self.counts, "quality": self.quality, "stages": self.stages, "model": self.model,
             "metrics": self.metrics, "baselines": self.baselines, "monitor": self.monitor,
-            "error": self.error, "exit_code": self.exit_code, "dir": str(self.dir),
+            "error": self.error, "exit_code": self.exit_code, "dir": str(self.dir), "uri": self.uri or str(self.dir),
         })
+        return _rebase(record, str(self.dir), self.uri) if self.synced else record
 
     def save(self) -> str:
         return write_json(self.to_dict(), self.dir / "run.json")
+
+    def sync(self) -> str:
+        """Upload a remote run's staging folder to its URI, run.json last with every local path in it
+        rewritten to the remote one, then delete the staging folder. Nothing to do for a local run."""
+        if not is_remote(self.uri):
+            return str(self.dir)
+        fs, path = filesystem(self.uri)
+        try:
+            for file in sorted(p for p in self.dir.rglob("*") if p.is_file() and p.name != "run.json"):
+                fs.put_file(str(file), f"{path}/{file.relative_to(self.dir).as_posix()}")
+            write_json(_rebase(self.to_dict(), str(self.dir), self.uri), join(self.uri, "run.json"))
+        except Exception as exc:
+            raise StorageError(f"could not upload run {self.run_id} to {self.uri} ({exc}); its outputs are kept in "
+                               f"{self.dir}: check the credentials and copy them there") from exc
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.synced = True
+        return self.uri
 
     @contextmanager
     def recording(self) -> Iterator[RunRecord]:
@@ -199,15 +333,31 @@ class RunRecord:
 
 
 def list_runs(domain: str, *, out: str | None = None) -> list[dict]:
-    """Every run.json of a domain, oldest first."""
-    runs_dir = data_root(out) / domain / "runs"
+    """Every run.json of a domain under the data root (a folder or a URL), oldest first."""
     records = []
-    for path in sorted(runs_dir.glob("*/run.json")):
+    for uri in glob(join(data_root(out), domain, "runs", "*", "run.json")):
         try:
-            records.append(json.loads(path.read_text()))
+            records.append(read_json(uri))
         except (OSError, json.JSONDecodeError):
             continue
     return sorted(records, key=lambda r: r.get("started") or "")
+
+
+def staging_root() -> Path:
+    """Where runs whose data root is remote are produced before ``RunRecord.sync`` uploads them:
+    ``TESSERA_STAGING``, else the system's temporary folder."""
+    return Path(os.environ.get("TESSERA_STAGING") or Path(tempfile.gettempdir()) / "tessera-staging")
+
+
+def _rebase(value: Any, old: str, new: str) -> Any:
+    """Every string that starts with the folder ``old`` rewritten to start with ``new`` instead."""
+    if isinstance(value, dict):
+        return {k: _rebase(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebase(v, old, new) for v in value]
+    if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
+        return new + value[len(old):].replace(os.sep, "/")
+    return value
 
 
 def write_cog(array, target: str | os.PathLike, *, nodata: float | int | None = None, batch: int = 8) -> str:

@@ -12,7 +12,6 @@ Registered through the ``pytest11`` entry point, so installing tessera makes the
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -113,7 +112,7 @@ def run_pipeline(domain: str, *, fast: bool = True, **parameters) -> RunResult:
     from flows.satellite import satellite
     from flows.sentiment import sentiment
     from tasks.errors import exit_code_for
-    from tasks.store import data_root
+    from tasks.store import data_root, exists, join, read_json
 
     flows = {"satellite": satellite, "genome": genome, "sentiment": sentiment, "market": market}
     run_id = parameters.pop("run_id", None) or f"test-{uuid.uuid4().hex[:8]}"
@@ -123,8 +122,8 @@ def run_pipeline(domain: str, *, fast: bool = True, **parameters) -> RunResult:
         code, error = 0, None
     except Exception as exc:  # the exit code is the result under test
         code, error = exit_code_for(exc), str(exc)
-    path = data_root(parameters.get("out")) / domain / "runs" / run_id / "run.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
+    path = join(data_root(parameters.get("out")), domain, "runs", run_id, "run.json")
+    record = read_json(path) if exists(path) else {}
     return RunResult(code, record, error)
 
 

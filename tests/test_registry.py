@@ -24,14 +24,14 @@ def registry(tmp_path: Path) -> ModelRegistry:
 class TestModelRegistry:
     def test_root_follows_data_root(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("TESSERA_DATA", str(tmp_path / "env"))
-        assert ModelRegistry().root == (tmp_path / "env" / "models").resolve()
-        assert ModelRegistry(tmp_path / "arg").root == (tmp_path / "arg" / "models").resolve()
+        assert ModelRegistry().root == str((tmp_path / "env" / "models").resolve())
+        assert ModelRegistry(tmp_path / "arg").root == str((tmp_path / "arg" / "models").resolve())
 
     def test_register_twice_gives_v1_and_v2_with_cards(self, registry: ModelRegistry) -> None:
         first = registry.register("genome_cnn", small_model(0), {"metrics": {"macro_f1": 0.7}})
         second = registry.register("genome_cnn", small_model(1), {"metrics": {"macro_f1": 0.8}})
         assert (first["version"], second["version"]) == ("v1", "v2")
-        assert first == {"name": "genome_cnn", "version": "v1", "uri": str(registry.root / "genome_cnn" / "v1")}
+        assert first == {"name": "genome_cnn", "version": "v1", "uri": str(Path(registry.root) / "genome_cnn" / "v1")}
         card = registry.card("genome_cnn", "v2")
         assert card["metrics"] == {"macro_f1": 0.8}
         assert (card["name"], card["version"], card["uri"]) == ("genome_cnn", "v2", second["uri"])
@@ -77,7 +77,7 @@ class TestModelRegistry:
         folder = Path(ref["uri"])
         assert (folder / "reference.parquet").read_bytes() == b"PAR1"
         assert (folder / "vocab.json").read_bytes() == b"{}"
-        assert sorted(p.name for p in folder.iterdir()) == ["card.json", "reference.parquet", "vocab.json",
+        assert sorted(p.name for p in folder.iterdir()) == [".claimed", "card.json", "reference.parquet", "vocab.json",
                                                            "weights.pt"]
 
     def test_card_with_nan_metric_registers(self, registry: ModelRegistry) -> None:

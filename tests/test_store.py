@@ -25,22 +25,27 @@ def leftovers(folder: Path) -> list[str]:
 class TestDataRoot:
     def test_argument_wins_over_environment(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("TESSERA_DATA", str(tmp_path / "env"))
-        assert store.data_root(tmp_path / "arg") == (tmp_path / "arg").resolve()
+        assert store.data_root(tmp_path / "arg") == str((tmp_path / "arg").resolve())
 
     def test_environment_wins_over_default(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("TESSERA_DATA", str(tmp_path / "env"))
-        assert store.data_root() == (tmp_path / "env").resolve()
+        assert store.data_root() == str((tmp_path / "env").resolve())
 
     def test_default_is_data_in_working_directory(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("TESSERA_DATA", raising=False)
         monkeypatch.chdir(tmp_path)
-        assert store.data_root() == (tmp_path / "data").resolve()
+        assert store.data_root() == str((tmp_path / "data").resolve())
 
     def test_relative_argument_is_made_absolute(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.chdir(tmp_path)
         root = store.data_root("out")
-        assert root.is_absolute()
-        assert root == (tmp_path / "out").resolve()
+        assert Path(root).is_absolute()
+        assert root == str((tmp_path / "out").resolve())
+
+    def test_url_is_kept_as_given(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TESSERA_DATA", "s3://bucket/prefix/")
+        assert store.data_root() == "s3://bucket/prefix"
+        assert store.join(store.data_root(), "market", "runs") == "s3://bucket/prefix/market/runs"
 
 
 class TestLocalPath:

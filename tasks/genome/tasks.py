@@ -22,7 +22,7 @@ from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
 from tasks.genome import checks, encode, sources, training
-from tasks.store import open_zarr, read_json, read_parquet, write_json, write_parquet, write_zarr
+from tasks.store import fetch, open_zarr, read_json, read_parquet, write_json, write_parquet, write_zarr
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 20_000
@@ -40,7 +40,8 @@ def ingest_sequences(run_dir: str, *, input: str | list[str] | None, labels: str
         from tasks.genome.synthetic import write_synthetic_fasta
 
         input = write_synthetic_fasta(Path(run_dir) / "input" / "synthetic.fasta", n=synthetic_n, seed=seed)["path"]
-    records = sources.read_records(input, labels=labels, label_from_filename=label_from_filename)
+    input = [fetch(i) for i in input] if isinstance(input, list) else fetch(input)
+    records = sources.read_records(input, labels=labels and fetch(labels), label_from_filename=label_from_filename)
     return {"output": write_parquet(records, _run(run_dir, "records.parquet")), "records": len(records)}
 
 

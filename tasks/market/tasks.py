@@ -19,7 +19,7 @@ from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import regression_metrics
 from tasks.market import checks, sources, windows
-from tasks.store import read_parquet, write_json, write_parquet
+from tasks.store import fetch, read_parquet, write_json, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 
@@ -36,7 +36,7 @@ def ingest_prices(run_dir: str, *, input: str | None, symbol: str | None = None,
         from tasks.market.synthetic import write_synthetic_prices
 
         input = write_synthetic_prices(Path(run_dir) / "input" / "prices.csv", seed=seed)
-    prices, target_col = sources.read_prices(input, symbol=symbol, target=target)
+    prices, target_col = sources.read_prices(fetch(input), symbol=symbol, target=target)
     return {"output": write_parquet(prices, _run(run_dir, "prices.parquet")), "target": target_col}
 
 

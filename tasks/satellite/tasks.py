@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import dask
@@ -34,8 +35,12 @@ from tasks.satellite import labels as labelling
 from tasks.satellite.change import change_between, class_areas
 from tasks.satellite.scoring import NODATA_CLASS, classify_image
 from tasks.store import (
+    exists,
+    fetch,
+    join,
     list_runs,
     open_zarr,
+    read_bytes,
     read_json,
     read_parquet,
     write_bytes,
@@ -66,7 +71,7 @@ def ingest_scenes(run_dir: str, *, source: str, input: str | None, labels: str |
     elif source == "local":
         if not input:
             raise BadInputError("--source local needs --input: a folder or glob of GeoTIFF/JP2 files")
-        input_path = input
+        input_path = fetch(input)
     elif source == "sentinelhub":
         from tasks.satellite.sentinelhub import fetch_sentinelhub_scenes
 
@@ -74,6 +79,7 @@ def ingest_scenes(run_dir: str, *, source: str, input: str | None, labels: str |
         input_path = str(folder)
     else:
         raise BadInputError(f"unknown --source {source!r}; choose synthetic, local or sentinelhub")
+    labels = labels and fetch(labels)
     if labels and not Path(labels).exists():
         raise BadInputError(f"{labels}: labels file not found; pass --labels polygons (GeoPackage, GeoJSON, "
                             "Shapefile) or a label raster")
@@ -484,15 +490,17 @@ def monitor_area(mosaic_uri: str, classmap_uri: str, training_uri: str, run_dir:
     change = {"previous_run": None, "changed_share": None, "transitions": []}
     if previous:
         last = previous[-1]
-        prev_map = Path(last["dir"]) / "classmap.tif"
-        if prev_map.exists():
-            changed, transitions, share = change_between(_read_raster(str(prev_map)), current, class_names)
+        prev_map = join(last["dir"], "classmap.tif")
+        if exists(prev_map):
+            with tempfile.TemporaryDirectory() as tmp:
+                previous_map = _read_raster(fetch(prev_map, tmp))
+            changed, transitions, share = change_between(previous_map, current, class_names)
             change = {"previous_run": last["run_id"], "changed_share": share,
                       "transitions": transitions.head(20).to_dict("records")}
             changed_da = ds["labels"].copy(data=changed.astype("uint8"))
             write_cog(changed_da.rio.write_crs(ds.attrs["crs"]), _run(run_dir, "change.tif"), nodata=255)
     model = training_info["model"]
-    reference = pd.read_parquet(Path(model["uri"]) / "reference.parquet")
+    reference = pd.read_parquet(io.BytesIO(read_bytes(join(model["uri"], "reference.parquet"))))
     drift = feature_drift(reference, _sample_pixels(ds, seed + 1), psi_threshold=psi_threshold)
     history = [{"run": r["run_id"], **r["monitor"].get("class_area_ha", {})} for r in previous]
     history.append({"run": run_id, **areas})

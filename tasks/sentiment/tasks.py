@@ -21,7 +21,7 @@ from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
 from tasks.sentiment import checks, clean, features, sources
-from tasks.store import read_json, read_parquet, write_json, write_parquet
+from tasks.store import fetch, join, read_json, read_parquet, write_json, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 50_000
@@ -40,7 +40,7 @@ def ingest_posts(run_dir: str, *, input: str | None, text_column: str | None = N
         from tasks.sentiment.synthetic import write_synthetic_posts
 
         input = write_synthetic_posts(Path(run_dir) / "input" / "posts.csv", n=synthetic_n, seed=seed)
-    posts, repairs = sources.read_posts(input, text_column=text_column, label_column=label_column,
+    posts, repairs = sources.read_posts(fetch(input), text_column=text_column, label_column=label_column,
                                         encoding=encoding)
     return {"output": write_parquet(posts, _run(run_dir, "posts.parquet")), **repairs}
 
@@ -117,7 +117,7 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     val_f1 = evaluate(model, vocabulary, "val")[0]["macro_f1"]
     champion_f1 = None
     if champion is not None and champion["class_names"] == class_names:
-        champ_vocab = read_json(Path(champion["uri"]) / "vocabulary.json")
+        champ_vocab = read_json(join(champion["uri"], "vocabulary.json"))
         champ = registry.load(model_name, champion["version"], TextCNN(**champion["architecture"]["kwargs"]))
         champion_f1 = evaluate(champ, champ_vocab, "val")[0]["macro_f1"]
     if folds and folds > 1:
@@ -222,7 +222,7 @@ def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: st
     info = read_json(training_uri)["model"]
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["version"])
-    vocabulary = read_json(Path(card["uri"]) / "vocabulary.json")
+    vocabulary = read_json(join(card["uri"], "vocabulary.json"))
     model = registry.load(info["name"], info["version"], TextCNN(**card["architecture"]["kwargs"]))
     table = read_parquet(clean_uri)
     ids = features.token_ids(table["tokens"].map(list).tolist(), vocabulary, card["parameters"]["max_tokens"])
