@@ -112,3 +112,12 @@ def test_a_satellite_run_started_from_the_ui_completes_with_its_metrics(served, 
         page.wait_for_url("**/artifacts/artifact/**")
         for text in ("accuracy", "macro_f1", "pixel_logreg", run.name):
             page.get_by_text(text, exact=True).first.wait_for()
+
+        page.go_back()
+        page.get_by_text("Artifacts", exact=True).click()
+        page.get_by_text("satellite-figures", exact=True).click()
+        page.wait_for_url("**/artifacts/artifact/**")
+        for name in ("classmap", "confusion_matrix"):
+            image = page.locator(f"img[alt='{name}']").first
+            image.wait_for()
+            assert image.evaluate("img => img.complete && img.naturalWidth") > 0, f"{name} did not render"
