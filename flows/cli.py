@@ -21,7 +21,8 @@ def _floats(text: str) -> list[float]:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", help="data root for runs and models (default: $TESSERA_DATA or ./data)")
+    parser.add_argument("--out", help="data root for runs and models: a folder or an fsspec URL such as "
+                        "s3://bucket/prefix (default: $TESSERA_DATA or ./data)")
     parser.add_argument("--dask-address", help="scheduler of an existing Dask cluster (default: a local cluster)")
     parser.add_argument("--run-id", help="reuse a run id to resume an interrupted run from its completed stages")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

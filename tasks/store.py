@@ -261,6 +261,7 @@ class RunRecord:
     def start(cls, flow: str, parameters: dict, *, out: str | None = None, run_id: str | None = None) -> RunRecord:
         """A run folder under the data root; for a remote root, a local staging folder that ``sync`` uploads."""
         run_id = run_id or new_run_id()
+        check_root(data_root(out))
         uri = join(data_root(out), flow, "runs", run_id)
         run_dir = staging_root() / flow / run_id if is_remote(uri) else local_path(uri)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -341,6 +342,17 @@ def list_runs(domain: str, *, out: str | None = None) -> list[dict]:
         except (OSError, json.JSONDecodeError):
             continue
     return sorted(records, key=lambda r: r.get("started") or "")
+
+
+def check_root(root: str) -> None:
+    """Fail before any work when a remote data root cannot be written: leave a marker file there once."""
+    if not is_remote(root):
+        return
+    try:
+        create_exclusive(join(root, ".tessera"), b"a tessera data root\n")
+    except Exception as exc:
+        raise StorageError(f"{root}: cannot write to this data root ({exc}); create the bucket or fix --out / "
+                           "TESSERA_DATA, and check the credentials (AWS_* variables, ~/.aws)") from exc
 
 
 def staging_root() -> Path:

@@ -134,6 +134,14 @@ class TestRunsOnS3:
                                                                              second.record["run_id"]]
         assert not any((tmp_path / "staging" / "market").iterdir())
 
+    def test_a_missing_bucket_stops_the_run_before_any_work(self, s3_server: str, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TESSERA_STAGING", str(tmp_path / "staging"))
+        result = run_pipeline("market", out="s3://no-such-bucket/root")
+        assert result.exit_code == 2
+        assert result.error.startswith("s3://no-such-bucket/root: cannot write to this data root")
+        assert not (tmp_path / "staging").exists()
+
     def test_second_satellite_run_monitors_change_against_the_first(self, s3_server: str, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("TESSERA_STAGING", str(tmp_path / "staging"))
