@@ -2,10 +2,13 @@
 
 Not a test: it generates a long price frame (``date, symbol, price, volume``; default 2,000 symbols x 2,500 trading
 days, 5 M rows, sorted by symbol then date as ``checks.check_prices`` leaves it; cached as Parquet in
-``--workdir``), then runs every variant in its own subprocess that reads the frame with ``tasks.store.read_parquet``
-(as ``walk_forward`` does) and reports its own peak RSS: the process high-water mark (``VmHWM``) after reading, and
-again over the windowing step alone (reset through ``/proc/self/clear_refs`` just before it). One fold: training
-before the date at ``--split`` (80 %) of the dates, testing from there to the end, ``lag=20``, ``horizon=1``.
+``--workdir``), then runs every variant in its own subprocess that reads the frame as ``walk_forward`` does
+(``tasks/market/sources.py:read_checked_prices``: ``tasks.store.read_parquet`` of the four columns with
+``batch_rows``, straight into the frame's arrays) and reports its own peak RSS: the process high-water mark
+(``VmHWM``) after reading and finding the fold's dates, and again over the windowing step alone (reset through
+``/proc/self/clear_refs`` just before it). A ``load`` child reads the frame alone and checks it equals
+``pd.read_parquet``'s. One fold: training before the date at ``--split`` (80 %) of the dates, testing from there to
+the end, ``lag=20``, ``horizon=1``.
 
 What each side produces is different, and the output says so:
 
@@ -15,30 +18,36 @@ What each side produces is different, and the output says so:
   ``--iloc-symbols`` more symbols also run through its pandas flavour (``.iloc[i - lag:i]``), for information.
 - ``tessera`` (the headline): the product path, ``tasks/market/windows.py:fold_windows`` as ``walk_forward`` calls
   it: one pass over the whole sorted frame, per-symbol scalers fitted on rows dated before the split, one float32
-  array of scaled features and one of targets; the windows are a zero-copy ``sliding_window_view`` of it and each
-  split a [lo, hi) range of window starts per symbol. Nothing is materialised: training gathers batches from the
-  view (``tasks/market/tasks.py:WindowDataset``).
+  array of scaled features; the windows are a zero-copy ``sliding_window_view`` of it, each split a [lo, hi) range
+  of window starts per symbol, and the targets are computed from the price column when a batch is gathered.
+  Nothing is materialised: training gathers batches from the view (``tasks/market/tasks.py:WindowDataset``).
 - ``tessera-stack`` (information): the same, then every training and test window gathered into float32 arrays,
   what the pipeline held before the view; shows the memory the view saves.
 - ``tessera-epoch`` (information): the same, then one epoch of ``walk_forward``'s training ``DataLoader`` (batches
   of 64, shuffled) over ``WindowDataset`` without a model: what drawing batches from the view costs per epoch.
   It imports torch and Prefect (``tasks.market.tasks``), so its RSS starts higher.
 
-Checks (exit 1 on a difference): across processes, every symbol's train/test window counts equal the loop's, and a
-sample of symbols' arrays; then, inside the ``tessera`` child after the timing, every window and target of every
-symbol gathered from the view against the loop run again there, one symbol at a time: tessera stores float32 and
-the loop computes float64, so "equal" means the same shapes and every value within one float32 ulp of the loop's
-(the per-symbol means and standard deviations are summed in another order, so a few values round the other way;
-the share that is bit-identical to the loop's rounded to float32 is printed).
+Checks (exit 1 on a difference): the frame read equals ``pd.read_parquet``'s (values and dtypes); across processes,
+every symbol's train/test window counts equal the loop's, and a sample of symbols' arrays; then, inside the
+``tessera`` child after the timing, every window and target of every symbol gathered from the view against the loop
+run again there, one symbol at a time: tessera stores float32 and the loop computes float64, so "equal" means the
+same shapes and every value within one float32 ulp of the loop's (the per-symbol means and standard deviations are
+summed in another order, so a few values round the other way; the share that is bit-identical to the loop's
+rounded to float32 is printed).
 
 Targets from the issue: ``ratio >= 50`` (tessera windows/s over the loop's, windows = train + test, over the
 windowing step only) and ``peak_over_input <= 2`` (whole-process peak RSS, reading included, over the frame's
-``memory_usage(deep=True)``). ``ratio_cpu`` is the same ratio on the child's CPU seconds, steadier when the machine
-is shared; ``windows_added_over_input`` is what the windowing step adds to the process's peak, over the frame.
+``memory_usage(deep=True)``: the frame the pipeline uses, as read). ``ratio_cpu`` is the same ratio on the child's
+CPU seconds, steadier when the machine is shared; ``*_other_cpu_share`` is the share of the machine's cores that
+other processes used during the windowing step (from ``/proc/stat``, 10 ms ticks, so coarse for tessera's short
+step); ``windows_added_over_input`` is what the windowing step adds to the process's peak, over the frame.
 
     python benchmarks/market_windows.py                                        # full size, all variants, ~2 min
     python benchmarks/market_windows.py --symbols 200 --days 600               # quick check, ~20 s
     python benchmarks/market_windows.py --variants loop,tessera --repeat 3     # headline only, best of 3
+
+Measured at full size on 2 shared cores (benchmarks/README.md): peak_over_input 1.93-1.94 (340-342 MB over a 176 MB
+frame; reading alone 1.78), ratio 48-87 on wall clock and 86-146 on CPU seconds, depending on the machine's load.
 
 Exit status: 0 when all checks pass, 1 when an output differs, 2 on a usage or setup error.
 """
@@ -220,6 +229,16 @@ def hwm_mb() -> float:
         return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM"))
 
 
+def busy_cpu_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all cores, steal included); NaN off Linux."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return float("nan")
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_hwm() -> bool:
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -248,13 +267,12 @@ def run_child(variant: str, opts: dict) -> dict:
     """One variant on the cached frame; times and peak RSS of reading and of the windowing step."""
     t0 = time.perf_counter()
     sys.path.insert(0, str(ROOT))
-    from tasks.market import windows
-    from tasks.store import read_parquet
+    from tasks.market import sources, windows
 
     if variant == "tessera-epoch":
         import tasks.market.tasks  # noqa: F401  (torch and Prefect, before the baseline)
     rss_imports = rss_mb()
-    prices = read_parquet(opts["input"])
+    prices = sources.read_checked_prices(opts["input"])
     input_mb = mib(prices.memory_usage(deep=True).sum())
     start, stop = windows.fold_boundaries(prices["date"].to_numpy(), 1, test_share=1 - opts["split"])
     lag, horizon = opts["lag"], opts["horizon"]
@@ -262,14 +280,20 @@ def run_child(variant: str, opts: dict) -> dict:
             "load_peak_mb": hwm_mb(), "rss_loaded_mb": rss_mb(), "start": str(start)[:10], "stop": str(stop)[:10],
             "import_load_s": time.perf_counter() - t0}
     if variant == "load":
-        return {**info, "peak_mb": info["load_peak_mb"]}
+        import pandas as pd
+
+        reference = pd.read_parquet(opts["input"], columns=list(prices.columns))
+        same = prices.equals(reference) and prices.dtypes.equals(reference.dtypes)
+        return {**info, "peak_mb": info["load_peak_mb"], "same_as_pandas": same}
     info["hwm_reset"] = reset_hwm()
-    cpu0, t1 = time.process_time(), time.perf_counter()
+    busy0, cpu0, t1 = busy_cpu_seconds(), time.process_time(), time.perf_counter()
     if variant == "loop":
         parts = list(tutorial_loop(prices, start, stop, lag, horizon, limit=opts["loop_symbols"] or None))
     else:
         fold = windows.fold_windows(prices, start, stop, lag=lag, horizon=horizon)
     info["windows_s"], info["windows_cpu_s"] = time.perf_counter() - t1, time.process_time() - cpu0
+    other = busy_cpu_seconds() - busy0 - info["windows_cpu_s"]
+    info["other_cpu_share"] = min(1.0, max(0.0, other / (info["windows_s"] * (os.cpu_count() or 1))))
     info["windowing_peak_mb"], info["rss_after_windows_mb"] = hwm_mb(), rss_mb()
     info["peak_mb"] = max(info["load_peak_mb"], info["windowing_peak_mb"])
     if variant == "tessera-stack":
@@ -289,7 +313,7 @@ def run_child(variant: str, opts: dict) -> dict:
         info["iloc_equal"] = all(np.array_equal(a[k], b[k]) for a, b in zip(iloc, parts, strict=False) for k in KEYS)
     if variant != "loop":
         info["index_mb"] = mib(fold.train.nbytes + fold.test.nbytes)
-        info["arrays_mb"] = mib(fold.scaled.nbytes + fold.y.nbytes)
+        info["arrays_mb"] = mib(fold.scaled.nbytes)
     if variant == "tessera":
         t2 = time.perf_counter()
         info["full_check"] = compare_with_loop(tessera_parts(fold), tutorial_loop(prices, start, stop, lag, horizon))
@@ -405,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         load = run_variant("load", {**opts, "out": ""})
         print(f"load: input_frame_mb={load['input_frame_mb']:.0f} rows={load['rows']} train_before={load['start']} "
               f"test_until={load['stop']} rss_imports_mb={load['rss_imports_mb']:.0f} "
-              f"read_parquet_peak_rss_mb={load['load_peak_mb']:.0f} rss_after_read_mb={load['rss_loaded_mb']:.0f}",
+              f"read_peak_rss_mb={load['load_peak_mb']:.0f} rss_after_read_mb={load['rss_loaded_mb']:.0f} "
+              f"same_frame_as_pandas={load['same_as_pandas']}",
               flush=True)
         runs: dict[str, dict] = {}
         for variant in variants:
@@ -427,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
                 extra += (f" epoch_of_{BATCH}_window_batches_seconds={best['epoch_s']:.2f} batches={best['batches']} "
                           f"epoch_peak_rss_mb={best['epoch_peak_mb']:.0f}")
             if "index_mb" in best:
-                extra += f" scaled_and_targets_mb={best['arrays_mb']:.0f} split_ranges_kb={best['index_mb'] * 1024:.0f}"
+                extra += f" scaled_features_mb={best['arrays_mb']:.0f} split_ranges_kb={best['index_mb'] * 1024:.0f}"
             if "iloc_s" in best:
                 extra += (f" iloc_loop_windows_s={best['iloc_windows'] / best['iloc_s']:.0f} "
                           f"(first {args.iloc_symbols} symbols, information only) iloc_equal={best['iloc_equal']}")
@@ -441,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"windowing_peak_rss_mb={best['windowing_peak_mb']:.0f} peak_rss_mb={best['peak_mb']:.0f} "
                   f"polled_peak_rss_mb={best['polled_peak_mb']:.0f} hwm_reset={best['hwm_reset']} "
                   f"wall_seconds={best['wall_s']:.1f} warm_s_per_gib={best['warm_s_per_gib']:.2f} "
-                  f"load_1m_before={best['load_before']:.2f}{extra}", flush=True)
+                  f"load_1m_before={best['load_before']:.2f} other_cpu_share={best['other_cpu_share']:.2f}{extra}",
+                  flush=True)
 
         checks = {v: compare(runs[v]["npz"], runs["loop"]["npz"]) for v in runs if v != "loop"}
         for name, c in checks.items():
@@ -477,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
                  "windows_added_mb": f"{added:.0f}", "windows_added_over_input": f"{added / input_mb:.2f}",
                  "loop_peak_rss_mb": f"{loop_run['peak_mb']:.0f}",
                  "loop_peak_over_input": f"{loop_run['peak_mb'] / input_mb:.2f}",
+                 "tessera_other_cpu_share": f"{ours['other_cpu_share']:.2f}",
+                 "loop_other_cpu_share": f"{loop_run['other_cpu_share']:.2f}",
                  "equal": str(checks["tessera"]["equal"])}
         if "tessera-stack" in runs:
             lines["stacked_peak_over_input"] = f"{runs['tessera-stack']['stack_peak_mb'] / input_mb:.2f}"
@@ -484,14 +512,15 @@ def main(argv: list[str] | None = None) -> int:
                             f"peak_over_input<=2:{'met' if share <= 2 else 'MISSED'}")
         print("\n".join(f"{k}={v}" for k, v in lines.items()))
         if share > 2 and load["load_peak_mb"] / input_mb > 2:
-            print(f"note: reading the frame alone (tasks.store.read_parquet) peaks at "
+            print(f"note: reading the frame alone (sources.read_checked_prices) peaks at "
                   f"{load['load_peak_mb'] / input_mb:.2f}x the frame; the windowing adds {added / input_mb:.2f}x")
         busy = max(r["load_before"] for r in runs.values())
         if busy > 0.5 * (os.cpu_count() or 1):
             print(f"note: 1-minute load average up to {busy:.2f} on {os.cpu_count()} cores before a run: the machine "
                   f"was shared, so wall-clock rates are low and noisy; the *_cpu ratio is less disturbed")
-        if not all(c["equal"] for c in checks.values()):
-            print("MISMATCH: an output differs from the loop's (see check= lines)", file=sys.stderr)
+        if not all(c["equal"] for c in checks.values()) or not load["same_as_pandas"]:
+            print("MISMATCH: an output differs from the loop's (see check= lines) or the frame read differs from "
+                  "pd.read_parquet's (same_frame_as_pandas)", file=sys.stderr)
             return 1
         return 0
     finally:

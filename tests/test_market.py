@@ -52,6 +52,39 @@ class TestReadPrices:
             sources.read_prices(write(tmp_path, "date,close\n2024-01-02,1\n"))
 
 
+class TestReadCheckedPrices:
+    def test_the_windows_columns_as_pandas_reads_them(self, tmp_path: Path) -> None:
+        prices = uneven_prices().assign(open=1.0, note="x")
+        prices.to_parquet(tmp_path / "p.parquet", index=False, row_group_size=40)
+        ours = sources.read_checked_prices(str(tmp_path / "p.parquet"))
+        pd.testing.assert_frame_equal(ours, pd.read_parquet(tmp_path / "p.parquet", columns=sources.WINDOW_COLUMNS))
+        assert ours["volume"].isna().sum() == 1
+
+    @pytest.mark.parametrize("batch_rows", [1, 7, 1 << 16])
+    def test_batched_read_equals_pandas_for_every_kind_of_column(self, tmp_path: Path, batch_rows: int) -> None:
+        from tasks.store import read_parquet
+
+        n = 50
+        table = pd.DataFrame({
+            "i8": np.arange(n, dtype=np.int8), "u32": np.arange(n, dtype=np.uint32), "f32": np.ones(n, np.float32),
+            "f64": np.where(np.arange(n) % 9 == 0, np.nan, 1.5), "ts": pd.date_range("2020", periods=n, freq="h"),
+            "tz": pd.date_range("2020", periods=n, freq="h", tz="UTC"),
+            "s": pd.Series([f"é{i % 7}" * (i % 3) for i in range(n)], dtype="str"),
+            "s_null": pd.Series([None if i % 5 == 0 else str(i) for i in range(n)], dtype="str"),
+            "cat": pd.Categorical(np.array(["a", "b"])[np.arange(n) % 2]), "flag": np.arange(n) % 2 == 0,
+            "i64_na": pd.array(range(n), dtype="Int64"),
+        })
+        for frame in (table, table.iloc[:0]):
+            frame.to_parquet(tmp_path / "t.parquet", index=False, row_group_size=16)
+            for columns in (None, ["s", "ts", "f32"]):
+                pd.testing.assert_frame_equal(
+                    read_parquet(tmp_path / "t.parquet", columns=columns, batch_rows=batch_rows),
+                    pd.read_parquet(tmp_path / "t.parquet", columns=columns), check_exact=True)
+        table.set_index("s").to_parquet(tmp_path / "i.parquet")
+        pd.testing.assert_frame_equal(read_parquet(tmp_path / "i.parquet", batch_rows=batch_rows),
+                                      pd.read_parquet(tmp_path / "i.parquet"))
+
+
 class TestChecks:
     def test_faulty_rows_are_quarantined_and_dates_sorted(self, tmp_path: Path) -> None:
         path = write(tmp_path, "date,symbol,open,high,low,close,volume\n"
@@ -203,6 +236,61 @@ class TestFoldWindows:
         returns = np.stack([log_price[ends - i] - log_price[ends - i - 1] for i in range(fold.lag)], axis=1)
         np.testing.assert_allclose(base["moving_average"], returns.mean(axis=1), rtol=1e-9, atol=1e-15)
         assert len(base["persistence"]) == len(test) and not base["persistence"].any()
+
+
+def symbols_of(fold: windows.FoldWindows, starts: np.ndarray) -> set[str]:
+    return set(fold.symbols[np.searchsorted(fold.rows[:, 0], starts, side="right") - 1].tolist())
+
+
+class TestValidationSplit:
+    def test_validation_holds_the_latest_target_dates_of_all_symbols(self) -> None:
+        prices = synthetic_prices(symbols=3, days=200, seed=5).assign(date=lambda t: pd.to_datetime(t["date"]))
+        prices["price"] = prices["close"]
+        dates = prices["date"].to_numpy()
+        bounds = windows.fold_boundaries(dates, 2)
+        fold = windows.fold_windows(prices, bounds[0], bounds[1], lag=10, horizon=2)
+        train = windows.window_starts(fold.train)
+        fit, val = windows.validation_split(fold, train, dates)
+        fit_dates, val_dates = windows.target_dates(fold, fit, dates), windows.target_dates(fold, val, dates)
+        assert sorted([*fit.tolist(), *val.tolist()]) == train.tolist()
+        assert fit_dates.max() < val_dates.min() and val_dates.max() < bounds[0]
+        assert 0.13 <= len(val) / len(train) <= 0.17
+        assert symbols_of(fold, fit) == symbols_of(fold, val) == {"SYM0", "SYM1", "SYM2"}
+
+    def test_uneven_histories_and_one_date(self) -> None:
+        prices = uneven_prices()
+        dates = prices["date"].to_numpy()
+        fold = windows.fold_windows(prices, np.datetime64("2024-03-15"), np.datetime64("2024-04-30"), lag=5)
+        train = windows.window_starts(fold.train)
+        for share, late in ((0.3, {"AAA", "BBB"}), (0.05, {"AAA"})):
+            fit, val = windows.validation_split(fold, train, dates, share=share)
+            assert windows.target_dates(fold, fit, dates).max() < windows.target_dates(fold, val, dates).min()
+            assert symbols_of(fold, val) == late and symbols_of(fold, fit) == {"AAA", "BBB"}
+        fit, val = windows.validation_split(fold, train[:1], dates)
+        assert len(fit) == 0 and val.tolist() == train[:1].tolist()
+
+    def test_walk_forward_fits_before_it_validates(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from tasks.market import tasks
+        from tasks.store import write_parquet
+
+        prices = synthetic_prices(symbols=3, days=160, seed=6).assign(date=lambda t: pd.to_datetime(t["date"]))
+        prices["price"] = prices["close"]
+        seen = []
+
+        def fake_train(model, train, val, **kwargs) -> dict:
+            seen.append((train.starts, val.starts))
+            return {"train_loss": [0.0], "val_loss": [0.0], "best_epoch": 1}
+
+        monkeypatch.setattr(tasks, "train_model", fake_train)
+        uri = write_parquet(prices, tmp_path / "valid_prices.parquet")
+        tasks.walk_forward.fn(uri, str(tmp_path), str(tmp_path / "models"), lag=8, folds=2, epochs=1)
+        dates = prices["date"].to_numpy()
+        bounds = windows.fold_boundaries(dates, 2)
+        assert len(seen) == 2
+        for (fit, val), split in zip(seen, bounds, strict=False):
+            fit_dates, val_dates = dates[fit + 8], dates[val + 8]
+            assert fit_dates.max() < val_dates.min() and val_dates.max() < split
+            assert len(val) >= 0.13 * (len(fit) + len(val))
 
 
 class TestWindows:

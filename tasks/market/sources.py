@@ -1,4 +1,5 @@
-"""Readers at the edge: OHLCV prices in long or wide form, CSV or Parquet, to one long table.
+"""Readers at the edge: OHLCV prices in long or wide form, CSV or Parquet, to one long table; the checked table
+as the windows read it.
 
 Column names are matched without case and with common aliases (Date, Ticker, Adj Close); dates may be ISO or
 M/D/YYYY, in a column of their own or an unnamed index column; a single series takes its symbol from
@@ -13,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from tasks.errors import BadInputError
+from tasks.store import read_parquet
 
 ALIASES = {
     "date": ("date", "datetime", "timestamp", "time", "day", "unnamed: 0", ""),
@@ -22,6 +24,8 @@ ALIASES = {
     "volume": ("volume", "vol"),
 }
 PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
+WINDOW_COLUMNS = ["date", "symbol", "price", "volume"]
+READ_BATCH_ROWS = 1 << 16
 _TZ = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 
 
@@ -97,3 +101,9 @@ def read_prices(path: str, *, symbol: str | None = None, target: str | None = No
     if len(out) < 2:
         raise BadInputError(f"{path}: a single row of prices; a forecaster needs a history per symbol")
     return out, target_col
+
+
+def read_checked_prices(uri: str) -> pd.DataFrame:
+    """The checked prices as the windows use them: only ``date, symbol, price, volume``, read in batches straight
+    into the frame's arrays, so reading peaks near the frame's own size (``pd.read_parquet``: ~3x)."""
+    return read_parquet(uri, columns=WINDOW_COLUMNS, batch_rows=READ_BATCH_ROWS)

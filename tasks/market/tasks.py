@@ -57,17 +57,20 @@ def check_prices(prices_uri: str, run_dir: str) -> dict:
 
 class WindowDataset(Dataset):
     """Windows of a fold drawn from its zero-copy view: a batch is gathered (float32) only when the loader asks,
-    so no stacked copy of the training windows exists; targets are divided by ``target_scale``."""
+    so no stacked copy of the training windows exists; the targets (one float32 per window, divided by
+    ``target_scale``) are computed once, not per batch."""
 
     def __init__(self, fold: windows.FoldWindows, starts: np.ndarray, *, target_scale: float = 1.0) -> None:
-        self.fold, self.starts, self.target_scale = fold, starts, target_scale
+        self.fold, self.starts = fold, starts
+        self.targets = fold.y[starts] / np.float32(target_scale)
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        x, y = windows.gather_windows(self.fold, self.starts[np.asarray(indices, dtype=np.intp)])
-        return list(zip(torch.from_numpy(x), torch.from_numpy(y / np.float32(self.target_scale)), strict=True))
+        picked = np.asarray(indices, dtype=np.intp)
+        x = self.fold.x[self.starts[picked]]
+        return list(zip(torch.from_numpy(x), torch.from_numpy(self.targets[picked]), strict=True))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.__getitems__([index])[0]
@@ -76,15 +79,14 @@ class WindowDataset(Dataset):
 def predict_windows(model: nn.Module, fold: windows.FoldWindows, starts: np.ndarray, *, chunk: int = 65536
                     ) -> np.ndarray:
     """The model's outputs for the windows starting at ``starts``, gathered from the view a chunk at a time."""
-    outputs = [predict(model, windows.gather_windows(fold, starts[i:i + chunk])[0])
-               for i in range(0, len(starts), chunk)]
+    outputs = [predict(model, fold.x[starts[i:i + chunk]]) for i in range(0, len(starts), chunk)]
     return np.concatenate(outputs) if outputs else np.empty(0)
 
 
 def predict_windows_mc(model: nn.Module, fold: windows.FoldWindows, starts: np.ndarray, *, samples: int,
                        seed: int = 0, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo dropout mean and standard deviation for the windows starting at ``starts``."""
-    parts = [predict_mc(model, windows.gather_windows(fold, starts[i:i + chunk])[0], samples=samples, seed=seed)
+    parts = [predict_mc(model, fold.x[starts[i:i + chunk]], samples=samples, seed=seed)
              for i in range(0, len(starts), chunk)]
     if not parts:
         return np.empty(0), np.empty(0)
@@ -106,36 +108,42 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 
                  model_name: str = "market", seed: int = 0, mc_samples: int = 0) -> dict:
     """Expanding-window folds by time: the LSTM and three baselines on the same windows of every fold;
     the model of the last fold is registered and promoted if it beats the champion on that fold."""
-    prices = read_parquet(prices_uri)
+    prices = sources.read_checked_prices(prices_uri)
     bounds = windows.fold_boundaries(prices["date"].to_numpy(), folds)
     price, dates = prices["price"].to_numpy(dtype=float), prices["date"].to_numpy()
     per_fold, forecasts, model, scalers = [], [], None, {}
     for k in range(folds):
+        fold = None  # the previous fold's features go before the next fold's are built
         fold = windows.fold_windows(prices, bounds[k], bounds[k + 1], lag=lag, horizon=horizon)
         train, test = windows.window_starts(fold.train), windows.window_starts(fold.test)
         if len(train) < 20 or len(test) == 0:
             raise BadInputError(f"fold {k + 1}: {len(train)} training and {len(test)} test windows; give more "
                                 f"history per symbol or a smaller --lag ({lag}) or --folds ({folds})")
-        y_train, y_test = fold.y[train], fold.y[test]
-        scale = float(y_train.std()) or 1.0
-        cut = int(len(train) * 0.85)
+        fit, val = windows.validation_split(fold, train, dates)
+        if len(fit) == 0:
+            raise BadInputError(f"fold {k + 1}: every training target falls on one date, nothing is left to fit "
+                                f"before the validation dates; give more history per symbol or fewer --folds ({folds})")
+        y_test = fold.y[test]
+        scale = float(fold.y[fit].std()) or 1.0
         ends = test + lag - 1
         order = np.argsort(dates[ends], kind="stable")
         seed_everything(seed + k)
         head_dropout = 0.1 if mc_samples > 1 else 0.0
         model = LSTMForecaster(fold.x.shape[2], hidden=hidden, head_dropout=head_dropout)
-        history = train_model(model, WindowDataset(fold, train[:cut], target_scale=scale),
-                              WindowDataset(fold, train[cut:], target_scale=scale),
+        history = train_model(model, WindowDataset(fold, fit, target_scale=scale),
+                              WindowDataset(fold, val, target_scale=scale),
                               loss_fn=nn.MSELoss(), config=TrainConfig(epochs=epochs, seed=seed + k, batch_size=64))
         pred = predict_windows(model, fold, test) * scale
         interval = {}
         if mc_samples > 1:
-            val_residual = fold.y[train[cut:]] - predict_windows(model, fold, train[cut:]) * scale
+            val_residual = fold.y[val] - predict_windows(model, fold, val) * scale
             mean, spread = predict_windows_mc(model, fold, test, samples=mc_samples, seed=seed + k)
             lower, upper = forecast_interval(mean * scale, spread * scale, float(np.mean(val_residual**2)))
             interval = {"lower_90": lower, "upper_90": upper, "mc_std": spread * scale}
         base = windows.baseline_forecasts(fold, price, train=train, test=test)
-        fold_metrics = {"fold": k + 1, "train_windows": len(train), "test_windows": len(test),
+        fold_metrics = {"fold": k + 1, "train_windows": len(train), "validation_windows": len(val),
+                        "validation_from": str(windows.target_dates(fold, val, dates).min())[:10],
+                        "test_windows": len(test),
                         "test_from": str(bounds[k])[:10], "test_to": str(bounds[k + 1])[:10],
                         "lstm": {**regression_metrics(y_test, pred), **windows.strategy_gain(y_test, pred, cost=cost)}}
         if interval:
@@ -195,7 +203,7 @@ def forecast_next(prices_uri: str, training_uri: str, run_dir: str, models_root:
     model = registry.load(info["name"], info["version"], LSTMForecaster(**card["architecture"]["kwargs"]))
     lag = card["parameters"]["lag"]
     rows = []
-    for symbol, group in read_parquet(prices_uri).groupby("symbol", sort=True):
+    for symbol, group in sources.read_checked_prices(prices_uri).groupby("symbol", sort=True):
         features, log_prices, dates = windows.symbol_features(group.reset_index(drop=True))
         if len(features) < lag or symbol not in card["scalers"]:
             continue

@@ -6,25 +6,54 @@ w..w+lag-1 and targets the log return from its last row e = w+lag-1 to e+horizon
 mean and standard deviation of its own rows dated before the split, and a training window's target lies before the
 split too, so nothing after the split point reaches training.
 
-Windows are never copied: ``FoldWindows.x`` is a sliding-window view of one float32 array of scaled features, and
-a split is a [lo, hi) range of window starts per symbol; training gathers its batches from the view on demand.
+Windows are never copied: ``FoldWindows.x`` is a sliding-window view of one float32 array of scaled features, a
+split is a [lo, hi) range of window starts per symbol, and targets are computed from the price column when a batch
+asks for them; training gathers its batches from the view on demand.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 FEATURES = ["log_return", "log_volume"]
-BLOCK_ROWS = 1 << 17
+BLOCK_ROWS = 1 << 16
+TARGET_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class WindowTargets:
+    """The targets of the windows, by window start, computed when indexed (float32, like the features).
+
+    ``targets[w]`` is the log return from the window's last row e = w + lag - 1 to e + horizon, the difference
+    of the float64 logs of ``price`` rounded to float32; defined for the windows of a split (within one symbol).
+    """
+
+    price: np.ndarray
+    lag: int
+    horizon: int
+
+    def __len__(self) -> int:
+        return max(len(self.price) - self.lag + 1, 0)
+
+    def __getitem__(self, starts: np.ndarray | slice | int) -> np.ndarray:
+        starts = np.arange(len(self))[starts] if isinstance(starts, slice) else np.asarray(starts, dtype=np.intp)
+        flat, out = starts.reshape(-1), np.empty(starts.size, dtype=np.float32)
+        for i in range(0, len(flat), TARGET_CHUNK):
+            ends = flat[i:i + TARGET_CHUNK] + (self.lag - 1)
+            later = np.minimum(ends + self.horizon, len(self.price) - 1)
+            np.subtract(np.log(self.price[later]), np.log(self.price[ends]), out=out[i:i + TARGET_CHUNK],
+                        casting="same_kind")
+        return out.reshape(starts.shape)[()]
 
 
 @dataclass(frozen=True)
 class FoldWindows:
-    """The windows of one fold, all views of ``scaled`` (rows, F) float32.
+    """The windows of one fold: views of ``scaled`` (rows, F) float32 and targets computed on demand.
 
     ``x[w]`` (lag, F) and ``y[w]`` are the window starting at frame row w; per symbol (in ``symbols`` order),
     ``rows`` is its [first, end) rows in the frame, ``train`` and ``test`` the [lo, hi) ranges of the window starts
@@ -35,7 +64,7 @@ class FoldWindows:
     rows: np.ndarray
     scaled: np.ndarray
     x: np.ndarray
-    y: np.ndarray
+    y: WindowTargets
     train: np.ndarray
     test: np.ndarray
     mean: np.ndarray
@@ -69,7 +98,8 @@ def _names(symbols: pd.Series, rows: np.ndarray) -> np.ndarray:
     return out.astype(str)
 
 
-def symbol_runs(symbols: pd.Series, dates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def symbol_runs(symbols: pd.Series, dates: np.ndarray, *, block_rows: int = BLOCK_ROWS
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(first row of each symbol, its name) in a frame sorted by symbol then date; any other order is an error.
 
     A symbol starts where the date does not increase, or, within a stretch of increasing dates whose first and last
@@ -78,7 +108,9 @@ def symbol_runs(symbols: pd.Series, dates: np.ndarray) -> tuple[np.ndarray, np.n
     if len(symbols) == 0:
         return np.empty(0, dtype=np.intp), np.empty(0, dtype=str)
     stamps = dates.view(np.int64)
-    first = np.concatenate([[0], np.flatnonzero(stamps[1:] <= stamps[:-1]) + 1]).astype(np.intp)
+    cuts = [*range(0, len(stamps) - 1, block_rows), len(stamps) - 1]
+    resets = [np.flatnonzero(stamps[a + 1:b + 1] <= stamps[a:b]) + a + 1 for a, b in pairwise(cuts)]
+    first = np.concatenate([[0], *resets]).astype(np.intp)
     last = np.append(first[1:], len(symbols)) - 1
     ends = _names(symbols, np.stack([first, last]).ravel()).reshape(2, -1)
     mixed = np.flatnonzero(ends[0] != ends[1])
@@ -123,10 +155,10 @@ def _scale_column(column: np.ndarray, bounds: np.ndarray, fitted: np.ndarray, co
     return mean, std
 
 
-def _scale_block(price: np.ndarray, volume: np.ndarray, first: np.ndarray, before: np.ndarray, horizon: int,
-                 out: np.ndarray, targets: np.ndarray, work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Features, per-run scalers fitted on rows ``first+1 .. before-1`` and targets of a block of whole runs,
-    computed in the preallocated buffer ``work`` (4, >= n+1)."""
+def _scale_block(price: np.ndarray, volume: np.ndarray, first: np.ndarray, before: np.ndarray, out: np.ndarray,
+                 work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled features of a block of whole runs into ``out`` and the per-run scalers fitted on rows
+    ``first+1 .. before-1``, computed in the preallocated buffer ``work`` (4, >= n+1)."""
     n = len(price)
     log_price, returns, log_volume, spread = (w[:n + 1] for w in work)
     np.log(price, out=log_price[:n])
@@ -145,8 +177,6 @@ def _scale_block(price: np.ndarray, volume: np.ndarray, first: np.ndarray, befor
     fitted = counts >= 2
     scalers = [_scale_column(c, bounds, fitted, counts, lengths, spread, out[:, i])
                for i, c in enumerate((returns, log_volume))]
-    if horizon < n:
-        np.subtract(log_price[horizon:n], log_price[:n - horizon], out=targets[:n - horizon], casting="same_kind")
     return np.column_stack([m for m, _ in scalers]), np.column_stack([s for _, s in scalers])
 
 
@@ -156,12 +186,13 @@ def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64
     ``start`` (target before it too) and tests on windows ending in [start, stop).
 
     One pass over the whole frame (sorted by symbol then date), in blocks of whole symbols of about
-    ``block_rows`` rows: no groupby, no per-symbol task, no window copied.
+    ``block_rows`` rows: no groupby, no per-symbol task, no window copied, no float64 copy of a column (unless
+    price is not float64). The fold holds one float32 array of scaled features; targets come from ``price``.
     """
     dates = prices["date"].to_numpy()
     if dates.dtype.kind != "M":
         dates = pd.to_datetime(prices["date"]).to_numpy()
-    first, names = symbol_runs(prices["symbol"], dates)
+    first, names = symbol_runs(prices["symbol"], dates, block_rows=block_rows)
     n = len(prices)
     end = np.append(first[1:], n)[:len(first)].astype(np.intp)
     before_start = _searchsorted_runs(dates, first, end, start)
@@ -171,15 +202,14 @@ def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64
     if volume.dtype.kind not in "iuf":
         volume = volume.astype(float)
     scaled = np.empty((n, len(FEATURES)), dtype=np.float32)
-    targets = np.zeros(n, dtype=np.float32)
     mean, std = np.zeros((len(first), len(FEATURES))), np.ones((len(first), len(FEATURES)))
     cuts = np.unique(np.append(np.searchsorted(first, np.arange(0, n, block_rows)), len(first)))
     widest = int((end[cuts[1:] - 1] - first[cuts[:-1]]).max()) if len(first) else 0
     work = np.empty((4, widest + 1))
     for i, j in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
         a, b = first[i], end[j - 1]
-        mean[i:j], std[i:j] = _scale_block(price[a:b], volume[a:b], first[i:j] - a, before_start[i:j] - a, horizon,
-                                           scaled[a:b], targets[a:b], work)
+        mean[i:j], std[i:j] = _scale_block(price[a:b], volume[a:b], first[i:j] - a, before_start[i:j] - a,
+                                           scaled[a:b], work)
     lo, hi = first + lag, end - horizon
     train_hi = np.maximum(np.minimum(hi, before_start - horizon), lo)
     test_lo = np.maximum(before_start, lo)
@@ -189,7 +219,7 @@ def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64
     else:
         x = np.empty((0, lag, len(FEATURES)), dtype=np.float32)
     return FoldWindows(symbols=names, rows=np.column_stack([first, end]),
-                       scaled=scaled, x=x, y=targets[lag - 1:] if n >= lag else targets[:0],
+                       scaled=scaled, x=x, y=WindowTargets(price, lag, horizon),
                        train=np.column_stack([lo, train_hi]) - lag + 1,
                        test=np.column_stack([test_lo, test_hi]) - lag + 1, mean=mean, std=std, lag=lag, horizon=horizon)
 
@@ -212,14 +242,40 @@ def window_symbols(ranges: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(ranges)), ranges[:, 1] - ranges[:, 0])
 
 
+def target_dates(fold: FoldWindows, starts: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """The date of the target of each window starting at ``starts`` (``dates``: the frame's date column)."""
+    return dates[starts + fold.lag - 1 + fold.horizon]
+
+
+def validation_split(fold: FoldWindows, starts: np.ndarray, dates: np.ndarray, *, share: float = 0.15
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) windows among the training windows ``starts``, split by time across all symbols.
+
+    Validation holds the windows whose targets fall on the latest dates, from the date where about ``share`` of
+    the windows remain, so every validation target is dated strictly after every fit target. When all targets
+    fall on one date, fit is empty.
+    """
+    when = target_dates(fold, starts, dates)
+    if len(when) == 0:
+        return starts, starts
+    ordered = np.sort(when)
+    cut = ordered[min(int(len(ordered) * (1 - share)), len(ordered) - 1)]
+    if cut == ordered[0] and ordered[-1] > cut:
+        cut = ordered[np.searchsorted(ordered, cut, side="right")]
+    late = when >= cut
+    return starts[~late], starts[late]
+
+
 def gather_windows(fold: FoldWindows, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(x (N, lag, F) float32, y (N,) float32) of the windows starting at ``starts``: a copy, for a batch."""
     return fold.x[starts], fold.y[starts]
 
 
 def fold_boundaries(dates: np.ndarray, folds: int, *, test_share: float = 0.3) -> list[np.datetime64]:
-    """Expanding walk-forward: ``folds`` + 1 boundaries; fold k trains before b_k and tests on [b_k, b_k+1)."""
-    unique = np.unique(dates)
+    """Expanding walk-forward: ``folds`` + 1 boundaries; fold k trains before b_k and tests on [b_k, b_k+1).
+
+    The distinct dates come from a hash table (``pd.unique``), not a sorted copy of the whole column."""
+    unique = np.sort(pd.unique(dates))
     positions = np.linspace(1 - test_share, 1, folds + 1)
     cut = [unique[min(int(round(p * (len(unique) - 1))), len(unique) - 1)] for p in positions[:-1]]
     return cut + [unique[-1] + np.timedelta64(1, "D")]
@@ -254,7 +310,7 @@ def baseline_forecasts(fold: FoldWindows, price: np.ndarray, *, train: np.ndarra
     at ``train``."""
     coef, intercept = fit_linear_window(fold, train, chunk=chunk)
     ends = test + fold.lag - 1
-    linear = [gather_windows(fold, test[i:i + chunk])[0].reshape(-1, len(coef)).astype(np.float64) @ coef
+    linear = [fold.x[test[i:i + chunk]].reshape(-1, len(coef)).astype(np.float64) @ coef
               for i in range(0, len(test), chunk)]
     return {
         "persistence": np.zeros(len(test)),
