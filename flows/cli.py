@@ -64,6 +64,9 @@ def _satellite_parser(sub) -> None:
                    help="auto: train when no champion exists; always: train a challenger; never: score only")
     p.add_argument("--model-name", help="registry name (default: satellite-<area id>)")
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--folds", type=int, default=0,
+                   help="blocked spatial cross-validation over the training blocks: whole blocks held out in "
+                        "turn, the spread of the scores (0: off)")
     p.add_argument("--block", type=int, default=64, help="side in pixels of the blocks of the spatial split")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--two-zones", action="store_true", help="synthetic: deliver one tile in the next UTM zone")

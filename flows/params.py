@@ -59,6 +59,8 @@ class SatelliteParams(PipelineParams):
     train: Train = Field("auto", description=TRAIN)
     model_name: str | None = Field(None, description="model registry name (empty: satellite-AREA, AREA the area id)")
     epochs: int = Field(30, ge=1, le=1000, description="training epochs of the CNN")
+    folds: int = Field(0, ge=0, le=20, description="blocked spatial cross-validation over the training blocks: "
+                       "whole blocks held out in turn (0: off)")
     block: int = Field(64, ge=4, le=4096, description="side in pixels of the blocks of the spatial split")
     seed: int = Field(0, ge=0, description=SEED)
     two_zones: bool = Field(False, description="synthetic: deliver one tile in the next UTM zone")

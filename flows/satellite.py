@@ -27,7 +27,7 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
               crs: str | None = None, bands: list[str] | None = None, scale: float | None = None,
               mosaic_method: str = "first", mosaicking_order: str = "leastCC",
               resampling: str = "average", train: str = "auto", model_name: str | None = None, epochs: int = 30,
-              block: int = 64, seed: int = 0, two_zones: bool = False, psi_threshold: float = 0.2,
+              folds: int = 0, block: int = 64, seed: int = 0, two_zones: bool = False, psi_threshold: float = 0.2,
               change_threshold: float = 0.05, fail_on_drift: bool = False, calibrate: str | None = None,
               mc_samples: int = 0, out: str | None = None,
               dask_address: str | None = None, run_id: str | None = None) -> dict:
@@ -56,9 +56,12 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
         gate(run, mosaic_profile["output"], "satellite_mosaic", "mosaic")
         trained = run.stage("train", train_classifier, mosaic["output"], norm["output"], run_dir, root,
                             mode=train, model_name=model_name, epochs=epochs, seed=seed, calibrate=calibrate,
-                            mc_samples=mc_samples)
+                            mc_samples=mc_samples, folds=folds, scenes_uri=profile["output"])
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
-        scored = run.stage("score", score_class_map, mosaic["output"], trained["output"], run_dir, root)
+        scored = run.stage("score", score_class_map, mosaic["output"], trained["output"], run_dir, root,
+                           mc_samples=mc_samples, seed=seed)
+        if "uncertainty_summary" in scored:
+            run.metrics = {**run.metrics, "uncertainty_map": scored["uncertainty_summary"]}
         monitored = run.stage("monitor", monitor_area, mosaic["output"], scored["output"], trained["output"],
                               run_dir, root, run.run_id, psi_threshold=psi_threshold,
                               change_threshold=change_threshold, seed=seed)

@@ -149,10 +149,16 @@ def confusion_pairs(y: np.ndarray, y_pred: np.ndarray, class_names: list[str], *
 
 
 def slice_metrics(y: np.ndarray, y_pred: np.ndarray, slices: np.ndarray | pd.Series) -> pd.DataFrame:
-    """Accuracy and macro F1 per slice (scene, length bin ...), largest slice first."""
-    frame = pd.DataFrame({"y": np.asarray(y), "pred": np.asarray(y_pred), "slice": np.asarray(slices)})
+    """Accuracy and macro F1 per slice (scene, length bin ...), in slice order. The F1 averages the classes
+    present in the slice, so a class predicted there but absent does not count as a zero. A slice value that is
+    a list puts the sample in every slice it names (a pixel where two scenes overlap), and in none when empty."""
+    frame = pd.DataFrame({"y": np.asarray(y), "pred": np.asarray(y_pred),
+                          "slice": slices.to_numpy() if isinstance(slices, pd.Series) else np.asarray(slices)})
+    if frame["slice"].map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
+        frame = frame.explode("slice").dropna(subset=["slice"])
     rows = [{"slice": name, "count": len(part), "accuracy": float((part["y"] == part["pred"]).mean()),
-             "macro_f1": float(skm.f1_score(part["y"], part["pred"], average="macro", zero_division=0))}
+             "macro_f1": float(skm.f1_score(part["y"], part["pred"], labels=np.unique(part["y"]), average="macro",
+                                            zero_division=0))}
             for name, part in frame.groupby("slice", observed=True, sort=True)]
     return pd.DataFrame(rows, columns=["slice", "count", "accuracy", "macro_f1"])
 
@@ -269,6 +275,12 @@ def cross_validate(fit_predict: Callable[[np.ndarray, np.ndarray, int], np.ndarr
     for fold, (train, val) in enumerate(kfold_indices(y, folds, seed=seed)):
         proba = fit_predict(train, val, fold)
         scores.append(classification_metrics(y[val], proba.argmax(1), proba, class_names=class_names))
+    return fold_summary(scores)
+
+
+def fold_summary(scores: list[dict]) -> dict:
+    """Mean, standard deviation and per-fold values of accuracy, macro F1 and Cohen's kappa, from one
+    :func:`~tasks.evaluate.classification_metrics` dict per fold (any fold scheme: stratified, spatial blocks)."""
     summary = {}
     for key in ("accuracy", "macro_f1", "cohen_kappa"):
         values = np.array([s[key] for s in scores])

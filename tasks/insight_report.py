@@ -171,3 +171,21 @@ def plot_grad_cam(chips: np.ndarray, cam: np.ndarray, y_true: np.ndarray, y_pred
     axes[1, 0].set_ylabel("Grad-CAM")
     fig.tight_layout()
     return _png(fig)
+
+
+def plot_cross_validation(cv: dict) -> bytes:
+    """Each fold's score per metric (dots) with the mean and one standard deviation either side (bar)."""
+    names = list(cv)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 3.6))
+    for i, name in enumerate(names):
+        values = np.asarray(cv[name]["folds"], dtype=float)
+        ax.errorbar(i + 0.12, cv[name]["mean"], yerr=cv[name]["std"], fmt="s", color="k", capsize=6, ms=6,
+                    label="mean ± std" if i == 0 else None, zorder=3)
+        ax.scatter(i - 0.12 + np.linspace(-0.08, 0.08, len(values)), values, color="tab:blue", s=18, alpha=0.8,
+                   label="fold" if i == 0 else None, zorder=2)
+    low = min(min(cv[n]["folds"]) for n in names)
+    ax.set(xticks=range(len(names)), xticklabels=names, xlim=(-0.6, len(names) - 0.4),
+           ylim=(min(0.0, low - 0.05) if low < 0.5 else max(0.0, low - 0.1), 1.0), ylabel="score",
+           title=f"Cross-validation over {len(cv[names[0]]['folds'])} folds")
+    ax.legend(fontsize=8, loc="lower left")
+    return _png(fig)

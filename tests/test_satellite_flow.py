@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 
@@ -25,7 +26,7 @@ def run_json(result: dict) -> dict:
 
 class TestMonitoringRuns:
     def test_two_runs_train_then_monitor_change(self, data_root: Path) -> None:
-        first = run_json(satellite(date="2024-04-01", **FAST))
+        first = run_json(satellite(date="2024-04-01", folds=2, mc_samples=3, **FAST))
         assert first["status"] == "completed" and first["error"] is None
         counts = first["counts"]
         assert counts["records_in"] == counts["records_valid"] + counts["records_quarantined"] == 4
@@ -50,6 +51,7 @@ class TestMonitoringRuns:
         assert "data:image/png;base64" in html and "Model vs baseline" in html
         for fig in ("mosaic_rgb", "classmap", "confusion_matrix", "roc_pr", "loss", "drift_psi"):
             assert (run_dir / "figures" / f"{fig}.png").exists(), fig
+        self.check_cross_validation_scenes_and_uncertainty(first, run_dir)
 
         second = run_json(satellite(date="2024-09-01", **FAST))
         assert second["status"] == "completed"
@@ -60,6 +62,42 @@ class TestMonitoringRuns:
         assert {"from": "forest", "to": "bare"} in [{k: t[k] for k in ("from", "to")} for t in change["transitions"]]
         assert (Path(second["dir"]) / "change.tif").exists()
         assert (Path(second["dir"]) / "figures" / "change_map.png").exists()
+        assert not (Path(second["dir"]) / "uncertainty.tif").exists() and "cv" not in second["metrics"]
+        assert set(second["metrics"]["per_scene"]) == {f"S2_T{i}_20240901" for i in range(1, 5)}
+
+    @staticmethod
+    def check_cross_validation_scenes_and_uncertainty(record: dict, run_dir: Path) -> None:
+        """--folds 2: blocked CV figures with their spread; metrics per scene; --mc-samples 3: the uncertainty map."""
+        metrics = record["metrics"]
+        assert set(metrics["cv"]) == {"accuracy", "macro_f1", "cohen_kappa"}
+        for value in metrics["cv"].values():
+            assert len(value["folds"]) == 2 and value["mean"] == pytest.approx(np.mean(value["folds"]))
+            assert value["std"] == pytest.approx(np.std(value["folds"]))
+        cv = json.loads((run_dir / "training.json").read_text())["cv"]
+        folds = np.array(cv["block_folds"])
+        assert [f["fold"] for f in cv["folds"]] == [1, 2] and sorted(set(folds.ravel())) == [0, 1, 2]
+        assert [f["blocks"] for f in cv["folds"]] == [int((folds == 1).sum()), int((folds == 2).sum())]
+        assert (np.array(cv["block_splits"])[folds > 0] == 0).all()  # only training blocks are held out
+        scenes = metrics["per_scene"]
+        assert set(scenes) == {f"S2_T{i}_20240401" for i in range(1, 5)}
+        test_pixels = sum(c["support"] for c in metrics["per_class"].values())
+        assert sum(s["count"] for s in scenes.values()) >= test_pixels  # every test pixel is in a scene or more
+        with rasterio.open(run_dir / "classmap.tif") as cmap, rasterio.open(run_dir / "uncertainty.tif") as unc:
+            assert unc.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+            assert (unc.shape, unc.transform, unc.crs) == (cmap.shape, cmap.transform, cmap.crs)
+            classes, uncertainty = cmap.read(1), unc.read(1)
+        assert (np.isnan(uncertainty) == (classes == 255)).all()
+        assert np.nanmin(uncertainty) >= 0 and np.nanmax(uncertainty) <= np.log(len(CLASSES)) + 1e-6
+        summary = metrics["uncertainty_map"]
+        assert summary["pixels"] == int((classes != 255).sum()) and summary["samples"] == 3
+        assert summary["mean"] == pytest.approx(float(np.nanmean(uncertainty)), rel=1e-5)
+        for fig in ("uncertainty_map", "cross_validation", "cv_blocks"):
+            assert (run_dir / "figures" / f"{fig}.png").exists(), fig
+        html = (run_dir / "report.html").read_text()
+        assert "Cross-validation (blocked by space)" in html and "Metrics per scene" in html
+        evaluation = pd.read_parquet(run_dir / "evaluation.parquet")
+        assert {"scene", "uncertainty"} <= set(evaluation.columns)
+        assert set(np.concatenate(evaluation["scene"].to_numpy())) <= set(scenes)
 
     def test_fail_on_drift_ends_the_run_with_exit_code_3(self, data_root: Path, capsys) -> None:
         assert main(["run", "satellite", "--date", "2024-04-01", "--epochs", "3"]) == 0

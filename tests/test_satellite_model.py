@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import xarray as xr
@@ -77,6 +78,125 @@ class TestClassMap:
         np.testing.assert_array_equal(out["class"].values, whole[0].astype("uint8"))
         assert out["class"].values[5, 7] == scoring.NODATA_CLASS
         np.testing.assert_allclose(out["confidence"].values, whole[1], rtol=1e-5)
+
+
+class TestBlockedCrossValidation:
+    @pytest.fixture
+    def grid_of_blocks(self):
+        """A 24 x 32 grid of 4-pixel blocks (6 x 8): split ids per block, two training blocks unlabelled."""
+        blocks = np.zeros((6, 8), "uint8")
+        blocks[0, :3] = 1
+        blocks[5, 5:] = 2
+        split = np.kron(blocks, np.ones((4, 4), "uint8"))
+        labels = (np.arange(24 * 32).reshape(24, 32) % 3).astype("int16")
+        labels[:4, 4 * 6:4 * 8] = UNLABELLED
+        return split, labels, blocks
+
+    def test_folds_hold_out_disjoint_whole_training_blocks_covering_every_labelled_one(self, grid_of_blocks):
+        split, labels, blocks = grid_of_blocks
+        ids = training.block_folds(split, labels, 3, block=4, patch=2, seed=5)
+        labelled_train = (blocks == 0)
+        labelled_train[0, 6:] = False
+        assert ((ids >= 0) == labelled_train).all()
+        assert sorted(np.bincount(ids[ids >= 0]).tolist()) == [13, 13, 14]  # 48 blocks - 3 val - 3 test - 2 unlabelled
+        held = [training.fold_split(split, ids, k, block=4) == training.CV_HELD for k in range(3)]
+        assert all(not (held[i] & held[j]).any() for i in range(3) for j in range(i + 1, 3))
+        assert (np.logical_or.reduce(held) == np.kron(labelled_train, np.ones((4, 4), bool))).all()
+        np.testing.assert_array_equal(ids, training.block_folds(split, labels, 3, block=4, patch=2, seed=5))
+
+    def test_a_fold_trains_on_the_other_training_blocks_and_keeps_validation_for_early_stopping(self,
+                                                                                             grid_of_blocks):
+        split, labels, _ = grid_of_blocks
+        ids = training.block_folds(split, labels, 3, block=4, patch=2, seed=5)
+        fold = training.fold_split(split, ids, 1, block=4)
+        per_pixel = np.kron(ids, np.ones((4, 4), "int16"))
+        assert ((fold == training.CV_HELD) == (per_pixel == 1)).all()
+        assert ((fold == training.CV_TRAIN) == ((per_pixel >= 0) & (per_pixel != 1))).all()
+        assert ((fold == training.CV_VAL) == (split == 1)).all()
+        assert (fold[split == 2] == training.CV_UNUSED).all()
+        windows = training.patch_windows(fold, labels, training.CV_TRAIN, patch=2, block=4, random_per_block=6)
+        assert windows and all((fold[r:r + 2, c:c + 2] == training.CV_TRAIN).all() for r, c in windows)
+
+
+    def test_more_folds_than_labelled_training_blocks_is_an_error_a_person_can_act_on(self, grid_of_blocks):
+        from tasks.errors import BadInputError
+        from tasks.satellite.tasks import _block_folds
+
+        split, labels, _ = grid_of_blocks
+        with pytest.raises(BadInputError, match="--folds 41 needs at least 41 labelled training blocks, the area "
+                                                "has 40; use fewer folds or a smaller --block"):
+            _block_folds(split, labels, 41, block=4, patch=2, seed=0)
+
+
+class TestSceneSlices:
+    def test_labelled_positions_follow_the_flatten_order(self) -> None:
+        y = np.array([[[0, UNLABELLED], [2, 1]], [[UNLABELLED, 1], [0, UNLABELLED]]])
+        rows, cols = training.labelled_positions([(0, 0), (4, 6)], y, patch=2)
+        assert list(zip(rows.tolist(), cols.tolist(), strict=True)) == [(0, 0), (1, 0), (1, 1), (4, 7), (5, 6)]
+        proba = np.zeros((2, 3, 2, 2))
+        assert len(training.flatten_labelled(proba, y)[1]) == len(rows)
+
+    def test_metrics_per_scene_count_overlap_pixels_for_each_scene(self) -> None:
+        from shapely.geometry import box
+
+        from tasks.insight import slice_metrics
+
+        footprints = {"A": box(0, 0, 30, 10), "B": box(20, 0, 50, 10)}
+        x = np.array([5.0, 15.0, 25.0, 35.0, 45.0, 60.0])  # 25 is in both, 60 in neither
+        member = training.scene_membership(footprints, x, np.full(6, 5.0))
+        assert member.tolist() == [[True, False], [True, False], [True, True], [False, True], [False, True],
+                                   [False, False]]
+        y = np.array([0, 1, 1, 0, 1, 1])
+        y_pred = np.array([0, 1, 0, 0, 0, 1])
+        pixel, scene = np.nonzero(member)
+        table = slice_metrics(y[pixel], y_pred[pixel], np.array(list(footprints))[scene]).set_index("slice")
+        assert table["count"].to_dict() == {"A": 3, "B": 3}
+        assert table.loc["A", "accuracy"] == pytest.approx(2 / 3) and table.loc["B", "accuracy"] == pytest.approx(1 / 3)
+        as_lists = slice_metrics(y, y_pred, pd.Series([["A"], ["A"], ["A", "B"], ["B"], ["B"], []]))
+        pd.testing.assert_frame_equal(as_lists.set_index("slice"), table)
+
+
+class TestUncertaintyMap:
+    def image(self) -> xr.DataArray:
+        data = np.random.default_rng(0).normal(size=(3, 40, 50)).astype("float32")
+        data[:, 5, 7] = np.nan
+        return xr.DataArray(data, dims=("band", "y", "x")).chunk({"band": 1, "y": 16, "x": 16})
+
+    def test_without_dropout_the_map_is_the_entropy_of_the_deterministic_softmax(self) -> None:
+        torch.manual_seed(0)
+        model = PixelFCN(3, 4, width=8, dropout=0.0).eval()
+        image = self.image()
+        plain = scoring.classify_image(image, model, halo=8)
+        mc = scoring.classify_image(image, model, halo=8, mc_samples=5)
+        assert "uncertainty" not in plain and mc["uncertainty"].shape == plain["class"].shape
+        np.testing.assert_array_equal(mc["class"].values, plain["class"].values)
+        with torch.no_grad():
+            proba = torch.softmax(model(torch.from_numpy(np.nan_to_num(image.values))[None]), 1)[0].numpy()
+        entropy = -(proba * np.log(proba)).sum(axis=0)
+        entropy[5, 7] = np.nan
+        np.testing.assert_allclose(mc["uncertainty"].values, entropy, rtol=1e-4, atol=1e-6)
+
+    def test_dropout_passes_are_seeded_per_chunk_whatever_the_order(self) -> None:
+        torch.manual_seed(0)
+        model = PixelFCN(3, 4, width=8, dropout=0.5).eval()
+        first = scoring.classify_image(self.image(), model, halo=8, mc_samples=4, seed=3)
+        threads = first["uncertainty"].data.compute(scheduler="threads")
+        np.testing.assert_array_equal(first["uncertainty"].data.compute(scheduler="synchronous"), threads)
+        again = scoring.classify_image(self.image(), model, halo=8, mc_samples=4, seed=3)["uncertainty"].values
+        np.testing.assert_array_equal(again, threads)
+        other = scoring.classify_image(self.image(), model, halo=8, mc_samples=4, seed=4)["uncertainty"].values
+        assert not np.allclose(other, threads, equal_nan=True)
+        valid = np.isfinite(threads)
+        assert valid.sum() == 40 * 50 - 1 and (threads[valid] >= 0).all() and (threads[valid] <= np.log(4)).all()
+        assert all(not m.training for m in model.modules())
+
+    def test_summary_over_valid_pixels_and_per_predicted_class(self) -> None:
+        uncertainty = np.array([[0.0, 0.5], [1.0, np.nan]], dtype="float32")
+        classes = np.array([[0, 0], [1, scoring.NODATA_CLASS]], dtype="uint8")
+        summary = scoring.uncertainty_summary(uncertainty, classes, ["a", "b", "c"])
+        assert summary["pixels"] == 3 and summary["mean"] == pytest.approx(0.5) and summary["max"] == 1.0
+        assert summary["per_class_mean"] == {"a": 0.25, "b": 1.0}
+        assert summary["max_possible"] == pytest.approx(np.log(3))
 
 
 class TestChange:

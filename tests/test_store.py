@@ -289,3 +289,32 @@ class TestWriteCog:
         assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif"]
         with rasterio.open(tmp_path / "classes.tif") as src:
             np.testing.assert_array_equal(src.read(1), da.values)
+
+    def test_layers_of_one_computation_compute_each_block_once(self, tmp_path: Path) -> None:
+        import dask
+
+        calls = []
+
+        def score(block: np.ndarray) -> np.ndarray:
+            calls.append(block.shape)
+            return np.stack([block, block * 2]).astype("float32")
+
+        base = self.class_map(lazy=True)
+        both = base.data.map_blocks(score, new_axis=0, chunks=((2,),) + base.data.chunks,
+                                    meta=np.array((), dtype="float32"))
+        first, second = (base.copy(data=both[i]) for i in range(2))
+        with dask.config.set(scheduler="synchronous"):
+            written = store.write_cogs({str(tmp_path / "a.tif"): (first, None), str(tmp_path / "b.tif"): (second, -1)},
+                                       batch=2)
+        assert written == [str(tmp_path / "a.tif"), str(tmp_path / "b.tif")]
+        assert len(calls) == len(base.data.chunks[0]) * len(base.data.chunks[1]) == 6
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]
+        with rasterio.open(tmp_path / "b.tif") as src:
+            np.testing.assert_array_equal(src.read(1), base.values * 2)
+            assert src.nodata == -1
+
+    def test_layers_on_different_chunks_are_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="same shape and chunks"):
+            store.write_cogs({str(tmp_path / "a.tif"): (self.class_map(lazy=True), None),
+                              str(tmp_path / "b.tif"): (self.class_map(lazy=True).chunk({"y": 8}), None)})
+        assert list(tmp_path.iterdir()) == []

@@ -73,3 +73,40 @@ def thumbnail(array: np.ndarray, max_side: int = 1024) -> np.ndarray:
     """Every n-th pixel so the longest side is at most ``max_side``."""
     step = max(1, int(np.ceil(max(array.shape[-2:]) / max_side)))
     return array[..., ::step, ::step]
+
+
+def quicklook_uncertainty(uncertainty: np.ndarray, *, title: str, vmax: float | None = None) -> bytes:
+    """A per-pixel uncertainty map (NaN shown grey) with its colour scale."""
+    fig, ax = plt.subplots(figsize=(6.6, 6))
+    cmap = plt.get_cmap("magma").copy()
+    cmap.set_bad("#bbbbbb")
+    shown = ax.imshow(np.ma.masked_invalid(uncertainty), cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="predictive entropy (nats)")
+    ax.set_title(title)
+    ax.set_axis_off()
+    return _png(fig)
+
+
+def quicklook_folds(block_folds: np.ndarray, block_splits: np.ndarray, *, folds: int, val_id: int = 1,
+                    test_id: int = 2) -> bytes:
+    """The blocks of a spatial cross-validation (``block_folds``: fold 1 .. folds per block, 0 outside the
+    folds): a colour per fold, validation and test blocks hatched grey."""
+    block_folds, block_splits = np.asarray(block_folds), np.asarray(block_splits)
+    colours = (PALETTE * (1 + folds // len(PALETTE)))[:folds]
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(np.ma.masked_less(block_folds, 1), cmap=ListedColormap(colours), vmin=0.5, vmax=folds + 0.5,
+              interpolation="nearest")
+    handles = [Patch(color=c, label=f"fold {i + 1}") for i, c in enumerate(colours)]
+    for split_id, label, hatch in ((val_id, "validation (early stopping)", "//"), (test_id, "test (not used)", "xx")):
+        rows, cols = np.nonzero(block_splits == split_id)
+        for r, c in zip(rows, cols, strict=True):
+            ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, facecolor="#dddddd", edgecolor="#777777",
+                                       hatch=hatch))
+        handles.append(Patch(facecolor="#dddddd", edgecolor="#777777", hatch=hatch, label=label))
+    ax.set_xticks(np.arange(-0.5, block_folds.shape[1]), minor=True)
+    ax.set_yticks(np.arange(-0.5, block_folds.shape[0]), minor=True)
+    ax.grid(which="minor", color="white", lw=1)
+    ax.tick_params(which="both", bottom=False, left=False, labelbottom=False, labelleft=False)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    ax.set_title("Blocks held out per fold")
+    return _png(fig)

@@ -12,6 +12,9 @@ from tasks import evaluate, insight_report
 from tasks.satellite import plots
 from tasks.store import open_zarr, read_json
 
+SCENE_SLICE = ("scene (test pixels inside each scene's footprint, the extent of its raster; a pixel where scenes "
+               "overlap counts for each scene covering it)")
+
 
 def _rgb(ds) -> np.ndarray:
     bands = [str(b) for b in ds["band"].values]
@@ -44,8 +47,19 @@ def build_report(run: dict) -> evaluate.Report:
         classmap = _raster(run_dir / "classmap.tif")
         if classmap is not None:
             report.figure("classmap", plots.quicklook_classes(classmap, class_names, title="Class map"))
-    evaluate.classification_section(report, run, class_names, heading="Evaluation on the test blocks (split by space)")
-    insight_report.insight_sections(report, run, class_names, slices={})
+        _uncertainty_map(report, run, run_dir, class_names)
+    metrics = run.get("metrics") or {}
+    evaluate.classification_section(report, {**run, "metrics": {k: v for k, v in metrics.items() if k != "cv"}},
+                                    class_names, heading="Evaluation on the test blocks (split by space)")
+    if metrics.get("cv") and training.exists():
+        _cross_validation_section(report, metrics["cv"], read_json(training).get("cv") or {})
+    evaluation = insight_report.calibration_section(report, run_dir, metrics)
+    if evaluation is not None and class_names:
+        insight_report.error_section(report, evaluation, class_names, {"scene": SCENE_SLICE})
+        empty = [name for name, row in (metrics.get("per_scene") or {}).items() if not row["count"]]
+        if empty:
+            report.text(f"Scenes with no test pixel inside their footprint (no metrics): {', '.join(empty)}.")
+        insight_report.embedding_section(report, run_dir, class_names)
     if (run_dir / "explanations.npz").exists():
         with np.load(run_dir / "explanations.npz") as chips:
             report.heading("Why: Grad-CAM of the last convolution")
@@ -55,6 +69,46 @@ def build_report(run: dict) -> evaluate.Report:
     if (run_dir / "monitor.json").exists():
         _monitoring_section(report, read_json(run_dir / "monitor.json"), run_dir)
     return report
+
+
+def _uncertainty_map(report: evaluate.Report, run: dict, run_dir: Path, class_names: list[str]) -> None:
+    uncertainty = _raster(run_dir / "uncertainty.tif")
+    if uncertainty is None:
+        return
+    summary = (run.get("metrics") or {}).get("uncertainty_map") or {}
+    samples = summary.get("samples") or (run.get("parameters") or {}).get("mc_samples")
+    report.figure("uncertainty_map", plots.quicklook_uncertainty(
+        uncertainty, title=f"Uncertainty: MC dropout, {samples} passes", vmax=np.log(max(len(class_names), 2))),
+        caption="Predictive entropy of the mean of the Monte Carlo dropout passes per pixel (0: every pass sure "
+                f"of one class; ln {len(class_names)} = {np.log(max(len(class_names), 2)):.2f}: no idea); "
+                "the class map and confidence above are from the same mean. Bright areas are where the map needs "
+                "a second look or more labels.")
+    if summary.get("pixels"):
+        step = summary.get("every_nth_pixel", 1)
+        report.table([{k: summary[k] for k in ("pixels", "mean", "median", "p95", "max", "max_possible")}],
+                     caption="Uncertainty over the whole map (nats" + (f", every n-th pixel, n = {step})"
+                                                                      if step > 1 else ")"))
+        report.table([{"predicted class": k, "mean uncertainty": v} for k, v in summary["per_class_mean"].items()],
+                     caption="Mean uncertainty per predicted class")
+
+
+def _cross_validation_section(report: evaluate.Report, cv: dict, detail: dict) -> None:
+    """Blocked spatial k-fold: mean, spread and each fold's scores, and which blocks each fold held out."""
+    report.heading("Cross-validation (blocked by space)")
+    report.text(f"{len(cv['accuracy']['folds'])} folds of whole {detail.get('block', '?')}-pixel blocks of the "
+                "training split: each fold is held out in turn while a CNN is trained on the other training blocks "
+                "(band statistics from them only, early stopping on the validation blocks) and scored on it. "
+                "Patches never cross a block edge, so no training patch reaches into a held-out block. The test "
+                "blocks are not used.")
+    report.table([{"metric": k, "mean": v["mean"], "std": v["std"],
+                   "folds": ", ".join(f"{x:.3f}" for x in v["folds"])} for k, v in cv.items()],
+                 caption="Cross-validation: mean ± standard deviation over the folds")
+    report.figure("cross_validation", insight_report.plot_cross_validation(cv))
+    if detail.get("folds"):
+        report.table(detail["folds"], caption="Per fold: held-out blocks and labelled pixels")
+    if detail.get("block_folds"):
+        report.figure("cv_blocks", plots.quicklook_folds(detail["block_folds"], detail["block_splits"],
+                                                         folds=len(cv["accuracy"]["folds"])))
 
 
 def _monitoring_section(report: evaluate.Report, monitor: dict, run_dir: Path) -> None:

@@ -2,36 +2,64 @@
 
 from __future__ import annotations
 
+import threading
+
 import dask.array as da
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
 
+from models.train import predict_proba_mc
 from tasks.insight import apply_calibration
 
 NODATA_CLASS = 255
+# Monte Carlo dropout seeds torch's global generator and flips the model's dropout layers to training mode:
+# one chunk at a time per process, so concurrent Dask threads neither share draws nor see each other's mode.
+_MC_LOCK = threading.Lock()
 
 
-def classify_block(block: np.ndarray, model: nn.Module, calibration: dict | None = None) -> np.ndarray:
+def block_seed(seed: int, row: int, col: int) -> int:
+    """The seed of the dropout draws for the chunk starting at (row, col): the same chunk gets the same draws
+    in every run, whatever order the chunks are computed in."""
+    return int(np.random.SeedSequence([seed, row, col]).generate_state(1)[0])
+
+
+def classify_block(block: np.ndarray, model: nn.Module, calibration: dict | None = None, *, mc_samples: int = 0,
+                   seed: int = 0, block_info: dict | None = None) -> np.ndarray:
     """(band, y, x) normalized values to (2, y, x): class id (NODATA_CLASS where any band is NaN), confidence;
-    probabilities go through the model's calibration when it has one."""
+    probabilities go through the model's calibration when it has one.
+
+    With ``mc_samples`` > 1 the probabilities are the mean of that many Monte Carlo dropout passes (seeded from
+    ``seed`` and the chunk's place in the array, ``block_info`` from Dask) and a third layer holds their
+    predictive entropy in nats (before calibration, as for the test pixels), NaN where any band is NaN."""
     valid = np.isfinite(block).all(axis=0)
     x = torch.from_numpy(np.nan_to_num(block, nan=0.0).astype("float32"))[None]
-    with torch.no_grad():
-        proba = torch.softmax(model(x), dim=1)[0].numpy()
+    entropy = None
+    if mc_samples and mc_samples > 1:
+        where = (block_info or {}).get(0, {}).get("array-location", [(0, 0), (0, 0), (0, 0)])
+        with _MC_LOCK:
+            mean, entropy = predict_proba_mc(model, x, samples=mc_samples, seed=block_seed(seed, where[1][0],
+                                             where[2][0]), batch_size=1, device="cpu")
+        proba, entropy = mean[0], entropy[0]
+    else:
+        with torch.no_grad():
+            proba = torch.softmax(model(x), dim=1)[0].numpy()
     if calibration:
         flat = apply_calibration(calibration, proba.reshape(len(proba), -1).T)
         proba = flat.T.reshape(proba.shape)
-    out = np.empty((2,) + block.shape[1:], dtype="float32")
+    out = np.empty((2 if entropy is None else 3,) + block.shape[1:], dtype="float32")
     out[0] = np.where(valid, proba.argmax(axis=0), NODATA_CLASS)
     out[1] = np.where(valid, proba.max(axis=0), np.nan)
+    if entropy is not None:
+        out[2] = np.where(valid, entropy, np.nan)
     return out
 
 
-def classify_image(image: xr.DataArray, model: nn.Module, *, halo: int = 8,
-                   calibration: dict | None = None) -> xr.Dataset:
-    """Class id and confidence for every pixel of a (band, y, x) image; lazy, one Dask task per chunk.
+def classify_image(image: xr.DataArray, model: nn.Module, *, halo: int = 8, calibration: dict | None = None,
+                   mc_samples: int = 0, seed: int = 0) -> xr.Dataset:
+    """Class id and confidence for every pixel of a (band, y, x) image, and with ``mc_samples`` > 1 the
+    Monte Carlo dropout ``uncertainty``; lazy, one Dask task per chunk.
 
     Chunks overlap by ``halo`` pixels (at least the model's receptive radius), so tile edges do not show.
     """
@@ -40,11 +68,26 @@ def classify_image(image: xr.DataArray, model: nn.Module, *, halo: int = 8,
     data = data.rechunk({0: -1})
     depth = {0: 0, 1: halo, 2: halo}
     padded = da.overlap.overlap(data, depth=depth, boundary="none")
-    scored = padded.map_blocks(classify_block, model, calibration, dtype="float32",
-                               chunks=((2,),) + padded.chunks[1:])
+    layers = 3 if mc_samples and mc_samples > 1 else 2
+    scored = padded.map_blocks(classify_block, model, calibration, mc_samples=mc_samples, seed=seed,
+                               dtype="float32", chunks=((layers,),) + padded.chunks[1:])
     result = da.overlap.trim_internal(scored, depth, boundary="none")
     coords = {k: v for k, v in image.coords.items() if "band" not in v.dims}
-    return xr.Dataset({
-        "class": (("y", "x"), result[0].astype("uint8")),
-        "confidence": (("y", "x"), result[1]),
-    }, coords=coords)
+    layers_out = {"class": (("y", "x"), result[0].astype("uint8")), "confidence": (("y", "x"), result[1])}
+    if layers == 3:
+        layers_out["uncertainty"] = (("y", "x"), result[2])
+    return xr.Dataset(layers_out, coords=coords)
+
+
+def uncertainty_summary(uncertainty: np.ndarray, classes: np.ndarray, class_names: list[str]) -> dict:
+    """Where the class map is unsure: mean, median, 95th percentile and maximum of the per-pixel uncertainty
+    (predictive entropy, nats; at most ln(classes)) over valid pixels, and the mean per predicted class."""
+    valid = np.isfinite(uncertainty) & (classes < len(class_names))
+    values = uncertainty[valid]
+    if not values.size:
+        return {"pixels": 0}
+    per_class = {name: float(values[classes[valid] == i].mean())
+                 for i, name in enumerate(class_names) if (classes[valid] == i).any()}
+    return {"pixels": int(values.size), "mean": float(values.mean()), "median": float(np.median(values)),
+            "p95": float(np.percentile(values, 95)), "max": float(values.max()),
+            "max_possible": float(np.log(len(class_names))), "per_class_mean": per_class}

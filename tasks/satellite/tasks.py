@@ -33,7 +33,7 @@ from tasks.monitor import feature_drift
 from tasks.satellite import grid, sources, training
 from tasks.satellite import labels as labelling
 from tasks.satellite.change import change_between, class_areas
-from tasks.satellite.scoring import NODATA_CLASS, classify_image
+from tasks.satellite.scoring import NODATA_CLASS, classify_image, uncertainty_summary
 from tasks.store import (
     exists,
     fetch,
@@ -45,6 +45,7 @@ from tasks.store import (
     read_parquet,
     write_bytes,
     write_cog,
+    write_cogs,
     write_json,
     write_parquet,
     write_zarr,
@@ -253,13 +254,97 @@ def _build_model(card: dict) -> nn.Module:
     return PixelFCN(**card["architecture"]["kwargs"])
 
 
+def _fit_pixel_fcn(kwargs: dict, train: tuple, val: tuple, *, epochs: int, batch_size: int,
+                   seed: int) -> tuple[nn.Module, dict]:
+    """A seeded PixelFCN trained on (X, Y) patches with class weights from the training labels, early stopping
+    on the validation patches."""
+    n_classes = kwargs["n_classes"]
+    seed_everything(seed)
+    model = PixelFCN(**kwargs)
+    counts = np.bincount(train[1][train[1] >= 0].ravel(), minlength=n_classes).astype("float32")
+    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
+    weights = torch.tensor(weights, dtype=torch.float32)
+    loss = nn.CrossEntropyLoss(weight=weights, ignore_index=labelling.UNLABELLED)
+    history = train_model(model, train, val, loss_fn=loss,
+                          config=TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, patience=6))
+    return model, history
+
+
+def _block_folds(split: np.ndarray, labels: np.ndarray, folds: int, *, block: int, patch: int,
+                 seed: int) -> np.ndarray:
+    """Fold ids of the labelled training blocks (see training.block_folds); an error before any training when
+    there are fewer such blocks than folds."""
+    fold_ids = training.block_folds(split, labels, folds, block=block, patch=patch, seed=seed,
+                                    pool_id=grid.SPLITS["train"])
+    if (fold_ids >= 0).sum() < folds:
+        raise BadInputError(f"--folds {folds} needs at least {folds} labelled training blocks, the area has "
+                            f"{int((fold_ids >= 0).sum())}; use fewer folds or a smaller --block")
+    return fold_ids
+
+
+def _cross_validate(ds: xr.Dataset, labels: np.ndarray, split: np.ndarray, fold_ids: np.ndarray,
+                    val_windows: list, class_names: list[str], kwargs: dict, *, block: int, patch: int, epochs: int,
+                    batch_size: int, seed: int) -> dict:
+    """Blocked spatial k-fold over the training blocks: each fold's blocks are held out in turn, a CNN is
+    trained on the other training blocks (band statistics from those blocks only, early stopping on the
+    validation blocks as for the main model) and scored on the held-out blocks. The test blocks are never used.
+    Patches never cross a block edge, so no training patch reaches into a held-out block."""
+    folds = int(fold_ids.max()) + 1
+    scores, rows = [], []
+    for fold in range(folds):
+        fold_split = training.fold_split(split, fold_ids, fold, block=block, val_id=grid.SPLITS["val"])
+        mean, std = grid.band_statistics(ds["reflectance"], fold_split == training.CV_TRAIN)
+        image = grid.normalize(ds["reflectance"], mean, std).data
+        train_windows = training.patch_windows(fold_split, labels, training.CV_TRAIN, patch=patch, block=block,
+                                               random_per_block=8, seed=seed + fold)
+        held_windows = training.patch_windows(fold_split, labels, training.CV_HELD, patch=patch, block=block)
+        train = _patches(image, labels, fold_split, training.CV_TRAIN, train_windows, patch)
+        val = _patches(image, labels, fold_split, training.CV_VAL, val_windows, patch)
+        held = _patches(image, labels, fold_split, training.CV_HELD, held_windows, patch)
+        model, _ = _fit_pixel_fcn(kwargs, train, val, epochs=epochs, batch_size=batch_size, seed=seed + fold)
+        proba, y = training.flatten_labelled(predict_proba(model, held[0]), held[1])
+        scores.append(classification_metrics(y, proba.argmax(1), proba, class_names=class_names))
+        rows.append({"fold": fold + 1, "blocks": int((fold_ids == fold).sum()), "pixels": int(len(y)),
+                     **{k: scores[-1][k] for k in ("accuracy", "macro_f1", "cohen_kappa")}})
+    return {"summary": insight.fold_summary(scores), "scheme": "blocked spatial k-fold over the training blocks",
+            "folds": rows, "block": block, "block_folds": (fold_ids + 1).tolist(),
+            "block_splits": np.asarray(split)[::block, ::block].tolist()}
+
+
+def _scene_footprints(scenes_uri: str, crs: str) -> dict:
+    """Each scene's footprint (the extent of its first band's raster) as a polygon in the grid CRS."""
+    import rasterio
+    from odc.geo.geom import box
+
+    profile = read_parquet(scenes_uri)
+    footprints = {}
+    for scene, rows in profile.groupby("scene", sort=True):
+        with rasterio.open(rows["path"].iloc[0]) as src:
+            bounds, scene_crs = src.bounds, src.crs
+        footprints[str(scene)] = box(*bounds, crs=scene_crs.to_wkt()).to_crs(crs).geom
+    return footprints
+
+
+def _test_scenes(ds: xr.Dataset, scenes_uri: str | None, windows: list, y_patches: np.ndarray,
+                 patch: int) -> tuple[list[str], np.ndarray] | None:
+    """Scene names and which scenes' footprints hold each labelled test pixel (rows in evaluation order)."""
+    if not scenes_uri:
+        return None
+    footprints = _scene_footprints(scenes_uri, ds.attrs["crs"])
+    rows, cols = training.labelled_positions(windows, y_patches, patch=patch)
+    return list(footprints), training.scene_membership(footprints, ds["x"].values[cols], ds["y"].values[rows])
+
+
 @task(name="train or load the classifier", **CACHED)
 def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                      model_name: str | None = None, epochs: int = 30, patch: int = 32, width: int = 32,
                      batch_size: int = 16, seed: int = 0, calibrate: str | None = None,
-                     mc_samples: int = 0) -> dict:
+                     mc_samples: int = 0, folds: int = 0, scenes_uri: str | None = None) -> dict:
     """Train a challenger (or reuse the champion), evaluate it and the pixel baseline on the test blocks,
-    and promote the challenger only if it beats the champion on the same validation blocks."""
+    and promote the challenger only if it beats the champion on the same validation blocks.
+
+    ``folds`` > 1 adds blocked spatial cross-validation over the training blocks; ``scenes_uri`` (the scene
+    profile) gives the scene footprints for metrics per scene."""
     ds = open_zarr(mosaic_uri)
     stats = read_json(norm_uri)
     class_names = json.loads(ds.attrs["class_names"])
@@ -275,7 +360,8 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
     if mode == "never" or (mode == "auto" and compatible):
         if not compatible:
             raise BadInputError(f"no champion model {name!r} for bands {bands} yet; run once with --train auto")
-        return _evaluate_only(registry, champion, ds, image, labels, split, run_dir, patch, block)
+        return _evaluate_only(registry, champion, ds, image, labels, split, run_dir, patch, block,
+                              mc_samples=mc_samples, scenes_uri=scenes_uri)
     if not labelled:
         raise BadInputError("no labelled pixels to train on; pass --labels (polygons or a label raster) "
                             "or --train never to score with the champion model")
@@ -287,16 +373,10 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
         if not (data[s][1] != labelling.UNLABELLED).any():
             raise BadInputError(f"the {s} blocks hold no labelled pixels; label more of the area or use a "
                                 "smaller --block")
-    n_classes = len(class_names)
-    kwargs = {"in_bands": len(bands), "n_classes": n_classes, "width": width}
-    seed_everything(seed)
-    model = PixelFCN(**kwargs)
-    counts = np.bincount(data["train"][1][data["train"][1] >= 0].ravel(), minlength=n_classes).astype("float32")
-    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
-    weights = torch.tensor(weights, dtype=torch.float32)
-    loss = nn.CrossEntropyLoss(weight=weights, ignore_index=labelling.UNLABELLED)
-    history = train_model(model, data["train"], data["val"], loss_fn=loss,
-                          config=TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, patience=6))
+    fold_ids = _block_folds(split, labels, folds, block=block, patch=patch, seed=seed) if folds > 1 else None
+    kwargs = {"in_bands": len(bands), "n_classes": len(class_names), "width": width}
+    model, history = _fit_pixel_fcn(kwargs, data["train"], data["val"], epochs=epochs, batch_size=batch_size,
+                                    seed=seed)
     val_proba, val_y = training.flatten_labelled(predict_proba(model, data["val"][0]), data["val"][1])
     val_f1 = classification_metrics(val_y, val_proba.argmax(1), val_proba, class_names=class_names)["macro_f1"]
     champion_f1 = None
@@ -307,7 +387,14 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
         cp, cy = training.flatten_labelled(predict_proba(champ_model, xv), yv)
         champion_f1 = classification_metrics(cy, cp.argmax(1), cp, class_names=class_names)["macro_f1"]
     metrics, baselines, calibration = _test_metrics(model, data, class_names, seed, run_dir,
-                                                    calibrate=calibrate, mc_samples=mc_samples)
+                                                    calibrate=calibrate, mc_samples=mc_samples,
+                                                    scenes=_test_scenes(ds, scenes_uri, windows["test"],
+                                                                        data["test"][1], patch))
+    cv = None
+    if fold_ids is not None:
+        cv = _cross_validate(ds, labels, split, fold_ids, windows["val"], class_names, kwargs, block=block,
+                             patch=patch, epochs=epochs, batch_size=batch_size, seed=seed)
+        metrics["cv"] = cv.pop("summary")
     reference = _sample_pixels(ds, seed, region=split == grid.SPLITS["train"])
     card = {"architecture": {"class": "PixelFCN", "kwargs": kwargs}, "bands": bands, "class_names": class_names,
             "normalization": {"mean": stats["mean"], "std": stats["std"]}, "metrics": metrics,
@@ -327,6 +414,8 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
                         "champion": champion["version"] if champion else None},
               "metrics": metrics, "baselines": baselines, "history": history, "class_names": class_names,
               "validation": card["validation"]}
+    if cv is not None:
+        result["cv"] = cv
     return _training_result(result, run_dir)
 
 
@@ -362,9 +451,11 @@ def _pixel_outputs(model: nn.Module, x: np.ndarray, y: np.ndarray, mc_samples: i
 
 
 def _test_metrics(model: nn.Module, data: dict, class_names: list[str], seed: int, run_dir: str, *,
-                  calibrate: str | None = None, mc_samples: int = 0) -> tuple[dict, dict, dict | None]:
+                  calibrate: str | None = None, mc_samples: int = 0,
+                  scenes: tuple[list[str], np.ndarray] | None = None) -> tuple[dict, dict, dict | None]:
     """The model (calibrated on the validation blocks if asked) and the per-pixel baseline on exactly the same
-    labelled test pixels; writes the evaluation table."""
+    labelled test pixels; writes the evaluation table. With ``scenes`` (names, pixel-by-scene membership),
+    metrics per scene over all test pixels, and each sampled pixel's scenes in the table."""
     x_test, y_test = data["test"]
     if not (y_test != labelling.UNLABELLED).any():
         return {}, {}, None
@@ -372,8 +463,16 @@ def _test_metrics(model: nn.Module, data: dict, class_names: list[str], seed: in
     val_proba, val_y, _ = _pixel_outputs(model, *data["val"], mc_samples, seed)
     metrics, evaluation, calibration = insight.analyse_predictions(
         val_y, val_proba, y, proba, class_names, calibrate=calibrate, uncertainty=uncertainty)
-    write_parquet(evaluation.sample(min(len(evaluation), 50_000), random_state=0),
-                  _run(run_dir, "evaluation.parquet"))
+    sample = evaluation.sample(min(len(evaluation), 50_000), random_state=0)
+    if scenes is not None:
+        names, member = np.asarray(scenes[0], dtype=object), scenes[1]
+        pixel, scene = np.nonzero(member)
+        table = insight.slice_metrics(y[pixel], evaluation["y_pred"].to_numpy()[pixel], names[scene])
+        per_scene = {row.pop("slice"): row for row in table.to_dict("records")}
+        metrics["per_scene"] = {str(n): per_scene.get(n, {"count": 0, "accuracy": None, "macro_f1": None})
+                                for n in names}
+        sample["scene"] = [names[member[i]].tolist() for i in sample.index]
+    write_parquet(sample, _run(run_dir, "evaluation.parquet"))
     x_train, y_train = data["train"]
     keep = y_train.reshape(-1) != labelling.UNLABELLED
     xt = x_train.transpose(0, 2, 3, 1).reshape(-1, x_train.shape[1])[keep]
@@ -429,19 +528,22 @@ def _sample_pixels(ds: xr.Dataset, seed: int, *, region: np.ndarray | None = Non
     return pd.DataFrame(values, columns=json.loads(ds.attrs["bands"]))
 
 
-def _evaluate_only(registry: ModelRegistry, champion: dict, ds, image, labels, split, run_dir, patch, block) -> dict:
+def _evaluate_only(registry: ModelRegistry, champion: dict, ds, image, labels, split, run_dir, patch, block, *,
+                   mc_samples: int = 0, scenes_uri: str | None = None) -> dict:
     """Score the test blocks with the champion when the run does not train (metrics only if labelled)."""
     class_names = champion["class_names"]
     model = registry.load(champion["name"], champion["version"], _build_model(champion))
     stats = read_json(_run(run_dir, "normalization.json"))
     champ_image = _champion_image(ds, champion, image, stats)
-    data = {}
+    data, windows = {}, {}
     for s, i in grid.SPLITS.items():
-        windows = training.patch_windows(split, labels, i, patch=patch, block=block)
-        data[s] = _patches(champ_image, labels, split, i, windows, patch)
+        windows[s] = training.patch_windows(split, labels, i, patch=patch, block=block)
+        data[s] = _patches(champ_image, labels, split, i, windows[s], patch)
     metrics, baselines = ({}, {})
     if (labels != labelling.UNLABELLED).any() and json.loads(ds.attrs["class_names"]) == class_names:
-        metrics, baselines, _ = _test_metrics(model, data, class_names, 0, run_dir)
+        metrics, baselines, _ = _test_metrics(model, data, class_names, 0, run_dir, mc_samples=mc_samples,
+                                              scenes=_test_scenes(ds, scenes_uri, windows["test"], data["test"][1],
+                                                                  patch))
     result = {"model": {"name": champion["name"], "version": champion["version"], "uri": champion["uri"],
                         "promoted": False, "trained": False, "champion": champion["version"]},
               "metrics": metrics, "baselines": baselines, "history": champion.get("history", {}),
@@ -450,20 +552,43 @@ def _evaluate_only(registry: ModelRegistry, champion: dict, ds, image, labels, s
 
 
 @task(name="score the class map", **CACHED)
-def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_root: str) -> dict:
-    """The class map and its confidence over the whole mosaic, as COGs aligned with it."""
+def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_root: str, *, mc_samples: int = 0,
+                    seed: int = 0) -> dict:
+    """The class map and its confidence over the whole mosaic, as COGs aligned with it; with ``mc_samples`` > 1,
+    from the mean of that many Monte Carlo dropout passes (seeded per chunk), plus ``uncertainty.tif`` (their
+    predictive entropy) and its summary."""
     ds = open_zarr(mosaic_uri)
     info = read_json(training_uri)["model"]
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["version"])
     model = registry.load(info["name"], info["version"], _build_model(card))
     scored = classify_image(_normalized(ds, card["normalization"]), model, halo=2 * PixelFCN.halo,
-                            calibration=card.get("calibration"))
+                            calibration=card.get("calibration"), mc_samples=mc_samples, seed=seed)
     crs = ds.attrs["crs"]
-    classmap = write_cog(scored["class"].rio.write_crs(crs), _run(run_dir, "classmap.tif"), nodata=NODATA_CLASS)
-    confidence = write_cog(scored["confidence"].rio.write_crs(crs), _run(run_dir, "confidence.tif"),
-                           nodata=float("nan"))
-    return {"output": classmap, "confidence": confidence}
+    layers = {_run(run_dir, "classmap.tif"): (scored["class"].rio.write_crs(crs), NODATA_CLASS),
+              _run(run_dir, "confidence.tif"): (scored["confidence"].rio.write_crs(crs), float("nan"))}
+    if "uncertainty" in scored:
+        layers[_run(run_dir, "uncertainty.tif")] = (scored["uncertainty"].rio.write_crs(crs), float("nan"))
+    classmap, confidence, *uncertainty_map = write_cogs(layers)
+    result = {"output": classmap, "confidence": confidence}
+    if uncertainty_map:
+        result["uncertainty"] = uncertainty_map[0]
+        step, (uncertainty, classes) = _overview([result["uncertainty"], classmap])
+        result["uncertainty_summary"] = {**uncertainty_summary(uncertainty, classes, card["class_names"]),
+                                         "samples": mc_samples, "every_nth_pixel": step}
+    return result
+
+
+def _overview(paths: list[str], max_side: int = 2048) -> tuple[int, list[np.ndarray]]:
+    """Same-sized rasters read at every n-th pixel, so the longest side is at most ``max_side``."""
+    import rasterio
+
+    out = []
+    for path in paths:
+        with rasterio.open(path) as src:
+            step = max(1, int(np.ceil(max(src.width, src.height) / max_side)))
+            out.append(src.read(1, out_shape=(-(-src.height // step), -(-src.width // step))))
+    return step, out
 
 
 def _read_raster(path: str) -> np.ndarray:

@@ -88,3 +88,67 @@ def flatten_labelled(proba: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
     y = labels.reshape(-1)
     keep = y != UNLABELLED
     return flat[keep], y[keep]
+
+
+CV_TRAIN, CV_VAL, CV_HELD, CV_UNUSED = 0, 1, 2, 255
+
+
+def block_folds(split: np.ndarray, labels: np.ndarray, folds: int, *, block: int, patch: int, seed: int = 0,
+                pool_id: int = 0) -> np.ndarray:
+    """Fold id (0 .. folds - 1) per block of the split grid, -1 for blocks outside the fold pool.
+
+    The pool is the blocks of split ``pool_id`` (the training blocks) holding labelled pixels where patches are
+    cut (see :func:`patch_windows`); they are shuffled with ``seed`` and dealt out in turn, so fold sizes
+    differ by one block at most. Blocks, never pixels: a fold is a set of whole blocks.
+    """
+    h, w = split.shape
+    ids = np.full((-(-h // block), -(-w // block)), -1, dtype="int16")
+    eligible = []
+    for r0 in range(0, h - patch + 1, block):
+        for c0 in range(0, w - patch + 1, block):
+            rows, cols = (min(block, h - r0) // patch) * patch, (min(block, w - c0) // patch) * patch
+            if split[r0, c0] == pool_id and (labels[r0:r0 + rows, c0:c0 + cols] != UNLABELLED).any():
+                eligible.append((r0 // block, c0 // block))
+    order = np.random.default_rng(seed).permutation(len(eligible))
+    for turn, i in enumerate(order):
+        ids[eligible[i]] = turn % folds
+    return ids
+
+
+def fold_split(split: np.ndarray, fold_ids: np.ndarray, fold: int, *, block: int, val_id: int = 1) -> np.ndarray:
+    """The split grid of one cross-validation fold: the fold's blocks held out (CV_HELD), the other pooled
+    blocks for training (CV_TRAIN), the blocks of split ``val_id`` kept for early stopping (CV_VAL), the rest
+    (test blocks, unlabelled blocks) unused."""
+    h, w = split.shape
+    per_pixel = np.repeat(np.repeat(fold_ids, block, axis=0), block, axis=1)[:h, :w]
+    out = np.full((h, w), CV_UNUSED, dtype="uint8")
+    out[np.asarray(split) == val_id] = CV_VAL
+    out[(per_pixel >= 0) & (per_pixel != fold)] = CV_TRAIN
+    out[per_pixel == fold] = CV_HELD
+    return out
+
+
+def labelled_positions(windows: list[tuple[int, int]], labels: np.ndarray, *,
+                       patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) on the grid of each labelled pixel of (n, p, p) patch labels, in the order of
+    :func:`flatten_labelled`."""
+    if not windows:
+        return np.empty(0, "int64"), np.empty(0, "int64")
+    corners = np.asarray(windows, dtype="int64")
+    offset = np.arange(patch)
+    shape = (len(corners), patch, patch)
+    rows = np.broadcast_to(corners[:, 0, None, None] + offset[None, :, None], shape)
+    cols = np.broadcast_to(corners[:, 1, None, None] + offset[None, None, :], shape)
+    keep = labels.reshape(-1) != UNLABELLED
+    return rows.reshape(-1)[keep], cols.reshape(-1)[keep]
+
+
+def scene_membership(footprints: dict, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(n, scenes) booleans: whether each point (grid CRS) lies inside each scene's footprint polygon
+    (same CRS); a point in an overlap is inside several."""
+    import shapely
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not footprints:
+        return np.zeros((len(x), 0), dtype=bool)
+    return np.stack([shapely.contains_xy(geom, x, y) for geom in footprints.values()], axis=1)
