@@ -13,25 +13,29 @@ tessera variants (``--variants``, comma-separated):
 - ``stack``: the older lazy path that ``--mosaic median`` still builds on: ``grid.scene_on_grid`` per scene, then
   ``grid.mosaic(method="first")`` (a fillna chain over full-grid scene stacks).
 
-Both use the grid of ``grid.target_geobox`` over lazily opened bands (as mosaic_scenes does) and write with
-``store.write_zarr`` under ``compute.dask_client()``. gdalwarp runs once per band (``-r average -srcnodata 0
--dstnodata 0 -ot UInt16 -wm 512 -multi -wo NUM_THREADS=ALL_CPUS``, ZSTD-tiled output, ``GDAL_CACHEMAX=512``;
-the full flags are printed), tiles in reverse order as its last tile wins.
+Both use the grid of ``grid.target_geobox`` over every band's ``sources.band_geobox`` (as mosaic_scenes does) and
+write with ``store.write_zarr`` inside ``compute.returning_freed_memory()`` under ``compute.dask_client()``.
+gdalwarp runs once per band (``-r average -srcnodata 0 -dstnodata 0 -ot UInt16 -wm 512 -multi -wo
+NUM_THREADS=ALL_CPUS``, ZSTD-tiled output, ``GDAL_CACHEMAX=512``; the full flags are printed), tiles in reverse
+order as its last tile wins.
 
 ``ratio`` is tessera's whole wall time (interpreter start, imports, Dask cluster start, graph, compute, write,
 shutdown) over the summed time of the four gdalwarp calls (below 1: tessera is faster); ``ratio_compute_only``
 leaves out tessera's startup, graph building and shutdown. ``*_other_cpu_share`` is the share of the machine's cores
 that other processes kept busy while each tool ran: well above 0, the times (and the ratio) are not clean. Peak RSS
-is tessera's child process, polled every 50 ms. The Python/Dask process alone is ~190 MB before it reads anything
-(``tessera_baseline_rss_mb``), so ``peak_over_input < 0.25`` is out of reach below ~0.8 GB of input; ``project``
-adds ~300 MB at chunks 1024, nearly independent of the input size (measured peak 515 MB at 1 GiB, 555 MB at 2 GiB),
-so the target is met only above ~2.2 GB (numbers in benchmarks/README.md). Input GeoTIFFs are uncompressed by
-default: fastest to read for both tools (``--compress deflate`` to compare).
+is tessera's child process: the higher of its own ``VmHWM`` and the parent's 50 ms polling. Beside it:
+``tessera_baseline_rss_mb`` (imports and cluster, before reading: ~200 MB), ``tessera_rss_after_write_mb`` (the
+same process after the write with every buffer freed: ~240 MB, GDAL/PROJ and zarr loaded) and
+``tessera_working_set_mb`` (peak minus that: the data in flight, ~107 MB at chunks 1024). With ~240 MB of fixed
+footprint, ``peak_over_input < 0.25`` needs ~1.4 GB of input at chunks 1024 (measured: 346 MB = 0.34 at 1 GiB,
+355 MB = 0.17 at 2 GiB; numbers in benchmarks/README.md). Input GeoTIFFs are uncompressed by default: fastest to
+read for both tools (``--compress deflate`` to compare).
 
     python benchmarks/satellite_mosaic.py                                      # 8 tiles x 4 bands x 4096^2 px
     python benchmarks/satellite_mosaic.py --repeat 3                           # best of 3
     python benchmarks/satellite_mosaic.py --variants project,stack             # with the median path's stack
-    python benchmarks/satellite_mosaic.py --tiles 4 --size 1024 --chunks 1024  # quick check (~10 s)
+    python benchmarks/satellite_mosaic.py --tiles 4 --size 1024                # quick check (~10 s)
+    python benchmarks/satellite_mosaic.py --tiles 16 --chunks 512,1024         # 2 GiB, two chunk sizes
 
 Exit status: 0 when the outputs agree, 1 when they differ beyond 1 DN, 2 on a usage or tool error.
 """
@@ -129,21 +133,35 @@ def generate(folder: Path, tiles: int, size: int, compress: str) -> dict:
 
 # ------------------------------------------------------------------------------------------------- tessera (child)
 
+def own_peak_rss_mb() -> float:
+    """This process's peak RSS (MiB): ``VmHWM``, which starts afresh at exec. Not ``ru_maxrss``: Linux carries
+    the parent's peak over into a child started by vfork/posix_spawn, as subprocess does (a parent that had just
+    generated the inputs made every child report ~516 MB)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+
+
 def run_tessera(input_dir: str, out: str, chunks: int, variant: str = "project") -> dict:
     """``project``: the production path of tasks/satellite/tasks.py:mosaic_scenes for ``--mosaic first`` and
     ``least-cloudy`` (``sources.read_mosaic``; no clouds, no labels here). ``stack``: the lazy path that
     ``--mosaic median`` builds on (``grid.scene_on_grid`` per scene, then ``grid.mosaic(method="first")``).
-    Both on the same grid (``grid.target_geobox`` over lazily opened bands, as mosaic_scenes computes it) and
-    written with the same Zarr layout and writer."""
-    import resource
-
+    Both on the same grid (``grid.target_geobox`` over every band's ``sources.band_geobox``, as mosaic_scenes
+    computes it) and written as mosaic_scenes writes: same Zarr layout, ``store.write_zarr`` inside
+    ``compute.returning_freed_memory()``."""
     import psutil
 
     t0 = time.perf_counter()
     sys.path.insert(0, str(ROOT))
     import xarray as xr
 
-    from tasks.compute import dask_client
+    from tasks.compute import dask_client, returning_freed_memory
     from tasks.satellite import grid, sources
     from tasks.store import write_zarr
 
@@ -153,23 +171,28 @@ def run_tessera(input_dir: str, out: str, chunks: int, variant: str = "project")
         baseline = psutil.Process().memory_info().rss / 2**20
         scenes = sources.find_scenes(input_dir)
         names = list(scenes[0].bands)
-        lazy = [{b: sources.open_band(*s.bands[b], chunks=chunks) for b in names} for s in scenes]
-        geobox = grid.target_geobox([da.odc.geobox for sc in lazy for da in sc.values()], resolution=TARGET)
+        geobox = grid.target_geobox([sources.band_geobox(s.bands[b][0]) for s in scenes for b in names],
+                                    resolution=TARGET)
         if variant == "project":
             image = sources.read_mosaic(scenes, names, geobox, resampling="average", chunks=chunks)
         elif variant == "stack":
+            lazy = [{b: sources.open_band(*s.bands[b], chunks=chunks) for b in names} for s in scenes]
             stacks = [grid.scene_on_grid(sc, geobox, resampling="average", chunks=chunks) for sc in lazy]
             image = grid.mosaic(stacks, method="first")
         else:
             die(f"unknown variant {variant!r}")
         ds = xr.Dataset({"reflectance": image.astype("float32").chunk({"band": -1, "y": chunks, "x": chunks})})
         t_graph = time.perf_counter()
-        write_zarr(ds, out)
+        graph_rss = psutil.Process().memory_info().rss / 2**20
+        with returning_freed_memory():
+            write_zarr(ds, out)
         t_write = time.perf_counter()
+        after_rss = psutil.Process().memory_info().rss / 2**20
     return {"import_s": t_import - t0, "cluster_s": t_cluster - t_import, "graph_s": t_graph - t_cluster,
             "compute_s": t_write - t_graph, "shutdown_s": time.perf_counter() - t_write,
             "shape": list(geobox.shape.yx), "bands": names, "baseline_rss_mb": baseline,
-            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10}
+            "graph_rss_mb": graph_rss, "after_rss_mb": after_rss,
+            "self_peak_rss_mb": own_peak_rss_mb()}
 
 
 # ------------------------------------------------------------------------------------------------- measuring
@@ -216,7 +239,7 @@ def tessera(input_dir: Path, out: Path, chunks: int, variant: str) -> dict:
            variant]
     seconds, peak, other, result = measured(cmd, cwd=ROOT)
     info = json.loads(result.stdout.strip().splitlines()[-1])
-    return {"seconds": seconds, "peak_rss_mb": max(peak, info["self_maxrss_mb"]), "polled_rss_mb": peak,
+    return {"seconds": seconds, "peak_rss_mb": max(peak, info["self_peak_rss_mb"]), "polled_rss_mb": peak,
             "other_share": other_share(other, seconds), **info}
 
 
@@ -234,7 +257,7 @@ def target_bounds(input_dir: Path) -> tuple[tuple[float, float, float, float], t
     from tasks.satellite import grid, sources
 
     scenes = sources.find_scenes(str(input_dir))
-    boxes = [sources.open_band(*s.bands[BANDS[0]]).odc.geobox for s in scenes]
+    boxes = [sources.band_geobox(s.bands[b][0]) for s in scenes for b in BANDS]
     gb = grid.target_geobox(boxes, resolution=TARGET)
     return tuple(gb.boundingbox), gb.shape.yx, scenes
 
@@ -311,8 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiles", type=int, default=8, help="number of tiles (4 bands each); default 8")
     parser.add_argument("--size", type=int, default=4096, help="tile side in 10 m pixels; default 4096")
-    parser.add_argument("--chunks", default="1024,2048",
-                        help="tessera chunk sizes to try, comma-separated; default 1024,2048")
+    parser.add_argument("--chunks", default="1024",
+                        help="tessera chunk sizes to try, comma-separated (the fastest is reported); default 1024, "
+                             "mosaic_scenes' default")
     parser.add_argument("--variants", default="project",
                         help="tessera code paths, comma-separated: project (sources.read_mosaic, the production "
                              "path for --mosaic first/least-cloudy; the headline numbers) and stack "
@@ -371,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"variant={variant} chunks={chunks} tessera_seconds={run['seconds']:.2f} "
                       f"compute_seconds={run['compute_s']:.2f} startup_seconds={run['import_s'] + run['cluster_s']:.2f}"
                       f" tessera_peak_rss_mb={run['peak_rss_mb']:.0f} baseline_rss_mb={run['baseline_rss_mb']:.0f}"
-                      f" other_cpu_share={run['other_share']:.2f}")
+                      f" rss_after_write_mb={run['after_rss_mb']:.0f} other_cpu_share={run['other_share']:.2f}")
                 if variant not in best or run["seconds"] < best[variant]["seconds"]:
                     if variant in best:
                         shutil.rmtree(best[variant]["out"], ignore_errors=True)
@@ -405,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                      "ratio_compute_only": f"{run['compute_s'] / gd['seconds']:.2f}",
                      "tessera_peak_rss_mb": f"{run['peak_rss_mb']:.0f}",
                      "tessera_baseline_rss_mb": f"{run['baseline_rss_mb']:.0f}",
+                     "tessera_rss_after_write_mb": f"{run['after_rss_mb']:.0f}",
+                     "tessera_working_set_mb": f"{run['peak_rss_mb'] - run['after_rss_mb']:.0f}",
                      "gdalwarp_peak_rss_mb": f"{gd['peak_rss_mb']:.0f}", "input_mb": f"{input_mb:.0f}",
                      "peak_over_input": f"{share:.3f}",
                      "tessera_other_cpu_share": f"{run['other_share']:.2f}",

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psutil
+
+# glibc mallopt parameters, and (trim, mmap) thresholds in bytes: ``_LEAN`` is distributed's
+# MALLOC_TRIM_THRESHOLD_ for the worker processes it spawns and glibc's initial mmap threshold; ``_RELAXED`` is
+# where glibc's own dynamic thresholds end up once large blocks have been freed.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_LEAN = (64 << 10, 128 << 10)
+_RELAXED = (64 << 20, 32 << 20)
+_lean_lock = threading.Lock()
+_lean_depth = 0
 
 _QUIET_LOGGERS = ("distributed", "distributed.scheduler", "distributed.worker", "distributed.nanny",
                   "distributed.core", "distributed.http.proxy", "bokeh", "tornado")
@@ -58,3 +70,42 @@ def dask_client(address: str | None = None) -> Iterator:
         return
     with LocalCluster(**local_cluster_kwargs()) as cluster, Client(cluster) as client:
         yield client
+
+
+def _set_malloc_thresholds(trim: int, mmap: int) -> None:
+    """Set glibc's trim and mmap thresholds; nothing elsewhere (macOS, Windows)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_TRIM_THRESHOLD, trim)
+        libc.mallopt(_M_MMAP_THRESHOLD, mmap)
+    except (OSError, AttributeError):
+        pass
+
+
+@contextmanager
+def returning_freed_memory() -> Iterator[None]:
+    """Within the block, memory this process frees goes back to the OS at once.
+
+    The local cluster's worker is threads of this process, and each Dask task there allocates and frees
+    multi-MB buffers. With glibc's defaults those soon come from per-thread heaps that fragment and stay
+    resident: ~150 MB more peak RSS in the 1 GiB satellite mosaic benchmark. distributed prevents this only in
+    the worker processes it spawns (``MALLOC_TRIM_THRESHOLD_``). Inside the block, buffers over 128 KiB are
+    mapped and unmapped on their own and heaps are trimmed above 64 KiB, at the cost of page faults (~30 % more
+    CPU in that mosaic). The setting is process-wide, and kept on it would make torch training about twice as
+    slow, so on leaving the block the thresholds go to the top of glibc's own dynamic range (32 MiB mmap,
+    64 MiB trim). Nested and concurrent blocks are counted; the last one out relaxes. No-op off Linux.
+    """
+    global _lean_depth
+    with _lean_lock:
+        _lean_depth += 1
+        if _lean_depth == 1:
+            _set_malloc_thresholds(*_LEAN)
+    try:
+        yield
+    finally:
+        with _lean_lock:
+            _lean_depth -= 1
+            if _lean_depth == 0:
+                _set_malloc_thresholds(*_RELAXED)

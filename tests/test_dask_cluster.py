@@ -202,3 +202,16 @@ def test_run_survives_a_worker_killed_mid_run(cluster: LoopbackCluster, data_roo
     assert record["status"] == "completed", record["error"]
     assert len(cluster.client.scheduler_info()["workers"]) == 1, f"killed {killed} while it ran {in_flight}"
     assert_same_mosaic(record, local_mosaic)
+
+
+def test_returning_freed_memory_nests_and_relaxes_once_the_last_block_ends() -> None:
+    from tasks import compute
+
+    with compute.returning_freed_memory():
+        with compute.returning_freed_memory():
+            assert compute._lean_depth == 2
+        assert compute._lean_depth == 1
+    assert compute._lean_depth == 0
+    with pytest.raises(RuntimeError), compute.returning_freed_memory():
+        raise RuntimeError("the stage failed")
+    assert compute._lean_depth == 0

@@ -117,3 +117,13 @@ class TestLabelPolygons:
         gpd.GeoDataFrame({"landcover": ["forest"]}, geometry=[box(0, 0, 1, 1)], crs="EPSG:4326").to_file(path)
         with pytest.raises(BadInputError, match=r"label column 'class' not found; columns are: landcover"):
             sources.read_label_polygons(str(path), "class")
+
+
+class TestBandGeobox:
+    @pytest.mark.parametrize("crs, res", [("EPSG:32632", 10.0), ("EPSG:32633", 20.0), ("EPSG:4326", 0.001)])
+    def test_equals_the_grid_of_the_opened_band(self, tmp_path: Path, crs: str, res: float) -> None:
+        origin = (13.4, 52.5) if crs == "EPSG:4326" else (600_000.0, 5_000_000.0)
+        path = write_raster(tmp_path / "s_B04.tif", band(shape=(7, 9)), origin=origin, res=res, crs=crs)
+        box = sources.band_geobox(str(path))
+        assert box == sources.open_band(str(path)).odc.geobox
+        assert box.shape.yx == (7, 9)

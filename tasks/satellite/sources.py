@@ -11,6 +11,7 @@ import glob
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from tasks.errors import BadInputError
+
+if TYPE_CHECKING:
+    from odc.geo.geobox import GeoBox
 
 RASTER_SUFFIXES = {".tif", ".tiff", ".jp2", ".vrt"}
 _BAND = re.compile(r"^(?P<stem>.+?)[_-](?P<band>B\d{1,2}A?(?:_VCID_\d)?|SCL|FMASK|BQA|QA_PIXEL)(?:_\d+m)?$",
@@ -203,6 +207,15 @@ def open_band(path: str, index: int = 1, *, chunks: int = 1024, scale: float | N
     return out.rio.write_crs(da.rio.crs).rio.write_nodata(np.nan)
 
 
+def band_geobox(path: str) -> GeoBox:
+    """The grid of a raster file (odc-geo ``GeoBox``) from its metadata alone: equal to ``open_band(path)
+    .odc.geobox`` without building a lazy array (GDAL handle, coordinates, Dask graph) for every band."""
+    from odc.geo.geobox import GeoBox
+
+    with _open(path) as src:
+        return GeoBox(src.shape, src.transform, src.crs)
+
+
 def open_mask(path: str, kind: str, *, chunks: int = 1024):
     """A mask layer as a lazy float32 DataArray: 1 where the view is clear, 0 where not."""
     import rioxarray
@@ -247,8 +260,10 @@ def _window_over(src, bounds, crs) -> Window | None:
     return Window(c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None
 
 
-def _warp_window(path: str, index: int, chunk_box, *, resampling: str, dtype: str = "float32") -> np.ndarray | None:
-    """One band of one file warped onto a chunk of the grid (NaN where the file has nodata or no pixel)."""
+def _warp_window(path: str, index: int, chunk_box, *, resampling: str,
+                 out: np.ndarray | None = None) -> np.ndarray | None:
+    """One band of one file warped onto a chunk of the grid as float32, NaN where the file has nodata or no
+    pixel; into ``out`` if given (a float32 array of the chunk's shape). None if the file misses the chunk."""
     from rasterio.warp import reproject
 
     with _open(path) as src:
@@ -257,10 +272,28 @@ def _warp_window(path: str, index: int, chunk_box, *, resampling: str, dtype: st
             return None
         data = src.read(index, window=window)
         nodata, transform, crs = src.nodata, src.window_transform(window), src.crs
-    out = np.full(chunk_box.shape.yx, np.nan, dtype=dtype)
+    if out is None:
+        out = np.full(chunk_box.shape.yx, np.nan, dtype="float32")
     reproject(data, out, src_transform=transform, src_crs=crs, src_nodata=nodata, dst_transform=chunk_box.transform,
               dst_crs=chunk_box.crs, dst_nodata=np.nan, resampling=Resampling[resampling])
     return out
+
+
+def _fill_band(target: np.ndarray, path: str, index: int, chunk, *, resampling: str, scale: np.float32,
+               clear: np.ndarray | None) -> None:
+    """Fill the NaN pixels of ``target`` (one band of a chunk) from one file. A band still empty is warped
+    straight into ``target``, saving a chunk-sized buffer and a copy."""
+    empty = np.isnan(target)
+    if not empty.any():
+        return
+    values = _warp_window(path, index, chunk, resampling=resampling, out=target if empty.all() else None)
+    if values is None:
+        return
+    values *= scale
+    if clear is not None:
+        values[~clear] = np.nan
+    if values is not target:
+        np.copyto(target, values, where=empty)
 
 
 def _mosaic_block(block, *, scenes, bands, geobox, resampling, scales, block_info=None):
@@ -278,17 +311,10 @@ def _mosaic_block(block, *, scenes, bands, geobox, resampling, scales, block_inf
             if kind is None:
                 continue
             clear = np.isfinite(kind) & ~np.isin(kind, INVALID_MASK_VALUES[scene.mask_kind])
+            del kind
         for i, band in enumerate(bands):
-            if not np.isnan(out[i]).any():
-                continue
             path, index = scene.bands[band]
-            values = _warp_window(path, index, chunk, resampling=resampling)
-            if values is None:
-                continue
-            values *= scales[(path, index)]
-            if clear is not None:
-                values[~clear] = np.nan
-            np.copyto(out[i], values, where=np.isnan(out[i]))
+            _fill_band(out[i], path, index, chunk, resampling=resampling, scale=scales[(path, index)], clear=clear)
     return out
 
 

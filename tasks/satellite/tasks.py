@@ -27,6 +27,7 @@ from models.satellite import PixelFCN
 from models.train import TrainConfig, predict_proba, predict_proba_mc, seed_everything, train_model
 from tasks import insight
 from tasks.common import save_quarantine
+from tasks.compute import returning_freed_memory
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
 from tasks.monitor import feature_drift
@@ -136,15 +137,15 @@ def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution
     scenes = [s for s in sources.scenes_from_table(read_parquet(manifest["scenes"])) if s.scene in keep]
     scenes.sort(key=lambda s: (_scene_date(s.scene), s.scene), reverse=True)
     names = _common_bands(scenes, bands)
-    lazy = [{b: sources.open_band(*s.bands[b], chunks=chunks, scale=scale) for b in names} for s in scenes]
-    geobox = grid.target_geobox([da.odc.geobox for scene in lazy for da in scene.values()],
-                                crs=crs, resolution=resolution)
+    boxes = [[sources.band_geobox(s.bands[b][0]) for b in names] for s in scenes]
+    geobox = grid.target_geobox([box for scene in boxes for box in scene], crs=crs, resolution=resolution)
     clouds = profile.groupby("scene")["cloud_fraction"].first()
     if method not in grid.MOSAIC_METHODS:
         raise BadInputError(f"unknown --mosaic {method!r}; choose one of {', '.join(grid.MOSAIC_METHODS)}")
     if method == "median":
         stacks = []
-        for scene, scene_bands in zip(scenes, lazy, strict=True):
+        for scene in scenes:
+            scene_bands = {b: sources.open_band(*scene.bands[b], chunks=chunks, scale=scale) for b in names}
             clear = sources.open_mask(scene.mask, scene.mask_kind, chunks=chunks) if scene.mask else None
             stacks.append(grid.scene_on_grid(scene_bands, geobox, clear=clear, resampling=resampling, chunks=chunks))
         image = grid.mosaic(stacks, method=method)
@@ -153,7 +154,7 @@ def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution
             order = grid.least_cloudy_order([clouds.get(s.scene, np.nan) for s in scenes])
             scenes = [scenes[i] for i in order]
         image = sources.read_mosaic(scenes, names, geobox, resampling=resampling, scale=scale, chunks=chunks)
-    footprints = [next(iter(scene.values())).odc.geobox.extent.to_crs(geobox.crs).geom for scene in lazy]
+    footprints = [scene[0].extent.to_crs(geobox.crs).geom for scene in boxes]
     label_grid, class_names, label_counts = _labels_on_grid(manifest, geobox, footprints, label_column, run_dir)
     area = grid.geobox_key(geobox)
     split = grid.block_split(geobox.shape.yx, block=block, seed=seed, key=area)
@@ -164,7 +165,8 @@ def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution
     })
     ds.attrs.update(class_names=json.dumps(class_names), area=area, bands=json.dumps(names),
                     resolution=float(abs(geobox.resolution.x)), crs=geobox.crs.to_wkt(), block=block)
-    uri = write_zarr(ds, _run(run_dir, "mosaic.zarr"))
+    with returning_freed_memory():
+        uri = write_zarr(ds, _run(run_dir, "mosaic.zarr"))
     return {"output": uri, "area": area, "shape": list(geobox.shape.yx), "bands": names, **label_counts}
 
 
