@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 
 def run_measured(cmd: list[str], *, poll: float = 0.05, **popen_kw) -> tuple[float, int, subprocess.CompletedProcess]:
@@ -41,3 +42,18 @@ def run_measured(cmd: list[str], *, poll: float = 0.05, **popen_kw) -> tuple[flo
     done.set()
     watcher.join()
     return seconds, peak[0], subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def own_peak_rss_mb() -> float:
+    """This process's peak RSS (MiB): ``VmHWM``, which starts afresh at exec. Not ``ru_maxrss``: Linux carries
+    the parent's peak over into a child started by vfork/posix_spawn, as subprocess does (a parent that had just
+    generated the inputs made every child report ~516 MB)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10

@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
-from _rss import run_measured  # benchmarks/_rss.py: runs a child and polls its peak RSS
+from _rss import own_peak_rss_mb, run_measured  # benchmarks/_rss.py: runs a child and polls its peak RSS
 
 ROOT = Path(__file__).resolve().parents[1]
 BANDS = ("B01", "B02", "B03", "B04")
@@ -132,21 +132,6 @@ def generate(folder: Path, tiles: int, size: int, compress: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- tessera (child)
-
-def own_peak_rss_mb() -> float:
-    """This process's peak RSS (MiB): ``VmHWM``, which starts afresh at exec. Not ``ru_maxrss``: Linux carries
-    the parent's peak over into a child started by vfork/posix_spawn, as subprocess does (a parent that had just
-    generated the inputs made every child report ~516 MB)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
-
 
 def run_tessera(input_dir: str, out: str, chunks: int, variant: str = "project") -> dict:
     """``project``: the production path of tasks/satellite/tasks.py:mosaic_scenes for ``--mosaic first`` and

@@ -50,7 +50,7 @@ from itertools import chain
 from pathlib import Path
 from typing import NoReturn
 
-from _rss import run_measured  # benchmarks/_rss.py: runs a child and polls its peak RSS
+from _rss import own_peak_rss_mb, run_measured  # benchmarks/_rss.py: runs a child and polls its peak RSS
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL = 0.05  # RSS polling interval (s)
@@ -228,7 +228,6 @@ def cluster_client(kind: str):
 
 def run_tessera(posts_path: str, cluster: str, variant: str, partition: int, sample_path: str) -> dict:
     """tasks/sentiment/tasks.py:clean_posts up to the concat (the Parquet read and write are left out)."""
-    import resource
 
     import psutil
 
@@ -258,7 +257,7 @@ def run_tessera(posts_path: str, cluster: str, variant: str, partition: int, sam
             "cluster_s": t_cluster - t_read, "clean_s": t_clean - t_cluster, "close_s": t_close - t_clean,
             "cpu_s": cpu, "other_cpu_share": other_share(busy, cpu, t_clean - t_cluster),
             "input_rss_mb": rss_input,
-            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
+            "self_maxrss_mb": own_peak_rss_mb(),
             "tokens": [list(t) for t in picked["tokens"]], "clean_text": picked["clean_text"].tolist(),
             "baseline_clean_text": [texts[i] for i in positions["baseline"]], "digest": digest(texts)}
 
@@ -270,7 +269,6 @@ def digest(clean_texts: list[str]) -> str:
 
 def run_baseline(posts_path: str, sample_path: str) -> dict:
     """``df["text"].apply(clean_one)`` on the subsample, timed; then the sample's outputs."""
-    import resource
 
     import pandas as pd
 
@@ -287,7 +285,7 @@ def run_baseline(posts_path: str, sample_path: str) -> dict:
     where = {p: i for i, p in enumerate(positions["baseline"])}
     rows = [where[p] for p in positions["sample"]]
     return {"posts": len(sub), "seconds": seconds, "cpu_s": cpu, "other_cpu_share": other_share(busy, cpu, seconds),
-            "self_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
+            "self_maxrss_mb": own_peak_rss_mb(),
             "tokens": [tokens.iloc[i] for i in rows], "clean_text": [clean_text.iloc[i] for i in rows],
             "baseline_clean_text": clean_text.tolist()}
 
