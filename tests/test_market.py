@@ -257,6 +257,27 @@ class TestValidationSplit:
         assert 0.13 <= len(val) / len(train) <= 0.17
         assert symbols_of(fold, fit) == symbols_of(fold, val) == {"SYM0", "SYM1", "SYM2"}
 
+    def test_scalers_fitted_before_validation_never_see_it(self) -> None:
+        prices = synthetic_prices(symbols=2, days=200, seed=3).assign(date=lambda t: pd.to_datetime(t["date"]))
+        prices["price"] = prices["close"]
+        dates = prices["date"].to_numpy()
+        bounds = windows.fold_boundaries(dates, 2)
+        fold = windows.fold_windows(prices, bounds[0], bounds[1], lag=10)
+        fit, val = windows.validation_split(fold, windows.window_starts(fold.train), dates)
+        since = windows.target_dates(fold, val, dates).min()
+
+        def fit_windows(frame: pd.DataFrame) -> tuple:
+            rescaled = windows.fold_windows(frame, bounds[0], bounds[1], lag=10, scale_before=since)
+            return rescaled.x[fit], rescaled.y[fit], rescaled.mean, rescaled.std
+
+        changed = prices.copy()
+        late = changed["date"] >= since
+        changed.loc[late, "price"] *= np.random.default_rng(1).uniform(0.5, 2, late.sum())
+        changed.loc[late, "volume"] = 1
+        for before, after in zip(fit_windows(prices), fit_windows(changed), strict=True):
+            np.testing.assert_array_equal(before, after)
+        assert not np.array_equal(fold.mean, fit_windows(prices)[2])  # the default scales on all training rows
+
     def test_uneven_histories_and_one_date(self) -> None:
         prices = uneven_prices()
         dates = prices["date"].to_numpy()

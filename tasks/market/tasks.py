@@ -123,6 +123,11 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 
         if len(fit) == 0:
             raise BadInputError(f"fold {k + 1}: every training target falls on one date, nothing is left to fit "
                                 f"before the validation dates; give more history per symbol or fewer --folds ({folds})")
+        validation_from = windows.target_dates(fold, val, dates).min()
+        fold = None
+        # the same windows, scaled on the rows before validation only, so early stopping sees unseen data
+        fold = windows.fold_windows(prices, bounds[k], bounds[k + 1], lag=lag, horizon=horizon,
+                                    scale_before=validation_from)
         y_test = fold.y[test]
         scale = float(fold.y[fit].std()) or 1.0
         ends = test + lag - 1
@@ -142,7 +147,7 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 
             interval = {"lower_90": lower, "upper_90": upper, "mc_std": spread * scale}
         base = windows.baseline_forecasts(fold, price, train=train, test=test)
         fold_metrics = {"fold": k + 1, "train_windows": len(train), "validation_windows": len(val),
-                        "validation_from": str(windows.target_dates(fold, val, dates).min())[:10],
+                        "validation_from": str(validation_from)[:10],
                         "test_windows": len(test),
                         "test_from": str(bounds[k])[:10], "test_to": str(bounds[k + 1])[:10],
                         "lstm": {**regression_metrics(y_test, pred), **windows.strategy_gain(y_test, pred, cost=cost)}}

@@ -181,9 +181,10 @@ def _scale_block(price: np.ndarray, volume: np.ndarray, first: np.ndarray, befor
 
 
 def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64, *, lag: int, horizon: int = 1,
-                 block_rows: int = BLOCK_ROWS) -> FoldWindows:
-    """Scale every symbol on its rows dated before ``start`` and index the windows of the fold that trains before
-    ``start`` (target before it too) and tests on windows ending in [start, stop).
+                 scale_before: np.datetime64 | None = None, block_rows: int = BLOCK_ROWS) -> FoldWindows:
+    """Scale every symbol on its rows dated before ``scale_before`` (default ``start``; a validation period
+    inside the training one may end it earlier) and index the windows of the fold that trains before ``start``
+    (target before it too) and tests on windows ending in [start, stop).
 
     One pass over the whole frame (sorted by symbol then date), in blocks of whole symbols of about
     ``block_rows`` rows: no groupby, no per-symbol task, no window copied, no float64 copy of a column (unless
@@ -197,6 +198,8 @@ def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64
     end = np.append(first[1:], n)[:len(first)].astype(np.intp)
     before_start = _searchsorted_runs(dates, first, end, start)
     before_stop = _searchsorted_runs(dates, first, end, stop)
+    before_fit = before_start if scale_before is None else _searchsorted_runs(dates, first, end,
+                                                                              min(scale_before, start))
     price = prices["price"].to_numpy(dtype=float)
     volume = prices["volume"].to_numpy()
     if volume.dtype.kind not in "iuf":
@@ -208,7 +211,7 @@ def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64
     work = np.empty((4, widest + 1))
     for i, j in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
         a, b = first[i], end[j - 1]
-        mean[i:j], std[i:j] = _scale_block(price[a:b], volume[a:b], first[i:j] - a, before_start[i:j] - a,
+        mean[i:j], std[i:j] = _scale_block(price[a:b], volume[a:b], first[i:j] - a, before_fit[i:j] - a,
                                            scaled[a:b], work)
     lo, hi = first + lag, end - horizon
     train_hi = np.maximum(np.minimum(hi, before_start - horizon), lo)
