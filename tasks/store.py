@@ -46,7 +46,7 @@ def join(base: str | os.PathLike, *parts: str) -> str:
     return str(local_path(base).joinpath(*parts))
 
 
-def filesystem(uri: str | os.PathLike):
+def filesystem(uri: str | os.PathLike) -> tuple[Any, str]:
     """The fsspec filesystem of a URI and the path within it; credentials come from the usual places
     (``AWS_*`` variables, ``~/.aws``, fsspec's ``FSSPEC_<PROTOCOL>_<OPTION>`` variables)."""
     from fsspec.core import url_to_fs
@@ -386,7 +386,8 @@ class RunRecord:
 
     def sync(self) -> str:
         """Upload a remote run's staging folder to its URI, run.json last with every local path in it
-        rewritten to the remote one, then delete the staging folder. Nothing to do for a local run."""
+        rewritten to the remote one; delete the staging folder if the run completed (a failed run keeps it, so
+        ``--run-id`` can resume from its completed stages). Nothing to do for a local run."""
         if not is_remote(self.uri):
             return str(self.dir)
         fs, path = filesystem(self.uri)
@@ -397,7 +398,8 @@ class RunRecord:
         except Exception as exc:
             raise StorageError(f"could not upload run {self.run_id} to {self.uri} ({exc}); its outputs are kept in "
                                f"{self.dir}: check the credentials and copy them there") from exc
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.status == "completed":
+            shutil.rmtree(self.dir, ignore_errors=True)
         self.synced = True
         return self.uri
 

@@ -85,6 +85,18 @@ class TestStoreOnUrls:
         assert run.to_dict()["dir"] == uri
         assert [r["run_id"] for r in store.list_runs("market", out=memory_root)] == ["r1"]
 
+    def test_a_failed_run_is_uploaded_and_keeps_its_staging_folder_to_resume(
+            self, memory_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TESSERA_STAGING", str(tmp_path / "staging"))
+        run = store.RunRecord.start("market", {}, out=memory_root, run_id="r2")
+        with pytest.raises(ValueError), run.recording():
+            store.write_json({"stage": 1}, run.path("first.json"))
+            raise ValueError("the second stage failed")
+        run.sync()
+        record = store.read_json(f"{memory_root}/market/runs/r2/run.json")
+        assert record["status"] == "failed" and record["error"] == "the second stage failed"
+        assert (run.dir / "first.json").exists()
+
 
 @pytest.fixture(scope="module")
 def s3_server():
