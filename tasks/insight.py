@@ -149,11 +149,12 @@ def confusion_pairs(y: np.ndarray, y_pred: np.ndarray, class_names: list[str], *
 
 
 def slice_metrics(y: np.ndarray, y_pred: np.ndarray, slices: np.ndarray | pd.Series) -> pd.DataFrame:
-    """Accuracy and macro F1 per slice (scene, length bin ...), in slice order. The F1 averages the classes
+    """Accuracy and macro F1 per slice (scene, length bin ...), in slice order (an ordered categorical's order,
+    e.g. length bins from ``pd.cut``; else sorted). The F1 averages the classes
     present in the slice, so a class predicted there but absent does not count as a zero. A slice value that is
     a list puts the sample in every slice it names (a pixel where two scenes overlap), and in none when empty."""
     frame = pd.DataFrame({"y": np.asarray(y), "pred": np.asarray(y_pred),
-                          "slice": slices.to_numpy() if isinstance(slices, pd.Series) else np.asarray(slices)})
+                          "slice": slices.reset_index(drop=True) if isinstance(slices, pd.Series) else list(slices)})
     if frame["slice"].map(lambda v: isinstance(v, list | tuple | np.ndarray)).any():
         frame = frame.explode("slice").dropna(subset=["slice"])
     rows = [{"slice": name, "count": len(part), "accuracy": float((part["y"] == part["pred"]).mean()),

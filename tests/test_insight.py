@@ -136,6 +136,8 @@ def test_confusion_pairs_slices_and_mistakes():
     slices = insight.slice_metrics(y, pred, np.array(["s", "s", "s", "l", "l", "l", "l"]))
     assert slices.set_index("slice").loc["s", "accuracy"] == pytest.approx(2 / 3)
     assert slices.set_index("slice").loc["l", "macro_f1"] == pytest.approx(0.25)  # classes 1 and 2; not 0
+    bins = pd.Series(pd.cut([30, 3, 12, 30, 7, 3, 12], [0, 5, 10, 20, 40], labels=["0-5", "6-10", "11-20", "21-40"]))
+    assert insight.slice_metrics(y, pred, bins)["slice"].tolist() == ["0-5", "6-10", "11-20", "21-40"]
     proba = np.eye(3)[pred] * 0.5 + 0.5 / 3
     proba[4, 1] = 0.99
     assert insight.confident_mistakes(y, proba, n=1).tolist() == [4]

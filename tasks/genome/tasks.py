@@ -210,7 +210,7 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
     evaluation.insert(0, "id", np.array(ds["id"].values.tolist())[idx["test"]])
     lengths = ds["length"].values[idx["test"]]
     evaluation["length_bin"] = pd.cut(lengths, [0, 100, 150, 200, 250, 500, np.inf],
-                                      labels=["<=100", "101-150", "151-200", "201-250", "251-500", ">500"]).astype(str)
+                                      labels=["<=100", "101-150", "151-200", "201-250", "251-500", ">500"])
     evaluation["sequence"] = training.code_strings(codes[idx["test"]])
     write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
     _explain(model, arch, x_test, evaluation, k, run_dir, seed=seed)

@@ -164,7 +164,7 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     evaluation.insert(0, "id", test["id"].to_numpy())
     lengths = np.array([len(tokens[i]) for i in idx["test"]])
     evaluation["tokens_bin"] = pd.cut(lengths, [-1, 5, 10, 20, 40, np.inf],
-                                      labels=["0-5", "6-10", "11-20", "21-40", "41+"]).astype(str)
+                                      labels=["0-5", "6-10", "11-20", "21-40", "41+"])
     write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
     _explain(model, x_test, evaluation, [tokens[i] for i in idx["test"]], run_dir, seed=seed)
     card_info = {**info, "class_names": class_names, "history": history}
