@@ -45,9 +45,10 @@ def run_measured(cmd: list[str], *, poll: float = 0.05, **popen_kw) -> tuple[flo
 
 
 def own_peak_rss_mb() -> float:
-    """This process's peak RSS (MiB): ``VmHWM``, which starts afresh at exec. Not ``ru_maxrss``: Linux carries
-    the parent's peak over into a child started by vfork/posix_spawn, as subprocess does (a parent that had just
-    generated the inputs made every child report ~516 MB)."""
+    """This process's peak RSS (MiB) since start or since a reset through ``/proc/self/clear_refs``: ``VmHWM``,
+    which starts afresh at exec. Not ``ru_maxrss``: Linux carries the parent's peak over into a child started by
+    vfork/posix_spawn, as subprocess does (a parent that had just generated the inputs made every child report
+    ~516 MB)."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):

@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
-from _rss import run_measured  # benchmarks/_rss.py: runs a child and polls its peak RSS
+from _rss import own_peak_rss_mb, run_measured  # benchmarks/_rss.py: runs a child and polls its peak RSS
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL = 0.05  # RSS polling interval (s)
@@ -223,12 +223,6 @@ def rss_mb() -> float:
     return mib(psutil.Process().memory_info().rss)
 
 
-def hwm_mb() -> float:
-    """The process's peak RSS since start or since the last ``reset_hwm`` (``VmHWM``)."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM"))
-
-
 def busy_cpu_seconds() -> float:
     """CPU seconds the whole machine has spent busy since boot (all cores, steal included); NaN off Linux."""
     try:
@@ -277,7 +271,8 @@ def run_child(variant: str, opts: dict) -> dict:
     start, stop = windows.fold_boundaries(prices["date"].to_numpy(), 1, test_share=1 - opts["split"])
     lag, horizon = opts["lag"], opts["horizon"]
     info = {"input_frame_mb": input_mb, "rows": len(prices), "rss_imports_mb": rss_imports,
-            "load_peak_mb": hwm_mb(), "rss_loaded_mb": rss_mb(), "start": str(start)[:10], "stop": str(stop)[:10],
+            "load_peak_mb": own_peak_rss_mb(), "rss_loaded_mb": rss_mb(),
+            "start": str(start)[:10], "stop": str(stop)[:10],
             "import_load_s": time.perf_counter() - t0}
     if variant == "load":
         import pandas as pd
@@ -294,17 +289,17 @@ def run_child(variant: str, opts: dict) -> dict:
     info["windows_s"], info["windows_cpu_s"] = time.perf_counter() - t1, time.process_time() - cpu0
     other = busy_cpu_seconds() - busy0 - info["windows_cpu_s"]
     info["other_cpu_share"] = min(1.0, max(0.0, other / (info["windows_s"] * (os.cpu_count() or 1))))
-    info["windowing_peak_mb"], info["rss_after_windows_mb"] = hwm_mb(), rss_mb()
+    info["windowing_peak_mb"], info["rss_after_windows_mb"] = own_peak_rss_mb(), rss_mb()
     info["peak_mb"] = max(info["load_peak_mb"], info["windowing_peak_mb"])
     if variant == "tessera-stack":
         t2 = time.perf_counter()
         stacked = [windows.gather_windows(fold, windows.window_starts(r)) for r in (fold.train, fold.test)]
         info["stack_s"], info["stacked_mb"] = time.perf_counter() - t2, mib(sum(a.nbytes for s in stacked for a in s))
-        info["stack_peak_mb"] = hwm_mb()
+        info["stack_peak_mb"] = own_peak_rss_mb()
         del stacked
     if variant == "tessera-epoch":
         info.update(one_epoch(fold))
-        info["epoch_peak_mb"] = hwm_mb()
+        info["epoch_peak_mb"] = own_peak_rss_mb()
     if variant == "loop" and opts["iloc_symbols"]:
         t2 = time.perf_counter()
         iloc = list(tutorial_loop(prices, start, stop, lag, horizon, limit=opts["iloc_symbols"], use_iloc=True))
