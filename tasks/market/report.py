@@ -101,8 +101,10 @@ def build_report(run: dict) -> evaluate.Report:
     report = evaluate.run_report(run)
     if run["metrics"]:
         report.heading("Walk-forward evaluation (expanding window, by time)")
-        report.table(evaluate.metrics_table(run["metrics"], run["baselines"]), caption="Mean over folds")
-        report.table([{"fold": f["fold"], "test": f"{f['test_from']} .. {f['test_to']}", "windows": f["test_windows"],
+        means = {k: v for k, v in run["metrics"].items() if k != "folds"}
+        report.table(evaluate.metrics_table(means, run["baselines"]), caption="Mean over folds")
+        report.table([{"fold": f["fold"], "validation from": f.get("validation_from"),
+                       "test": f"{f['test_from']} .. {f['test_to']}", "windows": f["test_windows"],
                        **{f"{m}_rmse": f[m]["rmse"] for m in ("lstm", "persistence", "moving_average",
                                                                "linear_window")}}
                       for f in run["metrics"]["folds"]], caption="RMSE per fold")
