@@ -125,6 +125,13 @@ def _market_parser(sub) -> None:
                    "(default: synthetic prices)")
     p.add_argument("--symbol", help="symbol of a single series without a symbol column (default: file name)")
     p.add_argument("--target", help="price column to forecast (default: adj close if present, else close)")
+    p.add_argument("--date-column", help="date column (default: one named date, time, day ..., else the first "
+                   "column whose values are dates)")
+    p.add_argument("--volume-column", help="volume column (default: volume, vol ..., else a traded value such as "
+                   "turnover; none is fine)")
+    p.add_argument("--splits", choices=["adjust", "drop", "keep"], default="adjust",
+                   help="stock splits found in unadjusted prices: adjust the prices before them (default), drop "
+                        "the windows across them, or keep them as real moves")
     p.add_argument("--lag", type=int, default=20, help="window length in steps")
     p.add_argument("--horizon", type=int, default=1, help="steps ahead")
     p.add_argument("--folds", type=int, default=3, help="walk-forward folds")
@@ -190,6 +197,10 @@ def _summary(result: dict) -> str:
     counts = result["counts"]
     lines.append(f"  records: {counts['records_in']} in, {counts['records_valid']} valid, "
                  f"{counts['records_quarantined']} quarantined")
+    for gate in result.get("quality") or []:
+        for w in gate.get("warnings", []):
+            lines.append(f"  warning, gate {gate['suite']}: {w['expectation']}({w['column'] or ''}) observed "
+                         f"{w['observed']}")
     m = result.get("metrics") or {}
     if "accuracy" in m:
         base = ", ".join(f"{k} {v.get('accuracy', 0):.3f}" for k, v in result["baselines"].items())

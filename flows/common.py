@@ -41,7 +41,8 @@ def _finish(run: RunRecord, publish: Callable[[dict], str], *, failed: bool) -> 
         log.exception("could not upload run %s", run.run_id)  # the run's own error comes first
 
 
-def gate(run: RunRecord, table_uri: str, suite: str, stage: str) -> None:
-    """Validate a stage's table against its suite, record the outcome, stop the flow if it failed."""
-    run.quality.append(gate_table(table_uri, suite, stage))
+def gate(run: RunRecord, table_uri: str, suite: str, stage: str, **parameters: object) -> None:
+    """Validate a stage's table against its suite (``parameters``: the run's limits the suite refers to),
+    record the outcome with its warnings, stop the flow if a critical expectation failed."""
+    run.quality.append(gate_table(table_uri, suite, stage, parameters or None))
     check_gate(run.quality[-1])

@@ -11,7 +11,8 @@ from tasks.store import data_root
 
 
 @flow(name="market")
-def market(input: str | None = None, symbol: str | None = None, target: str | None = None, lag: int = 20,
+def market(input: str | None = None, symbol: str | None = None, target: str | None = None,
+           date_column: str | None = None, volume_column: str | None = None, splits: str = "adjust", lag: int = 20,
            horizon: int = 1, folds: int = 3, epochs: int = 15, hidden: int = 32, cost: float = 0.0005,
            model_name: str = "market", seed: int = 0, mc_samples: int = 0, out: str | None = None,
            dask_address: str | None = None, run_id: str | None = None) -> dict:
@@ -19,11 +20,14 @@ def market(input: str | None = None, symbol: str | None = None, target: str | No
     with pipeline_run("market", dict(locals()), publish=publish_report, out=out, run_id=run_id,
                       dask_address=dask_address) as run:
         run_dir, root = str(run.dir), str(data_root(out))
-        prices = run.stage("ingest", ingest_prices, run_dir, input=input, symbol=symbol, target=target, seed=seed)
-        checked = run.stage("check", check_prices, prices["output"], run_dir)
+        prices = run.stage("ingest", ingest_prices, run_dir, input=input, symbol=symbol, target=target,
+                           date_column=date_column, volume_column=volume_column, seed=seed)
+        checked = run.stage("check", check_prices, prices["output"], run_dir, splits=splits,
+                            adjusted=prices["read"]["adjusted"])
         run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"],
-                       unsorted_rows=checked["unsorted_rows"])
-        gate(run, checked["profile"], "market_prices", "prices")
+                       unsorted_rows=checked["unsorted_rows"], empty_cells_skipped=prices["read"]["empty_cells"])
+        run.inputs.update(prices["read"], splits=checked["splits"])
+        gate(run, checked["profile"], "market_prices", "prices", min_rows=lag + horizon + 1)
         trained = run.stage("walk_forward", walk_forward, checked["output"], run_dir, root, lag=lag,
                             horizon=horizon, folds=folds, epochs=epochs, hidden=hidden, cost=cost,
                             model_name=model_name, seed=seed, mc_samples=mc_samples)

@@ -134,6 +134,13 @@ class MarketParams(PipelineParams):
     symbol: str | None = Field(None, description="symbol of a single series without a symbol column "
                                "(empty: the file name)")
     target: str | None = Field(None, description="price column to forecast (empty: adj close if present, else close)")
+    date_column: str | None = Field(None, description="date column (empty: one named date, time, day ..., else "
+                                    "the first column whose values are dates)")
+    volume_column: str | None = Field(None, description="volume column (empty: volume, vol ..., else a traded "
+                                      "value such as turnover; none is fine)")
+    splits: Literal["adjust", "drop", "keep"] = Field(
+        "adjust", description="stock splits found in unadjusted prices: adjust the prices before them, drop the "
+        "windows across them, or keep them as real moves")
     lag: int = Field(20, ge=2, le=1000, description="window length in steps")
     horizon: int = Field(1, ge=1, le=365, description="steps ahead")
     folds: int = Field(3, ge=1, le=20, description="walk-forward folds")

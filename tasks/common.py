@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 
-from tasks.quality import publish_gate_artifact, raise_if_failed, validate_table
+from tasks.quality import publish_gate_artifact, raise_if_failed, validate_table, warning_messages
 from tasks.store import read_parquet, write_parquet
 
 QUARANTINE_COLUMNS = ["kind", "record", "reason"]
 
 
 @task(name="quality gate")
-def gate_table(table_uri: str, suite: str, stage: str) -> dict:
-    """Validate a stored table against ``expectations/<suite>.json``; publish the outcome; fail if it failed."""
-    result = validate_table(read_parquet(table_uri), suite, stage=stage)
+def gate_table(table_uri: str, suite: str, stage: str, parameters: dict | None = None) -> dict:
+    """Validate a stored table against ``expectations/<suite>.json`` with the run's limits as suite parameters;
+    publish the outcome and log each warning once."""
+    result = validate_table(read_parquet(table_uri), suite, stage=stage, parameters=parameters)
     publish_gate_artifact(result)
+    logger = get_run_logger()
+    for line in warning_messages(result):
+        logger.warning(line)
     return result
 
 

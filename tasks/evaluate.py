@@ -246,11 +246,32 @@ def run_report(run: dict) -> Report:
     report.table({"status": run["status"], **run["counts"], "model": model.get("version"),
                   "promoted": model.get("promoted"), "error": run.get("error")}, caption="Summary")
     if run["quality"]:
-        report.table([{"stage": q["stage"], "suite": q["suite"], "success": q["success"],
-                       "failed": "; ".join(f"{f['expectation']}({f['column'] or ''}): {f['observed']}"
-                                           for f in q["failed"])} for q in run["quality"]],
-                     caption="Quality gates")
+        report.table([{"stage": q["stage"], "suite": q["suite"], "outcome": gate_outcome(q), "rows": q.get("rows")}
+                      for q in run["quality"]], caption="Quality gates")
+        findings = [{"stage": q["stage"], "severity": f.get("severity", "critical"),
+                     "expectation": f"{f['expectation']}({f['column'] or ''})",
+                     "observed": f["observed"] if f.get("exception") is None else f["exception"],
+                     "why this severity": f.get("notes") or ""}
+                    for q in run["quality"] for f in q["failed"] + q.get("warnings", [])]
+        if findings:
+            report.table(findings, caption="What the gates found (critical stops the run; a warning is recorded "
+                                           "and the run goes on)")
+    inputs = run.get("inputs") or {}
+    scalars = {k: v for k, v in inputs.items() if not isinstance(v, list | dict)}
+    if scalars:
+        report.table(scalars, caption="How the input was read")
+    for name, value in inputs.items():
+        if isinstance(value, list | dict) and value:
+            report.table(value, caption=f"Found in the input: {name.replace('_', ' ')}")
     return report
+
+
+def gate_outcome(result: dict) -> str:
+    """"passed", "passed with N warnings" or "failed (N critical)"."""
+    warnings = len(result.get("warnings", []))
+    if not result["success"]:
+        return f"failed ({len(result['failed'])} critical" + (f", {warnings} warnings)" if warnings else ")")
+    return f"passed with {warnings} warning{'s' if warnings > 1 else ''}" if warnings else "passed"
 
 
 def classification_section(report: Report, run: dict, class_names: list[str], *, heading: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from functools import lru_cache
@@ -68,11 +69,27 @@ def _exception_message(info: dict | None) -> str | None:
     return None
 
 
-def validate_table(df: pd.DataFrame, suite_name: str, *, stage: str) -> dict:
-    """Validate a table against a suite; return ``{"stage", "suite", "success", "failed": [...]}``."""
+def suite_parameters(spec: dict) -> set[str]:
+    """The names a suite takes from the run as ``{"$PARAMETER": name}`` (GX suite parameters)."""
+    return set(re.findall(r'"\$PARAMETER":\s*"([^"]+)"', json.dumps(spec)))
+
+
+def validate_table(df: pd.DataFrame, suite_name: str, *, stage: str, parameters: dict | None = None) -> dict:
+    """Validate a table against a suite; ``parameters`` fill the suite's ``$PARAMETER`` values (limits a run
+    option sets). A failed expectation of severity critical goes to ``failed`` and fails the gate; a failed
+    warning (or info) goes to ``warnings`` and the gate still passes.
+
+    Returns ``{"stage", "suite", "success", "failed": [...], "warnings": [...], "rows", "parameters"}``.
+    """
     import great_expectations as gx
 
     spec = load_suite(suite_name)
+    parameters = dict(parameters or {})
+    missing = sorted(suite_parameters(spec) - set(parameters))
+    if missing:
+        raise BadInputError(f"expectation suite {suite_name!r} uses $PARAMETER {', '.join(missing)}, which stage "
+                            f"{stage!r} does not set (it sets: {', '.join(sorted(parameters)) or 'nothing'}); "
+                            f"fix {expectations_dir() / (suite_name + '.json')}")
     spec = {k: v for k, v in spec.items() if k != "id"}
     spec["expectations"] = [{k: v for k, v in e.items() if k != "id"} for e in spec.get("expectations", [])]
     spec["name"] = f"{suite_name}-{uuid.uuid4().hex[:8]}"
@@ -81,32 +98,45 @@ def validate_table(df: pd.DataFrame, suite_name: str, *, stage: str) -> dict:
         suite = context.suites.add(gx.ExpectationSuite(**spec))
         source = context.data_sources.add_pandas(f"src-{uuid.uuid4().hex[:8]}")
         batch = source.add_dataframe_asset("table").add_batch_definition_whole_dataframe("all")
-        validation = batch.get_batch(batch_parameters={"dataframe": df}).validate(suite)
+        validation = batch.get_batch(batch_parameters={"dataframe": df}).validate(
+            suite, expectation_parameters=parameters or None)
         context.data_sources.delete(source.name)
         context.suites.delete(suite.name)
-    failed = []
+    failed, warnings = [], []
     for res in validation.results:
         if res.success:
             continue
         cfg = res.expectation_config
-        failed.append({
+        severity = getattr(cfg.severity, "value", cfg.severity) or "critical"
+        entry = {
             "expectation": cfg.type,
             "column": cfg.kwargs.get("column"),
             "observed": _observed(res.result or {}),
             "exception": _exception_message(res.exception_info),
-        })
-    return {"stage": stage, "suite": suite_name, "success": bool(validation.success), "failed": failed,
-            "rows": len(df)}
+            "severity": severity,
+            "notes": (cfg.meta or {}).get("notes"),
+        }
+        (failed if severity == "critical" else warnings).append(entry)
+    return {"stage": stage, "suite": suite_name, "success": not failed, "failed": failed, "warnings": warnings,
+            "rows": len(df), "parameters": parameters}
+
+
+def _describe(f: dict) -> str:
+    where = f"{f['expectation']}({f['column']})" if f.get("column") else f["expectation"]
+    return f"{where} observed {f['observed'] if f['exception'] is None else f['exception']}"
 
 
 def gate_message(result: dict) -> str:
-    """One line naming the suite, each failed expectation and its observed value."""
-    parts = []
-    for f in result["failed"]:
-        where = f"{f['expectation']}({f['column']})" if f.get("column") else f["expectation"]
-        parts.append(f"{where} observed {f['observed'] if f['exception'] is None else f['exception']}")
-    return (f"quality gate {result['suite']!r} failed at stage {result['stage']!r}: " + "; ".join(parts)
+    """One line naming the suite, each failed critical expectation and its observed value."""
+    return (f"quality gate {result['suite']!r} failed at stage {result['stage']!r}: "
+            + "; ".join(_describe(f) for f in result["failed"])
             + f" (suite: {expectations_dir() / (result['suite'] + '.json')})")
+
+
+def warning_messages(result: dict) -> list[str]:
+    """One line per failed warning of a gate: what was observed and why it is only a warning."""
+    return [f"quality gate {result['suite']!r} warning at stage {result['stage']!r}: {_describe(w)}"
+            + (f" ({w['notes']})" if w.get("notes") else "") for w in result.get("warnings", [])]
 
 
 def raise_if_failed(result: dict) -> dict:
@@ -119,11 +149,12 @@ def publish_gate_artifact(result: dict) -> None:
     """A Prefect table artifact of the gate's outcome, when running inside a flow."""
     from tasks.evaluate import publish_table
 
-    rows = [{"stage": result["stage"], "suite": result["suite"], "expectation": f["expectation"],
-             "column": f["column"], "observed": str(f["observed"])} for f in result["failed"]]
+    rows = [{"stage": result["stage"], "suite": result["suite"], "severity": f["severity"],
+             "expectation": f["expectation"], "column": f["column"], "observed": str(f["observed"]),
+             "notes": f.get("notes") or ""} for f in result["failed"] + result.get("warnings", [])]
     if not rows:
-        rows = [{"stage": result["stage"], "suite": result["suite"], "expectation": "all passed",
-                 "column": "", "observed": f"{result['rows']} rows"}]
+        rows = [{"stage": result["stage"], "suite": result["suite"], "severity": "", "expectation": "all passed",
+                 "column": "", "observed": f"{result['rows']} rows", "notes": ""}]
     publish_table(f"{result['suite']}-gate", rows, f"Quality gate {result['suite']}")
 
 

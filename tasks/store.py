@@ -336,6 +336,7 @@ class RunRecord:
     metrics: dict = field(default_factory=dict)
     baselines: dict = field(default_factory=dict)
     monitor: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
     error: str | None = None
     exit_code: int = 0
     uri: str = ""
@@ -377,7 +378,7 @@ class RunRecord:
             "started": self.started, "finished": self.finished, "parameters": self.parameters,
             "counts": self.counts, "quality": self.quality, "stages": self.stages, "model": self.model,
             "metrics": self.metrics, "baselines": self.baselines, "monitor": self.monitor,
-            "error": self.error, "exit_code": self.exit_code, "dir": str(self.dir), "uri": self.uri or str(self.dir),
+            "inputs": self.inputs, "error": self.error, "exit_code": self.exit_code, "dir": str(self.dir), "uri": self.uri or str(self.dir),
         })
         return _rebase(record, str(self.dir), self.uri) if self.synced else record
 

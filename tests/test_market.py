@@ -22,8 +22,8 @@ class TestReadPrices:
     def test_long_form_with_aliases_and_adj_close(self, tmp_path: Path) -> None:
         path = write(tmp_path, "Date,Ticker,Open,High,Low,Close,Adj Close,Volume\n"
                                "2024-01-02,AAA,1,2,0.5,1.5,1.4,100\n2024-01-03,AAA,1,2,0.5,1.6,1.5,100\n")
-        prices, target = sources.read_prices(path)
-        assert target == "adj_close" and prices["price"].tolist() == [1.4, 1.5]
+        prices, read = sources.read_prices(path)
+        assert read["target"] == "adj_close" and read["adjusted"] and prices["price"].tolist() == [1.4, 1.5]
         assert prices["symbol"].unique().tolist() == ["AAA"]
 
     def test_wide_form_and_us_dates(self, tmp_path: Path) -> None:
@@ -50,6 +50,45 @@ class TestReadPrices:
     def test_single_row(self, tmp_path: Path) -> None:
         with pytest.raises(BadInputError, match="a single row"):
             sources.read_prices(write(tmp_path, "date,close\n2024-01-02,1\n"))
+
+    @pytest.mark.parametrize("dates, first", [
+        (["20240102", "20240103"], "2024-01-02"),
+        (["1/2/2024", "1/3/2024"], "2024-01-02"),
+        (["13/01/2024", "14/01/2024"], "2024-01-13"),
+        (["02.01.2024", "15.01.2024"], "2024-01-02"),
+        (["2015-01-01 23:00:23.723", "2015-01-02 07:07:35.156"], "2015-01-01"),
+    ])
+    def test_date_forms(self, tmp_path: Path, dates: list[str], first: str) -> None:
+        path = write(tmp_path, "date,close\n" + "".join(f"{d},{i + 1}\n" for i, d in enumerate(dates)))
+        prices, _ = sources.read_prices(path)
+        assert str(prices["date"].iloc[0])[:10] == first and prices["date"].is_monotonic_increasing
+
+    def test_date_column_found_by_its_content(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "when,ticker,close\n2024-01-02,A,1\n2024-01-03,A,2\n")
+        prices, read = sources.read_prices(path)
+        assert read["date_column"] == "when" and prices["date"].iloc[1] == pd.Timestamp("2024-01-03")
+
+    def test_date_column_named_by_the_user(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "created,settled,close\n2024-01-02,2024-02-02,1\n2024-01-03,2024-02-05,2\n")
+        prices, read = sources.read_prices(path, date_column="settled")
+        assert read["date_column"] == "settled" and prices["date"].iloc[1] == pd.Timestamp("2024-02-05")
+        with pytest.raises(BadInputError, match="date column 'booked' not found; columns are: created"):
+            sources.read_prices(path, date_column="booked")
+
+    def test_no_date_column_names_the_option(self, tmp_path: Path) -> None:
+        with pytest.raises(BadInputError, match="no date column; columns are: a, close; name it with --date-column"):
+            sources.read_prices(write(tmp_path, "a,close\nx,1\ny,2\n"))
+
+    def test_traded_value_stands_in_for_volume_and_none_is_fine(self, tmp_path: Path) -> None:
+        prices, read = sources.read_prices(write(tmp_path, "date,close,turnover\n2024-01-02,1,500\n2024-01-03,2,7\n"))
+        assert read["volume_column"] == "turnover" and read["volume_kind"] == "traded value"
+        assert prices["volume"].tolist() == [500, 7]
+        prices, read = sources.read_prices(write(tmp_path, "date,close\n2024-01-02,1\n2024-01-03,2\n"))
+        assert read["volume_column"] is None and prices["volume"].isna().all()
+
+    def test_empty_cells_of_a_wide_table_are_not_records(self, tmp_path: Path) -> None:
+        prices, read = sources.read_prices(write(tmp_path, "date,A,B\n2024-01-02,1,\n2024-01-03,2,5\n"))
+        assert len(prices) == 3 and read["empty_cells"] == 1 and read["layout"] == "wide"
 
 
 class TestReadCheckedPrices:
@@ -104,6 +143,89 @@ class TestChecks:
                               "price": [1.0, 2.0, 2.0]})
         row = checks.symbol_profile(valid, quarantined=0).iloc[0]
         assert row["max_gap_days"] == 8 and row["max_abs_return"] == pytest.approx(np.log(2))
+        assert row["max_gap_after"] == "2024-01-02" and row["jump_share"] == pytest.approx(0.5)
+
+
+def walk(symbol: str, days: int = 60, *, seed: int = 0, start: float = 100.0) -> pd.DataFrame:
+    """A random walk of daily closes (1% a day) with a steady volume, as check_prices leaves it."""
+    rng = np.random.default_rng(seed)
+    price = start * np.exp(np.cumsum(rng.normal(0, 0.01, days)))
+    return pd.DataFrame({"date": pd.bdate_range("2024-01-01", periods=days), "symbol": symbol, "open": price,
+                         "high": price * 1.01, "low": price * 0.99, "close": price, "volume": 1e6, "split": np.nan,
+                         "price": price})
+
+
+def with_split(frame: pd.DataFrame, at: int, factor: float, *, volume: bool = True) -> pd.DataFrame:
+    """The frame as an unadjusted source shows a ``factor``-for-1 split at row ``at``."""
+    out = frame.copy()
+    for col in ("open", "high", "low", "close", "price"):
+        out.loc[at:, col] /= factor
+    if volume:
+        out.loc[at:, "volume"] *= factor
+    return out
+
+
+class TestSplits:
+    def test_a_seven_for_one_jump_is_found_with_its_date_and_ratio(self) -> None:
+        prices = with_split(walk("AAPL"), 30, 7.0)
+        found = checks.find_splits(prices)
+        assert len(found) == 1
+        row = found.iloc[0]
+        assert (row["symbol"], row["date"], row["split"], row["factor"]) == ("AAPL", prices["date"][30], "7:1", 7.0)
+        assert row["ratio"] == pytest.approx(prices["price"][30] / prices["price"][29])
+        assert row["source"] == "price jump" and row["in_prices"]
+
+    @pytest.mark.parametrize("factor, label", [(2.0, "2:1"), (1.5, "3:2"), (0.1, "1:10"), (0.2, "1:5")])
+    def test_forward_and_reverse_splits(self, factor: float, label: str) -> None:
+        found = checks.find_splits(with_split(walk("X", seed=3), 20, factor))
+        assert found["split"].tolist() == [label] and found["factor"].tolist() == [pytest.approx(factor)]
+
+    def test_a_real_crash_is_not_a_split(self) -> None:
+        prices = walk("X", seed=1)
+        prices.loc[30:, ["open", "high", "low", "close", "price"]] *= 0.45  # -55%: no split ratio near it
+        assert checks.find_splits(prices).empty
+
+    def test_a_bad_tick_undone_the_next_day_is_not_a_split(self) -> None:
+        prices = walk("X", seed=2)
+        prices.loc[30, "price"] /= 2
+        assert checks.find_splits(prices).empty
+
+    def test_a_market_wide_halving_is_not_a_split(self) -> None:
+        frames = [walk(s, seed=i) for i, s in enumerate("ABCD")]
+        for f in frames:
+            f.loc[30:, "price"] /= 2
+        assert checks.find_splits(pd.concat(frames, ignore_index=True)).empty
+
+    def test_an_adjusted_close_is_not_searched(self) -> None:
+        assert checks.find_splits(with_split(walk("X"), 30, 2.0), adjusted=True).empty
+
+    def test_a_split_column_says_whether_the_prices_hold_the_jump(self) -> None:
+        raw = with_split(walk("X"), 30, 4.0)
+        raw.loc[30, "split"] = 4.0
+        adjusted = walk("X").assign(split=raw["split"])
+        assert checks.find_splits(raw, adjusted=True)[["source", "in_prices"]].values.tolist() == [
+            ["split column", True]]
+        assert checks.find_splits(adjusted)[["source", "in_prices"]].values.tolist() == [["split column", False]]
+
+    def test_adjust_restores_the_series_and_its_volume(self) -> None:
+        original = walk("X")
+        raw = with_split(original, 30, 7.0)
+        fixed = checks.apply_splits(raw, checks.find_splits(raw), mode="adjust")
+        np.testing.assert_allclose(fixed["price"] * 7, original["price"])
+        np.testing.assert_allclose(fixed["volume"] / 7, original["volume"])
+
+    def test_adjust_leaves_a_volume_that_was_already_adjusted(self) -> None:
+        raw = with_split(walk("X"), 30, 7.0, volume=False)
+        fixed = checks.apply_splits(raw, checks.find_splits(raw), mode="adjust")
+        assert (fixed["volume"] == 1e6).all()
+
+    def test_drop_makes_the_rows_before_a_series_of_their_own(self) -> None:
+        raw = pd.concat([with_split(walk("X"), 30, 2.0), walk("Y", seed=5)], ignore_index=True)
+        dropped = checks.apply_splits(raw, checks.find_splits(raw), mode="drop")
+        before = f"X<{raw['date'][30].date()}"
+        assert dropped["symbol"].value_counts().to_dict() == {before: 30, "X": 30, "Y": 60}
+        assert dropped.equals(dropped.sort_values(["symbol", "date"], kind="stable"))
+        assert checks.apply_splits(raw, checks.find_splits(raw), mode="keep").equals(raw)
 
 
 def loop_reference(prices: pd.DataFrame, start, stop, *, lag: int, horizon: int) -> dict:

@@ -47,9 +47,36 @@ def test_bad_arguments_exit_2(args, message, code, tmp_path: Path, data_root: Pa
     assert message in capsys.readouterr().err
 
 
-def test_a_long_gap_fails_the_gate_with_exit_3(tmp_path: Path, data_root: Path, capsys) -> None:
-    prices = synthetic_prices(symbols=1, days=200)
-    prices = prices.drop(index=range(80, 110))
+def test_a_trading_halt_is_a_warning_and_the_run_goes_on(tmp_path: Path, data_root: Path) -> None:
+    prices = synthetic_prices(symbols=1, days=200).drop(index=range(80, 110))
+    prices.to_csv(tmp_path / "p.csv", index=False)
+    record = json.loads((Path(market(input=str(tmp_path / "p.csv"), epochs=1, folds=2, lag=5)["dir"]) / "run.json")
+                        .read_text())
+    assert record["status"] == "completed"
+    gate = record["quality"][0]
+    assert gate["success"] and gate["failed"] == []
+    assert [(w["column"], w["severity"]) for w in gate["warnings"]] == [("max_gap_days", "warning")]
+    assert "1 unexpected" in gate["warnings"][0]["observed"] and "suspension" in gate["warnings"][0]["notes"]
+    assert "passed with 1 warning" in (Path(record["dir"]) / "report.html").read_text()
+
+
+def test_prices_in_mixed_units_fail_the_gate_with_exit_3(tmp_path: Path, data_root: Path, capsys) -> None:
+    prices = synthetic_prices(symbols=2, days=200)
+    cents = (prices.index % 2 == 0) & (prices["symbol"] == "SYM1")
+    prices.loc[cents, ["open", "high", "low", "close"]] *= 100
     prices.to_csv(tmp_path / "p.csv", index=False)
     assert main(["run", "market", "--input", str(tmp_path / "p.csv")]) == 3
-    assert "max_gap_days" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "quality gate 'market_prices' failed" in err and "expect_column_values_to_be_between(jump_share)" in err
+
+
+def test_an_unadjusted_split_is_found_and_adjusted(tmp_path: Path, data_root: Path) -> None:
+    prices = synthetic_prices(symbols=1, days=200)
+    prices.loc[120:, ["open", "high", "low", "close"]] /= 4
+    prices.to_csv(tmp_path / "p.csv", index=False)
+    record = json.loads((Path(market(input=str(tmp_path / "p.csv"), epochs=1, folds=2, lag=5)["dir"]) / "run.json")
+                        .read_text())
+    assert record["status"] == "completed" and record["quality"][0]["warnings"] == []
+    (split,) = record["inputs"]["splits"]
+    assert (split["date"], split["split"], split["action"]) == (prices["date"][120], "4:1", "adjust")
+    assert (Path(record["dir"]) / "figures" / "splits.png").exists()

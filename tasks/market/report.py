@@ -96,9 +96,33 @@ def plot_intervals(frame: pd.DataFrame, symbol: str) -> bytes:
     return evaluate._png(fig)
 
 
+def plot_splits(raw: pd.DataFrame, checked: pd.DataFrame, splits: list[dict]) -> bytes:
+    """Each symbol with a split in its prices: the price as read and as the run used it, the split marked."""
+    shown = list(dict.fromkeys(s["symbol"] for s in splits))[:4]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.8 * len(shown)), squeeze=False)
+    for ax, symbol in zip(axes[:, 0], shown, strict=True):
+        part = raw[raw["symbol"] == symbol].sort_values("date")
+        ax.plot(part["date"], part["price"], lw=1, color="tab:red", label="as read")
+        used = checked[checked["symbol"].str.startswith(symbol)].sort_values("date")
+        ax.plot(used["date"], used["price"], lw=1, color="tab:blue", label="as used")
+        for split in (s for s in splits if s["symbol"] == symbol):
+            ax.axvline(pd.Timestamp(split["date"]), color="k", ls="--", lw=0.8)
+            ax.annotate(f"{split['split']} ({split['action']})", (pd.Timestamp(split["date"]), ax.get_ylim()[1]),
+                        fontsize=7, va="top", ha="left")
+        ax.set(title=f"{symbol}: likely stock split", ylabel="price")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return evaluate._png(fig)
+
+
 def build_report(run: dict) -> evaluate.Report:
     run_dir = Path(run["dir"])
     report = evaluate.run_report(run)
+    splits = [s for s in (run.get("inputs") or {}).get("splits", []) if s.get("in_prices")]
+    if splits and (run_dir / "prices.parquet").exists() and (run_dir / "valid_prices.parquet").exists():
+        report.figure("splits", plot_splits(pd.read_parquet(run_dir / "prices.parquet"),
+                                            pd.read_parquet(run_dir / "valid_prices.parquet"), splits),
+                      caption="Stock splits found in the prices, and the series the run used")
     if run["metrics"]:
         report.heading("Walk-forward evaluation (expanding window, by time)")
         means = {k: v for k, v in run["metrics"].items() if k != "folds"}

@@ -30,29 +30,36 @@ def _run(run_dir: str, name: str) -> str:
 
 @task(name="ingest prices", **CACHED)
 def ingest_prices(run_dir: str, *, input: str | None, symbol: str | None = None, target: str | None = None,
-                  seed: int = 0) -> dict:
-    """Read long or wide prices (or write the synthetic set first) into one long table."""
+                  date_column: str | None = None, volume_column: str | None = None, seed: int = 0) -> dict:
+    """Read long or wide prices (or write the synthetic set first) into one long table; say how it was read."""
     if input is None:
         from tasks.market.synthetic import write_synthetic_prices
 
         input = write_synthetic_prices(Path(run_dir) / "input" / "prices.csv", seed=seed)
-    prices, target_col = sources.read_prices(fetch(input), symbol=symbol, target=target)
-    return {"output": write_parquet(prices, _run(run_dir, "prices.parquet")), "target": target_col}
+    prices, read = sources.read_prices(fetch(input), symbol=symbol, target=target, date_column=date_column,
+                                       volume_column=volume_column)
+    return {"output": write_parquet(prices, _run(run_dir, "prices.parquet")), "read": read}
 
 
 @task(name="check prices", **CACHED)
-def check_prices(prices_uri: str, run_dir: str) -> dict:
+def check_prices(prices_uri: str, run_dir: str, *, splits: str = "adjust", adjusted: bool = False) -> dict:
+    """Quarantine faulty rows; find the stock splits left in the prices and adjust for them (or split the series
+    there, or keep them); profile every symbol for the gate."""
     prices = read_parquet(prices_uri)
     valid, quarantined, unsorted = checks.check_prices(prices)
     if valid.empty:
         raise BadInputError(f"no usable price left after the checks ({quarantined['reason'].value_counts().to_dict()})")
+    found = checks.find_splits(valid, adjusted=adjusted)
+    valid = checks.apply_splits(valid, found, mode=splits)
     record = quarantined["symbol"] + "@" + quarantined["date"].astype(str)
     save_quarantine([quarantined.assign(kind="price", record=record)], _run(run_dir, "quarantine.parquet"))
     profile = checks.symbol_profile(valid, quarantined=len(quarantined))
+    found = found.drop(columns="index").assign(date=found["date"].astype(str).str[:10],
+                                               action=np.where(found["in_prices"], splits, "none: already adjusted"))
     return {"output": write_parquet(valid, _run(run_dir, "valid_prices.parquet")),
             "profile": write_parquet(profile, _run(run_dir, "symbol_profile.parquet")),
             "records_in": len(prices), "records_valid": len(valid), "records_quarantined": len(quarantined),
-            "unsorted_rows": unsorted}
+            "unsorted_rows": unsorted, "splits": found.to_dict("records")}
 
 
 class WindowDataset(Dataset):
