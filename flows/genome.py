@@ -32,7 +32,7 @@ def genome(input: str | list[str] | None = None, labels: str | None = None, labe
                             label_from_filename=label_from_filename, synthetic_n=synthetic_n, seed=seed)
         checked = run.stage("check", check_sequences, records["output"], run_dir, min_length=min_length)
         run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"])
-        gate(run, checked["profile"], "genome_sequences", "sequences")
+        gate(run, checked["profile"], "genome_sequences", "sequences", min_length=min_length)
         encoded = run.stage("encode", encode_sequences, checked["output"], run_dir, length=length, k=k,
                             padding=padding)
         profile = run.stage("profile_encoded", profile_encodings, encoded["output"], run_dir)
@@ -42,6 +42,8 @@ def genome(input: str | list[str] | None = None, labels: str | None = None, labe
                             folds=folds, augment_rc=augment_rc, seed=seed, calibrate=calibrate,
                             mc_samples=mc_samples)
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
+        if trained.get("rare_classes"):
+            run.inputs["rare_classes"] = trained["rare_classes"]
         run.stage("score", score_sequences, checked["output"], trained["output"], run_dir, root, stride=stride,
                   mc_samples=mc_samples)
     return run.to_dict()

@@ -43,14 +43,16 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
                            sentinelhub=sentinelhub if source == "sentinelhub" else None)
         profile = run.stage("profile", profile_scene_files, ingest["output"], run_dir, scale=scale)
         run.add_counts(profile["records_in"], profile["records_valid"], profile["records_quarantined"])
+        run.inputs.update(profile["encoding"])
         gate(run, profile["output"], "satellite_scenes", "scenes")
         mosaic = run.stage("mosaic", mosaic_scenes, ingest["output"], profile["output"], run_dir,
                            resolution=resolution, crs=crs, resampling=resampling, method=mosaic_method,
-                           label_column=label_column, bands=bands, block=block, seed=seed, scale=scale)
+                           label_column=label_column, bands=bands, block=block, seed=seed)
         run.add_counts(profile["records_in"] + mosaic["labels_in"],
                        profile["records_valid"] + mosaic["labels_in"] - mosaic["labels_quarantined"],
                        profile["records_quarantined"] + mosaic["labels_quarantined"],
-                       scenes_in=profile["records_in"], label_polygons_in=mosaic["labels_in"])
+                       scenes_in=profile["records_in"], label_polygons_in=mosaic["labels_in"],
+                       pixels_saturated=profile["pixels_saturated"], pixels_nodata=profile["pixels_nodata"])
         norm = run.stage("normalize", normalization_statistics, mosaic["output"], run_dir)
         mosaic_profile = run.stage("profile_mosaic", profile_mosaic, mosaic["output"], norm["output"], run_dir)
         gate(run, mosaic_profile["output"], "satellite_mosaic", "mosaic")

@@ -28,12 +28,15 @@ def sentiment(input: str | None = None, text_column: str | None = None, label_co
                        duplicates_dropped=checked["duplicates"],
                        undecodable_bytes_replaced=posts["undecodable_replaced"],
                        mojibake_repaired=posts["mojibake_repaired"])
-        gate(run, checked["profile"], "sentiment_posts", "posts")
+        run.inputs.update(posts["read"])
+        gate(run, checked["profile"], "sentiment_posts", "posts", max_chars=max_chars)
         cleaned = run.stage("clean", clean_posts, checked["output"], run_dir, options=clean_options)
         gate(run, cleaned["profile"], "sentiment_clean", "clean")
         trained = run.stage("train", train_text_classifier, cleaned["output"], run_dir, root, mode=train,
                             model_name=model_name, max_tokens=max_tokens, epochs=epochs, seed=seed,
                             calibrate=calibrate, mc_samples=mc_samples, folds=folds)
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
+        if trained.get("rare_classes"):
+            run.inputs["rare_classes"] = trained["rare_classes"]
         run.stage("score", score_posts, cleaned["output"], trained["output"], run_dir, root, mc_samples=mc_samples)
     return run.to_dict()

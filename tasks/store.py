@@ -377,8 +377,8 @@ class RunRecord:
             "flow": self.flow, "run_id": self.run_id, "status": self.status,
             "started": self.started, "finished": self.finished, "parameters": self.parameters,
             "counts": self.counts, "quality": self.quality, "stages": self.stages, "model": self.model,
-            "metrics": self.metrics, "baselines": self.baselines, "monitor": self.monitor,
-            "inputs": self.inputs, "error": self.error, "exit_code": self.exit_code, "dir": str(self.dir), "uri": self.uri or str(self.dir),
+            "metrics": self.metrics, "baselines": self.baselines, "monitor": self.monitor, "inputs": self.inputs,
+            "error": self.error, "exit_code": self.exit_code, "dir": str(self.dir), "uri": self.uri or str(self.dir),
         })
         return _rebase(record, str(self.dir), self.uri) if self.synced else record
 

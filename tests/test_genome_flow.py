@@ -76,10 +76,26 @@ def test_unknown_ids_in_the_label_file_exit_2(tmp_path: Path, data_root: Path, c
     assert "not_there" in capsys.readouterr().err
 
 
-def test_too_many_faulty_records_fail_the_gate_with_exit_3(tmp_path: Path, data_root: Path, capsys) -> None:
+def test_mostly_faulty_records_fail_the_gate_with_exit_3(tmp_path: Path, data_root: Path, capsys) -> None:
     lines = [f">ok{i} label={'ab'[i % 2]}\n{'ACGTTGCAAC' * 5}" for i in range(30)]
-    lines += [f">bad{i} label=a\nACGTXXXX{'A' * 30}" for i in range(20)]
+    lines += [f">bad{i} label=a\nACGTXXXX{'A' * 30}" for i in range(45)]
     (tmp_path / "s.fa").write_text("\n".join(lines) + "\n")
     assert main(["run", "genome", "--input", str(tmp_path / "s.fa"), "--epochs", "1"]) == 3
     err = capsys.readouterr().err
     assert "genome_sequences" in err and "quarantined_share" in err
+
+
+def test_ambiguity_codes_instead_of_bases_fail_the_gate_with_exit_3(tmp_path: Path, data_root: Path,
+                                                                     capsys) -> None:
+    lines = [f">p{i} label={'ab'[i % 2]}\n{'MKVHDRSWMKVHDRSWBDHV' * 3}" for i in range(40)]
+    (tmp_path / "s.fa").write_text("\n".join(lines) + "\n")
+    assert main(["run", "genome", "--input", str(tmp_path / "s.fa"), "--epochs", "1"]) == 3
+    assert "expect_column_values_to_be_between(ambiguous_fraction)" in capsys.readouterr().err
+
+
+def test_the_gate_checks_the_runs_own_min_length(tmp_path: Path, data_root: Path) -> None:
+    lines = [f">s{i} label={'ab'[i % 2]}\n{'ACGTTGCAACGGTACA'}" for i in range(40)]  # 16 nt
+    (tmp_path / "s.fa").write_text("\n".join(lines) + "\n")
+    record = genome(input=str(tmp_path / "s.fa"), min_length=10, length=16, epochs=1)
+    assert record["status"] == "completed" and record["counts"]["records_quarantined"] == 0
+    assert record["quality"][0]["success"] and record["quality"][0]["parameters"] == {"min_length": 10}

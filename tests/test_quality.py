@@ -22,6 +22,17 @@ SUITE = {
          "kwargs": {"column": "quarantined_share", "min_value": 0, "max_value": 0.5}, "meta": {}},
     ],
 }
+SEVERITIES = {
+    "name": "demo_posts",
+    "meta": {"stage": "posts"},
+    "notes": None,
+    "expectations": [
+        {"type": "expect_column_values_to_be_between", "severity": "critical", "meta": {"notes": "broken"},
+         "kwargs": {"column": "length", "min_value": 1, "max_value": {"$PARAMETER": "max_chars"}}},
+        {"type": "expect_column_max_to_be_between", "severity": "warning", "meta": {"notes": "real data has some"},
+         "kwargs": {"column": "duplicate_share", "min_value": 0, "max_value": 0.1}},
+    ],
+}
 
 
 @pytest.fixture
@@ -30,6 +41,7 @@ def suites(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     (folder / "demo_prices.json").write_text(json.dumps(SUITE))
     (folder / "demo_broken.json").write_text("{not json")
+    (folder / "demo_posts.json").write_text(json.dumps(SEVERITIES))
     monkeypatch.setenv("TESSERA_EXPECTATIONS", str(folder))
     return folder
 
@@ -67,7 +79,8 @@ class TestValidateTable:
     def test_passing_table(self, suites: Path) -> None:
         table = pd.DataFrame({"price": [1.0, 2.0, 0.0], "quarantined_share": [0.1, 0.1, 0.1]})
         result = quality.validate_table(table, "demo_prices", stage="prices")
-        assert result == {"stage": "prices", "suite": "demo_prices", "success": True, "failed": [], "rows": 3}
+        assert result == {"stage": "prices", "suite": "demo_prices", "success": True, "failed": [], "warnings": [],
+                          "rows": 3, "parameters": {}}
         assert quality.raise_if_failed(result) is result
 
     def test_failing_table_names_expectation_column_and_observed(self, suites: Path) -> None:
@@ -91,6 +104,38 @@ class TestValidateTable:
         price = next(f for f in result["failed"] if f["column"] == "price")
         assert "does not exist" in (price["exception"] or "")
         assert 'column "price"' in quality.gate_message(result)
+
+
+class TestSeverityAndParameters:
+    posts = pd.DataFrame({"length": [10, 9000], "duplicate_share": [0.3, 0.3]})
+
+    def test_a_failed_warning_is_recorded_and_the_gate_passes(self, suites: Path) -> None:
+        result = quality.validate_table(self.posts, "demo_posts", stage="posts", parameters={"max_chars": 20000})
+        assert result["success"] and result["failed"] == []
+        (warning,) = result["warnings"]
+        assert (warning["column"], warning["severity"], warning["observed"]) == ("duplicate_share", "warning", 0.3)
+        assert warning["notes"] == "real data has some"
+        assert quality.raise_if_failed(result) is result
+        (line,) = quality.warning_messages(result)
+        assert line == ("quality gate 'demo_posts' warning at stage 'posts': expect_column_max_to_be_between"
+                        "(duplicate_share) observed 0.3 (real data has some)")
+
+    def test_the_run_sets_the_limit_a_critical_expectation_checks(self, suites: Path) -> None:
+        result = quality.validate_table(self.posts, "demo_posts", stage="posts", parameters={"max_chars": 5000})
+        assert not result["success"] and [f["column"] for f in result["failed"]] == ["length"]
+        assert result["failed"][0]["severity"] == "critical" and result["parameters"] == {"max_chars": 5000}
+        with pytest.raises(DataQualityError, match="length"):
+            quality.raise_if_failed(result)
+
+    def test_a_parameter_the_stage_does_not_set_is_bad_input(self, suites: Path) -> None:
+        with pytest.raises(BadInputError, match=r"uses \$PARAMETER max_chars, which stage 'posts' does not set"):
+            quality.validate_table(self.posts, "demo_posts", stage="posts")
+
+    def test_every_project_suite_gives_each_expectation_a_severity_and_a_reason(self) -> None:
+        for path in sorted((Path(quality.__file__).resolve().parents[1] / "expectations").glob("*.json")):
+            for expectation in json.loads(path.read_text())["expectations"]:
+                assert expectation.get("severity") in {"critical", "warning", "info"}, (path.name, expectation)
+                assert expectation["meta"].get("notes"), (path.name, expectation)
 
 
 class TestGateMessage:

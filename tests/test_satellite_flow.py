@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -199,20 +198,27 @@ class TestBadInput:
                      str(labels)]) == 2
         assert "no label polygon overlaps any scene" in capsys.readouterr().err
 
-    def test_failed_gate_exits_3_naming_suite_and_expectation(self, tmp_path: Path, data_root: Path, monkeypatch,
-                                                              capsys) -> None:
-        suites = tmp_path / "expectations"
-        shutil.copytree(Path(__file__).parents[1] / "expectations", suites)
-        suite = json.loads((suites / "satellite_scenes.json").read_text())
-        for e in suite["expectations"]:
-            if e["kwargs"].get("column") == "cloud_fraction":
-                e["kwargs"]["max_value"] = 0.0001
-        (suites / "satellite_scenes.json").write_text(json.dumps(suite))
-        monkeypatch.setenv("TESSERA_EXPECTATIONS", str(suites))
-        assert main(["run", "satellite", "--date", "2024-06-01"]) == 3
+    def test_a_saturated_band_fails_the_scenes_gate_with_exit_3(self, tmp_path: Path, data_root: Path,
+                                                                 capsys) -> None:
+        out = write_synthetic_scenes(tmp_path, when="2024-06-01")
+        with rasterio.open(f"{out['scenes'][0]}_B04.tif", "r+") as dst:
+            dst.write(np.full(dst.shape, 65535, "uint16"), 1)
+        assert main(["run", "satellite", "--source", "local", "--input", str(tmp_path), "--labels",
+                     out["labels"]]) == 3
         err = capsys.readouterr().err
         assert "quality gate 'satellite_scenes' failed" in err
-        assert "expect_column_values_to_be_between(cloud_fraction)" in err
+        assert "expect_column_values_to_be_between(saturated_fraction)" in err
+
+    def test_a_constant_band_fails_the_mosaic_gate_with_exit_3(self, tmp_path: Path, data_root: Path,
+                                                               capsys) -> None:
+        out = write_synthetic_scenes(tmp_path, when="2024-06-01")
+        for scene in out["scenes"]:
+            with rasterio.open(f"{scene}_B08.tif", "r+") as dst:
+                dst.write(np.full(dst.shape, 3000, "uint16"), 1)
+        assert main(["run", "satellite", "--source", "local", "--input", str(tmp_path), "--labels",
+                     out["labels"]]) == 3
+        err = capsys.readouterr().err
+        assert "quality gate 'satellite_mosaic' failed" in err and "expect_column_values_to_be_between(std)" in err
 
 
 class TestBadFilesThroughTheCli:

@@ -109,14 +109,26 @@ class TestSplitAndNormalize:
         image[0, :2, :2] = [[1, 3], [1, 3]]
         region = np.zeros((4, 4), bool)
         region[:2, :2] = True
-        mean, std = grid.band_statistics(raster(image[0]).expand_dims(band=["B1"]), region)
-        assert mean[0] == pytest.approx(2.0)
-        assert std[0] == pytest.approx(1.0)
+        stats = grid.band_statistics(raster(image[0]).expand_dims(band=["B1"]), region, percentiles=(0, 100))
+        assert stats["mean"][0] == pytest.approx(2.0)
+        assert stats["std"][0] == pytest.approx(1.0)
+        assert (stats["low"][0], stats["high"][0]) == (1.0, 3.0)
+
+    def test_a_few_saturated_pixels_do_not_stretch_the_statistics(self) -> None:
+        values = np.random.default_rng(0).normal(0.2, 0.02, (1, 100, 100))
+        values[0, :3, :10] = 2.8  # 0.3% of the pixels: bright roofs
+        image = raster(values[0]).expand_dims(band=["B1"])
+        stats = grid.band_statistics(image, np.ones((100, 100), bool))
+        assert stats["mean"][0] == pytest.approx(0.2, abs=0.002) and stats["std"][0] == pytest.approx(0.02, rel=0.1)
+        out = grid.normalize(image, **stats).values
+        assert np.abs(out).max() < 4  # plain mean/std standardization puts the roofs at ~16
 
     def test_normalize(self) -> None:
         image = raster(np.array([[1.0, 3.0]])).expand_dims(band=["B1"])
         out = grid.normalize(image, np.array([2.0]), np.array([1.0]))
         np.testing.assert_array_equal(out.values, [[[-1.0, 1.0]]])
+        clipped = grid.normalize(image, np.array([2.0]), np.array([1.0]), low=np.array([1.5]), high=np.array([9.0]))
+        np.testing.assert_array_equal(clipped.values, [[[-0.5, 1.0]]])
 
 
 class TestReadMosaic:

@@ -38,6 +38,14 @@ class TestFindScenes:
         (scene,) = sources.find_scenes(str(tmp_path))
         assert scene.bands == {"B04": (str(tmp_path / "scene.tif"), 1), "B08": (str(tmp_path / "scene.tif"), 2)}
 
+    def test_numbered_single_band_files_on_one_grid_are_one_scene(self, tmp_path: Path) -> None:
+        for n in ("10", "20", "70"):
+            write_raster(tmp_path / f"lsat7_2000_{n}.tif", band())
+        write_raster(tmp_path / "tile_1.tif", band())
+        write_raster(tmp_path / "tile_2.tif", band(), origin=(700_000.0, 5_000_000.0))
+        scenes = {s.scene: set(s.bands) for s in sources.find_scenes(str(tmp_path))}
+        assert scenes == {"lsat7_2000": {"B10", "B20", "B70"}, "tile_1": {"B1"}, "tile_2": {"B1"}}
+
     def test_table_round_trip(self, tmp_path: Path) -> None:
         import pandas as pd
 
@@ -97,8 +105,38 @@ class TestProfile:
         assert row["nodata_fraction"] == pytest.approx(0.25)
         assert row["cloud_fraction"] == pytest.approx(2 / 12)
         assert row["clear_fraction"] == pytest.approx(10 / 16)
-        assert row["min"] == pytest.approx(0.2) and row["max"] == pytest.approx(0.2)
-        assert row["crs"] == "EPSG:32632" and row["resolution"] == 10
+        assert row["p1"] == pytest.approx(0.2) and row["p99"] == pytest.approx(0.2)
+        assert row["crs"] == "EPSG:32632" and row["resolution"] == row["resolution_m"] == 10
+
+    def test_saturated_pixels_are_counted_and_left_out_of_the_percentiles(self, tmp_path: Path) -> None:
+        data = np.tile(np.arange(1000, 3000, 20, dtype="uint16"), (10, 1))  # 0.1 .. 0.298 reflectance
+        data[0, :7] = 65535
+        data[1, :3] = 0
+        write_raster(tmp_path / "x_B02.tif", data, nodata=None)
+        (row,) = sources.profile_scenes(sources.find_scenes(str(tmp_path))).to_dict("records")
+        assert (row["saturated_pixels"], row["nodata_pixels"]) == (7, 3)
+        assert row["saturated_fraction"] == pytest.approx(0.007) and row["saturation"] == 65535
+        assert row["valid_fraction"] == pytest.approx(0.99) and row["p99"] < 0.3
+
+    def test_whole_numbers_up_to_255_in_a_wider_type_are_eight_bit(self, tmp_path: Path) -> None:
+        dn = np.tile(np.arange(10, 255, dtype="float32"), (4, 1))
+        dn[0, 0] = 255
+        write_raster(tmp_path / "x_B1.tif", dn, nodata=-99999)
+        write_raster(tmp_path / "x_B2.tif", dn.astype("int16"), nodata=-32768)
+        rows = sources.profile_scenes(sources.find_scenes(str(tmp_path))).to_dict("records")
+        assert [r["scale"] for r in rows] == [pytest.approx(1 / 255)] * 2
+        assert [r["saturation"] for r in rows] == [255] * 2
+        assert all(r["saturated_pixels"] == 1 and r["p99"] < 1.0 for r in rows)
+
+    def test_reflectance_in_a_float_file_is_kept_as_it_is(self, tmp_path: Path) -> None:
+        write_raster(tmp_path / "x_B1.tif", np.full((4, 4), 0.31, "float32"), nodata=None)
+        (row,) = sources.profile_scenes(sources.find_scenes(str(tmp_path))).to_dict("records")
+        assert row["scale"] == 1.0 and np.isnan(row["saturation"]) and row["p1"] == pytest.approx(0.31)
+
+    def test_degrees_become_metres(self, tmp_path: Path) -> None:
+        write_raster(tmp_path / "x_B02.tif", band(), origin=(13.4, 52.5), res=0.0001, crs="EPSG:4326")
+        (row,) = sources.profile_scenes(sources.find_scenes(str(tmp_path))).to_dict("records")
+        assert row["resolution_m"] == pytest.approx(11.13, abs=0.01)
 
     def test_open_band_scales_and_masks_nodata(self, tmp_path: Path) -> None:
         data = band(2500)
@@ -106,6 +144,24 @@ class TestProfile:
         da = sources.open_band(str(write_raster(tmp_path / "x_B02.tif", data)))
         values = da.values
         assert np.isnan(values[0, 0]) and values[1, 1] == pytest.approx(0.25)
+
+    def test_open_band_masks_the_saturation_value(self, tmp_path: Path) -> None:
+        data = band(2500)
+        data[2, 3] = 65535
+        values = sources.open_band(str(write_raster(tmp_path / "x_B02.tif", data, nodata=None))).values
+        assert np.isnan(values).sum() == 1 and np.isnan(values[2, 3])
+
+    def test_the_mosaic_masks_saturated_pixels_before_resampling(self, tmp_path: Path) -> None:
+        from odc.geo.geobox import GeoBox
+        from rasterio.transform import from_origin
+
+        data = band(2000, shape=(8, 8))
+        data[0, 0] = 65535
+        write_raster(tmp_path / "x_B02.tif", data, nodata=None)
+        scenes = sources.find_scenes(str(tmp_path))
+        coarse = GeoBox((4, 4), from_origin(600_000.0, 5_000_000.0, 20, 20), "EPSG:32632")
+        image = sources.read_mosaic(scenes, ["B02"], coarse, resampling="average").values
+        assert np.allclose(image, 0.2)  # the saturated pixel is left out of its 2 x 2 average
 
 
 class TestLabelPolygons:

@@ -168,7 +168,10 @@ class TestReadPosts:
         (tmp_path / "p.csv").write_bytes(raw)
         posts, repairs = sources.read_posts(str(tmp_path / "p.csv"))
         assert posts["text"][0] == "café was great"
-        assert repairs == {"undecodable_replaced": 1, "mojibake_repaired": 1}
+        assert {k: repairs[k] for k in ("undecodable_replaced", "mojibake_repaired")} == {
+            "undecodable_replaced": 1, "mojibake_repaired": 1}
+        assert repairs["read"] == {"text_column": "text", "label_column": "label", "columns": "text, label",
+                                   "encoding": "utf-8"}
 
     def test_compressed_csv(self, tmp_path: Path) -> None:
         import bz2

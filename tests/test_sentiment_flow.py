@@ -54,3 +54,29 @@ def test_mostly_duplicates_fail_the_gate_with_exit_3(tmp_path: Path, data_root: 
     assert main(["run", "sentiment", "--input", str(tmp_path / "p.csv")]) == 3
     err = capsys.readouterr().err
     assert "sentiment_posts" in err and "duplicate_share" in err
+
+
+def test_the_gate_checks_the_runs_own_max_chars(tmp_path: Path, data_root: Path) -> None:
+    rows = [{"text": f"post number {i} " + ("word " * (1800 if i < 4 else 3)), "label": "ab"[i % 2]}
+            for i in range(60)]
+    pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
+    record = sentiment(input=str(tmp_path / "p.csv"), max_chars=20000, epochs=1)
+    assert record["status"] == "completed" and record["counts"]["records_quarantined"] == 0
+    assert record["quality"][0]["parameters"] == {"max_chars": 20000}
+
+
+def test_a_label_column_of_free_text_fails_the_gate_with_exit_3(tmp_path: Path, data_root: Path, capsys) -> None:
+    rows = [{"text": f"post {i}", "label": f"comment number {i}"} for i in range(80)]
+    pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
+    assert main(["run", "sentiment", "--input", str(tmp_path / "p.csv")]) == 3
+    assert "expect_column_values_to_be_in_set(labels_like_text)" in capsys.readouterr().err
+
+
+def test_posts_that_cleaning_empties_fail_the_clean_gate_with_exit_3(tmp_path: Path, data_root: Path,
+                                                                     capsys) -> None:
+    rows = [{"text": ["the and of", "is it to", "a an the!"][i % 3] + "!" * (i + 1), "label": "ab"[i % 2]}
+            for i in range(60)]
+    pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
+    assert main(["run", "sentiment", "--input", str(tmp_path / "p.csv")]) == 3
+    err = capsys.readouterr().err
+    assert "quality gate 'sentiment_clean' failed" in err and "empty_share" in err

@@ -33,17 +33,19 @@ def clean_records(records: pd.DataFrame, *, min_length: int = 20,
 
 
 def sequence_profile(valid: pd.DataFrame, *, quarantined: int) -> pd.DataFrame:
-    """A row per valid record (length, GC content, N fraction, label) plus the table-level shares the gate
-    checks: how much was quarantined and how small the rarest class is."""
+    """A row per valid record (length, GC content, N and ambiguity-code fractions, label) plus the table-level
+    shares the gate checks: how much was quarantined and how small the rarest class is."""
     seqs = valid["sequence"]
     lengths = seqs.str.len().to_numpy()
     gc = (seqs.str.count("G") + seqs.str.count("C")).to_numpy()
     n = seqs.str.count("N").to_numpy()
     acgt = np.maximum(lengths - n, 1)
+    ambiguous = lengths - n - seqs.str.count("[ACGTU]").to_numpy()
     total = len(valid) + quarantined
-    shares = valid["label"].value_counts(normalize=True) if valid["label"].notna().any() else pd.Series([1.0])
+    counts = valid["label"].value_counts() if valid["label"].notna().any() else pd.Series([len(valid)])
     return pd.DataFrame({
         "id": valid["id"], "label": valid["label"], "length": lengths, "gc_content": gc / acgt,
-        "n_fraction": n / np.maximum(lengths, 1), "quarantined_share": quarantined / max(total, 1),
-        "min_class_share": float(shares.min()), "n_classes": int(valid["label"].nunique()),
+        "n_fraction": n / np.maximum(lengths, 1), "ambiguous_fraction": ambiguous / np.maximum(lengths, 1),
+        "quarantined_share": quarantined / max(total, 1), "min_class_share": float(counts.min() / counts.sum()),
+        "min_class_count": int(counts.min()), "n_classes": int(valid["label"].nunique()),
     })

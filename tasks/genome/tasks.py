@@ -159,7 +159,9 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
     labelled = bool((labels_text != "").all())
     if mode == "never" or not labelled:
         if champion is None:
-            raise BadInputError(f"no champion model {model_name!r} to score with; run once on labelled sequences")
+            raise BadInputError(f"the sequences have no labels and there is no champion model {model_name!r} to "
+                                "score with; label them (--labels id,label CSV, --label-from-filename, or label= in "
+                                "the FASTA headers) or train a champion on labelled sequences first")
         return _champion_only(registry, champion, run_dir)
     class_names = sorted(set(labels_text))
     if len(class_names) < 2:
@@ -167,11 +169,13 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
     y = np.searchsorted(class_names, labels_text).astype(np.int64)
     codes, counts = dask.compute(ds["codes"].data, ds["counts"].data)
     split = splits.stratified_split(y, seed=seed)
+    rare = {"rare_classes": splits.rare_classes(y, split, class_names)}
     idx = {name: np.flatnonzero(split == i) for name, i in splits.SPLITS.items()}
     compatible = champion is not None and champion["class_names"] == class_names and \
         champion["parameters"].get("k") == k and champion["parameters"].get("length") == int(ds.attrs["length"])
     if mode == "auto" and compatible:
-        return _champion_only(registry, champion, run_dir, evaluate=(codes, counts, y, idx, class_names, k))
+        return {**_champion_only(registry, champion, run_dir, evaluate=(codes, counts, y, idx, class_names, k)),
+                **rare}
     model, arch, history = _fit(architecture, class_names, codes, counts, y, idx["train"], idx["val"],
                                 encoding=encoding, k=k, epochs=epochs, seed=seed, augment_rc=augment_rc)
     enc = arch["kwargs"].get("encoding", "counts")
@@ -218,7 +222,8 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
                         "champion": champion["version"] if champion else None},
               "metrics": metrics, "baselines": baselines, "history": history, "class_names": class_names}
     write_json(result, _run(run_dir, "training.json"))
-    return {"output": _run(run_dir, "training.json"), **{k_: result[k_] for k_ in ("model", "metrics", "baselines")}}
+    return {"output": _run(run_dir, "training.json"), **{k_: result[k_] for k_ in ("model", "metrics", "baselines")},
+            **rare}
 
 
 def _fingerprint(codes: np.ndarray, y: np.ndarray) -> str:

@@ -18,6 +18,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 MOSAIC_METHODS = ("first", "median", "least-cloudy")
 SPLITS = {"train": 0, "val": 1, "test": 2}
+CLIP_PERCENTILES = (0.5, 99.5)
 # odc-geo warps in-memory chunks through rasterio, which warns that a bare array has no geotransform.
 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
 
@@ -95,20 +96,44 @@ def block_split(shape: tuple[int, int], *, block: int = 64, fractions: tuple[flo
     return blocks.repeat(block, axis=0).repeat(block, axis=1)[: shape[0], : shape[1]]
 
 
-def band_statistics(image: xr.DataArray, region: xr.DataArray | da.Array | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean and standard deviation of valid pixels inside ``region`` (the training area)."""
+def band_statistics(image: xr.DataArray, region: xr.DataArray | da.Array | np.ndarray, *,
+                    percentiles: tuple[float, float] = CLIP_PERCENTILES, sample: int = 1_000_000) -> dict:
+    """Per-band robust statistics of the valid pixels inside ``region`` (the training area): the ``percentiles``
+    (``low``, ``high``; from a regular sample of about ``sample`` pixels), then the mean and standard deviation
+    of the values clipped to them, so a few saturated roofs or specular glints cannot stretch the scale."""
     region_da = region if isinstance(region, xr.DataArray) else xr.DataArray(region, dims=("y", "x"))
     inside = image.where(region_da.data.astype(bool))
-    mean, std = da.compute(inside.mean(("y", "x"), skipna=True).data, inside.std(("y", "x"), skipna=True).data)
+    step = max(1, int(np.ceil(np.sqrt(inside.sizes["y"] * inside.sizes["x"] / sample))))
+    thinned = np.asarray(inside[:, ::step, ::step].values, dtype="float64").reshape(inside.sizes["band"], -1)
+    low, high = (np.full(len(thinned), np.nan) for _ in range(2))
+    for b, values in enumerate(thinned):
+        values = values[np.isfinite(values)]
+        if values.size:
+            low[b], high[b] = np.percentile(values, percentiles)
+    clipped = clip_bands(inside, low, high)
+    mean, std = da.compute(clipped.mean(("y", "x"), skipna=True).data, clipped.std(("y", "x"), skipna=True).data)
     std = np.where(np.asarray(std) > 0, std, 1.0)
-    return np.asarray(mean, dtype="float32"), np.asarray(std, dtype="float32")
+    return {"mean": np.asarray(mean, dtype="float32"), "std": np.asarray(std, dtype="float32"),
+            "low": low.astype("float32"), "high": high.astype("float32")}
 
 
-def normalize(image: xr.DataArray, mean: np.ndarray, std: np.ndarray) -> xr.DataArray:
-    """Standardize each band: (x - mean) / std, with statistics from the training area."""
-    m = xr.DataArray(np.asarray(mean, dtype="float32"), dims="band", coords={"band": image.band})
-    s = xr.DataArray(np.asarray(std, dtype="float32"), dims="band", coords={"band": image.band})
-    return (image - m) / s
+def _per_band(values: np.ndarray, image: xr.DataArray) -> xr.DataArray:
+    return xr.DataArray(np.asarray(values, dtype="float32"), dims="band", coords={"band": image.band})
+
+
+def clip_bands(image: xr.DataArray, low: np.ndarray | None, high: np.ndarray | None) -> xr.DataArray:
+    """Each band clipped to its [low, high] (NaN bounds and NaN pixels left as they are)."""
+    if low is None or high is None:
+        return image
+    low, high = np.nan_to_num(low, nan=-np.inf), np.nan_to_num(high, nan=np.inf)
+    return image.clip(_per_band(low, image), _per_band(high, image))
+
+
+def normalize(image: xr.DataArray, mean: np.ndarray, std: np.ndarray, *, low: np.ndarray | None = None,
+              high: np.ndarray | None = None) -> xr.DataArray:
+    """Standardize each band with statistics from the training area: clip to [low, high] when given (the
+    training area's percentiles), then (x - mean) / std."""
+    return (clip_bands(image, low, high) - _per_band(mean, image)) / _per_band(std, image)
 
 
 def geobox_key(geobox: GeoBox) -> str:

@@ -34,6 +34,7 @@ INVALID_MASK_VALUES = {
     "FMASK": (2, 4, 255),  # shadow, cloud, fill
 }
 IGNORED_LAYERS = {"BQA", "QA_PIXEL"}
+_NUMBERED = re.compile(r"^(?P<stem>.+?)[_-](?P<band>\d{1,2})$")
 
 
 @dataclass
@@ -95,8 +96,13 @@ def find_scenes(input_path: str, *, exclude: tuple[str, ...] = ()) -> list[Scene
     if not files:
         raise BadInputError(f"{input_path}: no GeoTIFF or JP2 files found; expected *.tif, *.tiff or *.jp2")
     scenes: dict[str, Scene] = {}
+    numbered = _numbered_bands([f for f in files if not _BAND.match(f.stem)])
     for f in files:
         match = _BAND.match(f.stem)
+        if f in numbered:
+            stem, band = numbered[f]
+            scenes.setdefault(stem, Scene(stem)).bands[band] = (str(f), 1)
+            continue
         if not match:
             scene = scenes.setdefault(f.stem, Scene(f.stem))
             for i, name in enumerate(_band_names(str(f)), start=1):
@@ -114,16 +120,61 @@ def find_scenes(input_path: str, *, exclude: tuple[str, ...] = ()) -> list[Scene
     return list(scenes.values())
 
 
+def _numbered_bands(files: list[Path]) -> dict[Path, tuple[str, str]]:
+    """Single-band files named ``<stem>_<n>`` (``lsat7_2000_10.tif``) that share a stem and one grid are the bands
+    of one scene, ``B<n>``; numbered files on different grids are tiles, scenes of their own."""
+    groups: dict[str, list[tuple[Path, str]]] = {}
+    for f in files:
+        match = _NUMBERED.match(f.stem)
+        if match:
+            groups.setdefault(match["stem"], []).append((f, match["band"]))
+    out = {}
+    for stem, members in groups.items():
+        grids = set()
+        for f, _ in members:
+            with _open(str(f)) as src:
+                grids.add((src.count, src.shape, tuple(src.transform), src.crs.to_string() if src.crs else None))
+        if len(members) > 1 and len(grids) == 1 and next(iter(grids))[0] == 1:
+            out.update({f: (stem, f"B{band}") for f, band in members})
+    return out
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a band's stored numbers become reflectance, and which stored values are no measurement: the
+    product's saturation value and, in integer products, 0 (fill). Both are masked like nodata."""
+
+    scale: float
+    saturated: float | None = None
+    zero_is_fill: bool = False
+
+    @property
+    def masked(self) -> tuple[float, ...]:
+        return ((0.0,) if self.zero_is_fill else ()) + ((self.saturated,) if self.saturated is not None else ())
+
+
 def reflectance_scale(dtype: str, scale: float | None = None) -> float:
     """Digital numbers to reflectance: ``scale`` if given, else L2A-style integers are reflectance x 10000
     and 8-bit data x 255."""
-    if scale is not None:
-        return scale
-    if dtype == "uint8":
-        return 1 / 255
+    return band_encoding(dtype, scale=scale).scale
+
+
+def band_encoding(dtype: str, *, scale: float | None = None, eight_bit: bool = False) -> Encoding:
+    """The encoding of a band: 8-bit digital numbers (``uint8``, or any type holding whole numbers 0-255, which
+    ``eight_bit`` says) are reflectance x 255 and saturate at 255; other integers are reflectance x 10000
+    (Sentinel-2, Landsat surface reflectance) and saturate at their type's maximum; floats are reflectance.
+    ``scale`` overrides the factor."""
+    if dtype == "uint8" or eight_bit:
+        return Encoding(scale or 1 / 255, 255.0, True)
     if dtype.startswith(("uint", "int")):
-        return 1 / 10_000
-    return 1.0
+        return Encoding(scale or 1 / 10_000, float(np.iinfo(dtype).max), True)
+    return Encoding(scale or 1.0)
+
+
+def holds_eight_bit(samples: list[np.ndarray]) -> bool:
+    """True when every band of a scene holds only whole numbers 0-255: 8-bit data stored in a wider type."""
+    values = [v for v in samples if v.size]
+    return bool(values) and all(v.min() >= 0 and v.max() <= 255 and np.array_equal(v, np.round(v)) for v in values)
 
 
 def _decimated(src, index: int, max_side: int = 256) -> np.ndarray:
@@ -142,68 +193,108 @@ def _check_readable(src, index: int, path: str) -> None:
                             "re-download the file or remove it from the input") from exc
 
 
-def profile_scenes(scenes: list[Scene], *, scale: float | None = None) -> pd.DataFrame:
-    """One row per scene and band: CRS, resolution, dtype, nodata and cloud fractions, value range.
+def _scene_mask(scene: Scene) -> tuple[float, float | None]:
+    """(cloud fraction of the clear-or-cloudy pixels, clear fraction) from the scene's mask layer."""
+    with _open(scene.mask) as src:
+        _check_readable(src, 1, scene.mask)
+        mask = _decimated(src, 1)
+    invalid = np.isin(mask, INVALID_MASK_VALUES[scene.mask_kind])
+    nodata_mask = np.isin(mask, (0,) if scene.mask_kind == "SCL" else (255,))
+    return float((invalid & ~nodata_mask).sum() / max(1, (~nodata_mask).sum())), float((~invalid).mean())
 
-    Values come from a decimated read (at most 256 px a side), cheap for any file size; bands of one
-    scene must cover the same extent.
+
+def _read_sample(scene: Scene, band: str, reference: tuple | None) -> tuple[np.ndarray, dict]:
+    """A decimated read of one band (at most 256 px a side) and its file metadata; checks CRS and extent."""
+    path, index = scene.bands[band]
+    with _open(path) as src:
+        if src.crs is None:
+            raise BadInputError(f"{path}: has no CRS; assign one, e.g. gdal_edit.py -a_srs EPSG:32632 {path}")
+        _check_readable(src, index, path)
+        data = _decimated(src, index)
+        meta = {"bounds": src.bounds, "res": src.res, "crs": src.crs, "dtype": src.dtypes[index - 1],
+                "nodata": src.nodata, "width": src.width, "height": src.height}
+    if reference is not None and (meta["crs"] != reference[4] or max(
+            abs(a - b) for a, b in zip(meta["bounds"], reference[2], strict=True)) > max(max(meta["res"]),
+                                                                                         max(reference[3]))):
+        raise BadInputError(
+            f"{path}: band {band} of scene {scene.scene} covers {tuple(round(v) for v in meta['bounds'])} but band "
+            f"{reference[0]} ({reference[1]}) covers {tuple(round(v) for v in reference[2])}; bands of one "
+            "scene must cover the same extent: export them from the same product")
+    return data, meta
+
+
+def profile_scenes(scenes: list[Scene], *, scale: float | None = None) -> pd.DataFrame:
+    """One row per scene and band: CRS, resolution (also in metres), dtype, how it encodes reflectance (scale,
+    saturation value), the shares of nodata, saturated and cloudy pixels, and reflectance percentiles p1/p99
+    of the measured pixels, so that a few bright roofs or a line of bad pixels cannot decide a gate.
+
+    Values come from a decimated read (every pixel up to 256 px a side, a regular sample of larger files), cheap
+    for any file size; pixel counts are that sample's shares times the band's size. Bands of one scene must
+    cover the same extent.
     """
     rows = []
     for scene in scenes:
-        cloud = np.nan
-        clear = None
-        if scene.mask:
-            with _open(scene.mask) as src:
-                _check_readable(src, 1, scene.mask)
-                mask = _decimated(src, 1)
-            invalid = np.isin(mask, INVALID_MASK_VALUES[scene.mask_kind])
-            nodata_mask = np.isin(mask, (0,) if scene.mask_kind == "SCL" else (255,))
-            cloud = float((invalid & ~nodata_mask).sum() / max(1, (~nodata_mask).sum()))
-            clear = float((~invalid).mean())
-        reference = None
-        for band, (path, index) in scene.bands.items():
-            with _open(path) as src:
-                if src.crs is None:
-                    raise BadInputError(f"{path}: has no CRS; assign one, e.g. gdal_edit.py -a_srs EPSG:32632 {path}")
-                _check_readable(src, index, path)
-                data = _decimated(src, index)
-                bounds, res, crs, dtype, nodata = src.bounds, src.res, src.crs, src.dtypes[index - 1], src.nodata
-                width, height = src.width, src.height
-            if reference is None:
-                reference = (band, path, bounds, res, crs)
-            elif crs != reference[4] or max(abs(a - b) for a, b in zip(bounds, reference[2], strict=True)) > max(
-                    max(res), max(reference[3])):
-                raise BadInputError(
-                    f"{path}: band {band} of scene {scene.scene} covers {tuple(round(v) for v in bounds)} but band "
-                    f"{reference[0]} ({reference[1]}) covers {tuple(round(v) for v in reference[2])}; bands of one "
-                    "scene must cover the same extent: export them from the same product")
-            valid = data != nodata if nodata is not None else np.isfinite(data)
-            values = data[valid].astype("float64") * reflectance_scale(dtype, scale)
+        cloud, clear = _scene_mask(scene) if scene.mask else (np.nan, None)
+        reference, reads = None, []
+        for band, (path, _) in scene.bands.items():
+            data, meta = _read_sample(scene, band, reference)
+            reference = reference or (band, path, meta["bounds"], meta["res"], meta["crs"])
+            nodata = ~np.isfinite(data) if meta["nodata"] is None else (data == meta["nodata"]) | ~np.isfinite(data)
+            reads.append((band, path, data, meta, nodata))
+        eight_bit = holds_eight_bit([d[~n] for _, _, d, _, n in reads])
+        for band, path, data, meta, nodata in reads:
+            encoding = band_encoding(meta["dtype"], scale=scale, eight_bit=eight_bit)
+            fill = nodata | (encoding.zero_is_fill & (data == 0))
+            saturated = ~fill & (data == encoding.saturated) if encoding.saturated is not None else np.zeros_like(fill)
+            values = data[~fill & ~saturated].astype("float64") * encoding.scale
+            size = meta["width"] * meta["height"]
             rows.append({
-                "scene": scene.scene, "band": band, "path": path, "crs": crs.to_string(),
-                "resolution": float(max(res)), "dtype": dtype, "width": width, "height": height,
-                "nodata_fraction": float(1 - valid.mean()),
+                "scene": scene.scene, "band": band, "path": path, "index": scene.bands[band][1],
+                "crs": meta["crs"].to_string(),
+                "resolution": float(max(meta["res"])), "resolution_m": _metres(max(meta["res"]), meta["crs"]),
+                "dtype": meta["dtype"], "width": meta["width"], "height": meta["height"],
+                "scale": encoding.scale, "saturation": np.nan if encoding.saturated is None else encoding.saturated,
+                "zero_is_fill": encoding.zero_is_fill,
+                "nodata_fraction": float(fill.mean()), "saturated_fraction": float(saturated.mean()),
+                "valid_fraction": float(values.size / max(data.size, 1)),
+                "nodata_pixels": round(float(fill.mean()) * size), "saturated_pixels": round(
+                    float(saturated.mean()) * size),
                 "cloud_fraction": cloud,
-                "clear_fraction": clear if clear is not None else float(valid.mean()),
-                "min": float(values.min()) if values.size else np.nan,
-                "max": float(values.max()) if values.size else np.nan,
+                "clear_fraction": clear if clear is not None else float(values.size / max(data.size, 1)),
+                "p1": float(np.percentile(values, 1)) if values.size else np.nan,
+                "p99": float(np.percentile(values, 99)) if values.size else np.nan,
             })
     return pd.DataFrame(rows)
 
 
-def open_band(path: str, index: int = 1, *, chunks: int = 1024, scale: float | None = None, raw: bool = False):
-    """A band as a lazy float32 reflectance DataArray with NaN for nodata (rioxarray, Dask-chunked).
+def _metres(resolution: float, crs) -> float:
+    """A pixel's size in metres: degrees of a geographic CRS at about 111 km each."""
+    if crs.is_geographic:
+        return float(resolution * 111_320)
+    try:
+        return float(resolution * crs.linear_units_factor[1])
+    except Exception:  # a CRS without linear units (rasterio raises CRSError): take its numbers as metres
+        return float(resolution)
 
-    ``scale`` overrides the reflectance scale of the data type; ``raw`` keeps stored values (label rasters)."""
+
+def open_band(path: str, index: int = 1, *, chunks: int = 1024, scale: float | None = None, raw: bool = False,
+              encoding: Encoding | None = None):
+    """A band as a lazy float32 reflectance DataArray with NaN for nodata, fill and saturated pixels (rioxarray,
+    Dask-chunked).
+
+    ``encoding`` (default: from the data type, ``scale`` overriding its factor) says how stored values become
+    reflectance; ``raw`` keeps stored values and masks nodata only (label rasters)."""
     import rioxarray
 
     da = rioxarray.open_rasterio(path, chunks={"band": 1, "y": chunks, "x": chunks}, lock=False,
                                  cache=False).sel(band=index, drop=True)
     nodata = da.rio.nodata
-    factor = 1.0 if raw else reflectance_scale(str(da.dtype), scale)
-    out = da.astype("float32") * np.float32(factor)
+    encoding = Encoding(1.0) if raw else encoding or band_encoding(str(da.dtype), scale=scale)
+    out = da.astype("float32") * np.float32(encoding.scale)
     if nodata is not None:
         out = out.where(da != nodata)
+    if encoding.masked:
+        out = out.where(~da.isin(list(encoding.masked)))
     return out.rio.write_crs(da.rio.crs).rio.write_nodata(np.nan)
 
 
@@ -260,10 +351,11 @@ def _window_over(src, bounds, crs) -> Window | None:
     return Window(c0, r0, c1 - c0, r1 - r0) if c1 > c0 and r1 > r0 else None
 
 
-def _warp_window(path: str, index: int, chunk_box, *, resampling: str,
-                 out: np.ndarray | None = None) -> np.ndarray | None:
-    """One band of one file warped onto a chunk of the grid as float32, NaN where the file has nodata or no
-    pixel; into ``out`` if given (a float32 array of the chunk's shape). None if the file misses the chunk."""
+def _warp_window(path: str, index: int, chunk_box, *, resampling: str, out: np.ndarray | None = None,
+                 masked: tuple[float, ...] = ()) -> np.ndarray | None:
+    """One band of one file warped onto a chunk of the grid as float32, NaN where the file has nodata, one of the
+    ``masked`` values (fill, saturation) or no pixel, so they never blend into their neighbours; into ``out`` if
+    given (a float32 array of the chunk's shape). None if the file misses the chunk."""
     from rasterio.warp import reproject
 
     with _open(path) as src:
@@ -272,6 +364,12 @@ def _warp_window(path: str, index: int, chunk_box, *, resampling: str,
             return None
         data = src.read(index, window=window)
         nodata, transform, crs = src.nodata, src.window_transform(window), src.crs
+    bad = np.isin(data, masked) if masked else None
+    if bad is not None and bad.any():
+        data = data.astype("float32")
+        if nodata is not None:
+            data[data == np.float32(nodata)] = np.nan
+        data[bad], nodata = np.nan, np.nan
     if out is None:
         out = np.full(chunk_box.shape.yx, np.nan, dtype="float32")
     reproject(data, out, src_transform=transform, src_crs=crs, src_nodata=nodata, dst_transform=chunk_box.transform,
@@ -279,24 +377,25 @@ def _warp_window(path: str, index: int, chunk_box, *, resampling: str,
     return out
 
 
-def _fill_band(target: np.ndarray, path: str, index: int, chunk, *, resampling: str, scale: np.float32,
+def _fill_band(target: np.ndarray, path: str, index: int, chunk, *, resampling: str, encoding: Encoding,
                clear: np.ndarray | None) -> None:
     """Fill the NaN pixels of ``target`` (one band of a chunk) from one file. A band still empty is warped
     straight into ``target``, saving a chunk-sized buffer and a copy."""
     empty = np.isnan(target)
     if not empty.any():
         return
-    values = _warp_window(path, index, chunk, resampling=resampling, out=target if empty.all() else None)
+    values = _warp_window(path, index, chunk, resampling=resampling, out=target if empty.all() else None,
+                          masked=encoding.masked)
     if values is None:
         return
-    values *= scale
+    values *= np.float32(encoding.scale)
     if clear is not None:
         values[~clear] = np.nan
     if values is not target:
         np.copyto(target, values, where=empty)
 
 
-def _mosaic_block(block, *, scenes, bands, geobox, resampling, scales, block_info=None):
+def _mosaic_block(block, *, scenes, bands, geobox, resampling, encodings, block_info=None):
     (_, _), (y0, y1), (x0, x1) = block_info[0]["array-location"]
     chunk = geobox[y0:y1, x0:x1]
     box = chunk.boundingbox
@@ -314,15 +413,19 @@ def _mosaic_block(block, *, scenes, bands, geobox, resampling, scales, block_inf
             del kind
         for i, band in enumerate(bands):
             path, index = scene.bands[band]
-            _fill_band(out[i], path, index, chunk, resampling=resampling, scale=scales[(path, index)], clear=clear)
+            _fill_band(out[i], path, index, chunk, resampling=resampling, encoding=encodings[(path, index)],
+                       clear=clear)
     return out
 
 
 def read_mosaic(scenes: list[Scene], bands: list[str], geobox, *, resampling: str = "average",
-                scale: float | None = None, chunks: int = 1024):
+                scale: float | None = None, chunks: int = 1024,
+                encodings: dict[tuple[str, int], Encoding] | None = None):
     """First-valid mosaic of ``scenes`` (first = highest priority) onto ``geobox``, read straight from the
-    files chunk by chunk: one Dask task per output chunk reads only the windows under it, warps them with
-    GDAL, masks clouds and fills what is still empty. Memory depends on the chunk size, not the input size.
+    files chunk by chunk: one Dask task per output chunk reads only the windows under it, masks fill and
+    saturated values, warps them with GDAL, masks clouds and fills what is still empty. Memory depends on the
+    chunk size, not the input size. ``encodings`` by (path, band index), as the scene profile found them
+    (default: from each file's data type, ``scale`` overriding the factor).
 
     Gives the same values as ``grid.mosaic(method="first")`` over ``grid.scene_on_grid`` stacks.
     """
@@ -331,17 +434,18 @@ def read_mosaic(scenes: list[Scene], bands: list[str], geobox, *, resampling: st
     from odc.geo.xr import xr_coords
     from rasterio.warp import transform_bounds
 
-    placed, scales = [], {}
+    placed, encodings = [], dict(encodings or {})
     for scene in scenes:
         with _open(next(iter(scene.bands.values()))[0]) as src:
             footprint = transform_bounds(src.crs, geobox.crs, *src.bounds, densify_pts=21)
         placed.append((footprint, scene))
         for band in bands:
             path, index = scene.bands[band]
-            with _open(path) as src:
-                scales[(path, index)] = np.float32(reflectance_scale(src.dtypes[index - 1], scale))
+            if (path, index) not in encodings:
+                with _open(path) as src:
+                    encodings[(path, index)] = band_encoding(src.dtypes[index - 1], scale=scale)
     ny, nx = geobox.shape.yx
     template = da.empty((len(bands), ny, nx), chunks=(len(bands), chunks, chunks), dtype="float32")
     data = template.map_blocks(_mosaic_block, scenes=placed, bands=bands, geobox=geobox, resampling=resampling,
-                               scales=scales, dtype="float32")
+                               encodings=encodings, dtype="float32")
     return xr.DataArray(data, dims=("band", "y", "x"), coords={"band": bands, **xr_coords(geobox)})

@@ -117,7 +117,24 @@ def profile_scene_files(ingest_uri: str, run_dir: str, *, scale: float | None = 
     save_quarantine([quarantined], _run(run_dir, "quarantine.parquet"))
     clean = profile[~profile["scene"].isin(bad)].assign(quarantined_share=len(bad) / len(clear))
     return {"output": write_parquet(clean, _run(run_dir, "scene_profile.parquet")),
-            "records_in": len(clear), "records_valid": len(clear) - len(bad), "records_quarantined": len(bad)}
+            "records_in": len(clear), "records_valid": len(clear) - len(bad), "records_quarantined": len(bad),
+            "pixels_saturated": int(clean["saturated_pixels"].sum()),
+            "pixels_nodata": int(clean["nodata_pixels"].sum()),
+            "encoding": _encoding_summary(clean)}
+
+
+def _encoding_summary(profile: pd.DataFrame) -> dict:
+    """How the scenes' numbers were read, for run.json: one entry per distinct (dtype, scale, saturation)."""
+    kinds = profile.groupby(["dtype", "scale", "zero_is_fill"], dropna=False)["saturation"].first().reset_index()
+    return {"reflectance": [{"dtype": r.dtype, "scale": r.scale, "saturation_value": r.saturation,
+                             "zero_is_fill": bool(r.zero_is_fill)} for r in kinds.itertuples()]}
+
+
+def _encodings(profile: pd.DataFrame) -> dict[tuple[str, int], sources.Encoding]:
+    """The encoding the profile found for every (path, band index) of the scenes."""
+    return {(r.path, int(r.index)): sources.Encoding(float(r.scale), None if pd.isna(r.saturation) else
+                                                     float(r.saturation), bool(r.zero_is_fill))
+            for r in profile.itertuples()}
 
 
 def _scene_date(name: str) -> str:
@@ -129,10 +146,12 @@ def _scene_date(name: str) -> str:
 def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution: float | None = None,
                   crs: str | None = None, resampling: str = "average", method: str = "first",
                   label_column: str = "class", bands: list[str] | None = None, block: int = 64, seed: int = 0,
-                  scale: float | None = None, chunks: int = 1024) -> dict:
-    """Resample every band onto one grid, mask clouds, mosaic, put labels and the spatial split beside it."""
+                  chunks: int = 1024) -> dict:
+    """Resample every band onto one grid (fill and saturated values masked as the profile found them), mask
+    clouds, mosaic, put labels and the spatial split beside it."""
     manifest = read_json(ingest_uri)
     profile = read_parquet(profile_uri)
+    encodings = _encodings(profile)
     keep = set(profile["scene"])
     scenes = [s for s in sources.scenes_from_table(read_parquet(manifest["scenes"])) if s.scene in keep]
     scenes.sort(key=lambda s: (_scene_date(s.scene), s.scene), reverse=True)
@@ -145,7 +164,8 @@ def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution
     if method == "median":
         stacks = []
         for scene in scenes:
-            scene_bands = {b: sources.open_band(*scene.bands[b], chunks=chunks, scale=scale) for b in names}
+            scene_bands = {b: sources.open_band(*scene.bands[b], chunks=chunks, encoding=encodings[scene.bands[b]])
+                           for b in names}
             clear = sources.open_mask(scene.mask, scene.mask_kind, chunks=chunks) if scene.mask else None
             stacks.append(grid.scene_on_grid(scene_bands, geobox, clear=clear, resampling=resampling, chunks=chunks))
         image = grid.mosaic(stacks, method=method)
@@ -153,7 +173,7 @@ def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution
         if method == "least-cloudy":
             order = grid.least_cloudy_order([clouds.get(s.scene, np.nan) for s in scenes])
             scenes = [scenes[i] for i in order]
-        image = sources.read_mosaic(scenes, names, geobox, resampling=resampling, scale=scale, chunks=chunks)
+        image = sources.read_mosaic(scenes, names, geobox, resampling=resampling, chunks=chunks, encodings=encodings)
     footprints = [scene[0].extent.to_crs(geobox.crs).geom for scene in boxes]
     label_grid, class_names, label_counts = _labels_on_grid(manifest, geobox, footprints, label_column, run_dir)
     area = grid.geobox_key(geobox)
@@ -213,31 +233,55 @@ def _labels_on_grid(manifest: dict, geobox, footprints, column: str, run_dir: st
 
 @task(name="normalization statistics", **CACHED)
 def normalization_statistics(mosaic_uri: str, run_dir: str) -> dict:
-    """Per-band mean and standard deviation over the training split only."""
+    """Per-band robust statistics over the training split only: the p0.5/p99.5 clip range, then the mean and
+    standard deviation of the clipped values."""
     ds = open_zarr(mosaic_uri)
-    mean, std = grid.band_statistics(ds["reflectance"], ds["split"] == grid.SPLITS["train"])
-    stats = {"bands": json.loads(ds.attrs["bands"]), "mean": mean.tolist(), "std": std.tolist(),
-             "region": "train split"}
-    return {"output": write_json(stats, _run(run_dir, "normalization.json"))}
+    stats = grid.band_statistics(ds["reflectance"], ds["split"] == grid.SPLITS["train"])
+    out = {"bands": json.loads(ds.attrs["bands"]), **{k: v.tolist() for k, v in stats.items()},
+           "clip_percentiles": list(grid.CLIP_PERCENTILES), "region": "train split"}
+    return {"output": write_json(out, _run(run_dir, "normalization.json"))}
 
 
 def _normalized(ds: xr.Dataset, stats: dict) -> xr.DataArray:
-    return grid.normalize(ds["reflectance"], np.asarray(stats["mean"]), np.asarray(stats["std"]))
+    """The mosaic clipped and standardized with ``stats`` (a normalization.json or a model card's; cards written
+    before clipping have no ``low``/``high`` and are only standardized)."""
+    low, high = stats.get("low"), stats.get("high")
+    return grid.normalize(ds["reflectance"], np.asarray(stats["mean"]), np.asarray(stats["std"]),
+                          low=None if low is None else np.asarray(low, dtype=float),
+                          high=None if high is None else np.asarray(high, dtype=float))
 
 
 @task(name="profile mosaic", **CACHED)
 def profile_mosaic(mosaic_uri: str, norm_uri: str, run_dir: str) -> dict:
-    """A row per band: coverage, NaN fraction and the range of the normalized values."""
+    """A row per band of the model's input: coverage, the share of pixels outside the training area's clip
+    range, and the mean, spread and p1/p99 of the normalized values."""
     ds = open_zarr(mosaic_uri)
-    norm = _normalized(ds, read_json(norm_uri))
-    valid = np.isfinite(norm)
+    stats = read_json(norm_uri)
+    norm = _normalized(ds, stats)
+    raw = ds["reflectance"]
+    valid = np.isfinite(raw)
+    low = xr.DataArray(np.asarray(stats["low"], dtype="float32"), dims="band", coords={"band": raw.band})
+    high = xr.DataArray(np.asarray(stats["high"], dtype="float32"), dims="band", coords={"band": raw.band})
     dims = ("y", "x")
-    coverage, mean, std, low, high = dask.compute(valid.mean(dims).data, norm.mean(dims).data, norm.std(dims).data,
-                                                  norm.min(dims).data, norm.max(dims).data)
+    coverage, outside, mean, std = dask.compute(valid.mean(dims).data, ((raw < low) | (raw > high)).sum(dims).data,
+                                                norm.mean(dims).data, norm.std(dims).data)
+    p1, p99 = _band_percentiles(norm, (1, 99))
     table = pd.DataFrame({"band": [str(b) for b in ds["band"].values], "coverage": coverage,
-                          "nan_fraction": 1 - coverage, "mean": mean, "std": std, "min": low, "max": high,
-                          "band_count": ds.sizes["band"]})
+                          "clipped_share": outside / np.maximum(coverage * ds.sizes["y"] * ds.sizes["x"], 1),
+                          "mean": mean, "std": std, "p1": p1, "p99": p99, "band_count": ds.sizes["band"]})
     return {"output": write_parquet(table, _run(run_dir, "mosaic_profile.parquet"))}
+
+
+def _band_percentiles(image: xr.DataArray, percentiles: tuple[float, float], *, sample: int = 1_000_000):
+    """Per-band percentiles of the valid pixels of a regular sample of about ``sample`` pixels."""
+    step = max(1, int(np.ceil(np.sqrt(image.sizes["y"] * image.sizes["x"] / sample))))
+    thinned = np.asarray(image[:, ::step, ::step].values, dtype="float64").reshape(image.sizes["band"], -1)
+    out = np.full((2, len(thinned)), np.nan)
+    for b, values in enumerate(thinned):
+        values = values[np.isfinite(values)]
+        if values.size:
+            out[:, b] = np.percentile(values, percentiles)
+    return out[0], out[1]
 
 
 def _load_arrays(ds: xr.Dataset, stats: dict):
@@ -295,8 +339,8 @@ def _cross_validate(ds: xr.Dataset, labels: np.ndarray, split: np.ndarray, fold_
     scores, rows = [], []
     for fold in range(folds):
         fold_split = training.fold_split(split, fold_ids, fold, block=block, val_id=grid.SPLITS["val"])
-        mean, std = grid.band_statistics(ds["reflectance"], fold_split == training.CV_TRAIN)
-        image = grid.normalize(ds["reflectance"], mean, std).data
+        image = grid.normalize(ds["reflectance"], **grid.band_statistics(ds["reflectance"],
+                                                                         fold_split == training.CV_TRAIN)).data
         train_windows = training.patch_windows(fold_split, labels, training.CV_TRAIN, patch=patch, block=block,
                                                random_per_block=8, seed=seed + fold)
         held_windows = training.patch_windows(fold_split, labels, training.CV_HELD, patch=patch, block=block)
@@ -399,7 +443,7 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
         metrics["cv"] = cv.pop("summary")
     reference = _sample_pixels(ds, seed, region=split == grid.SPLITS["train"])
     card = {"architecture": {"class": "PixelFCN", "kwargs": kwargs}, "bands": bands, "class_names": class_names,
-            "normalization": {"mean": stats["mean"], "std": stats["std"]}, "metrics": metrics,
+            "normalization": {k: stats[k] for k in ("mean", "std", "low", "high")}, "metrics": metrics,
             "validation": {"macro_f1": val_f1, "champion_macro_f1": champion_f1}, "calibration": calibration,
             "parameters": {"epochs": epochs, "patch": patch, "block": block, "seed": seed, "batch_size": batch_size},
             "data": {"area": ds.attrs["area"], "run_dir": run_dir, "train_patches": len(data["train"][0]),
@@ -436,7 +480,7 @@ def _training_result(result: dict, run_dir: str) -> dict:
 
 def _champion_image(ds: xr.Dataset, card: dict, image, stats: dict):
     """The mosaic normalized (lazily) with the champion's own training statistics."""
-    if card["normalization"]["mean"] == stats["mean"] and card["normalization"]["std"] == stats["std"]:
+    if all(card["normalization"].get(k) == stats[k] for k in ("mean", "std", "low", "high")):
         return image
     return _normalized(ds, card["normalization"]).data
 

@@ -25,13 +25,16 @@ def check_posts(posts: pd.DataFrame, *, max_chars: int = 5000,
 
 
 def posts_profile(valid: pd.DataFrame, quarantined: pd.DataFrame) -> pd.DataFrame:
-    """A row per valid post (label, length) and the table-level shares the gate checks."""
+    """A row per valid post (label, length) and the table-level shares the gate checks: quarantined, duplicates,
+    the rarest class, and whether the labels look like free text (over 50 classes, most of them on one post)."""
     total = len(valid) + len(quarantined)
     duplicates = int(quarantined["reason"].str.startswith("duplicate").sum()) if len(quarantined) else 0
     labels = valid["label"].dropna()
-    shares = labels.value_counts(normalize=True) if len(labels) else pd.Series([1.0])
+    counts = labels.value_counts() if len(labels) else pd.Series([len(valid)])
     return pd.DataFrame({
         "label": valid["label"], "length": valid["text"].astype(str).str.len(),
         "quarantined_share": len(quarantined) / max(total, 1), "duplicate_share": duplicates / max(total, 1),
-        "min_class_share": float(shares.min()), "n_classes": int(labels.nunique()) if len(labels) else 0,
+        "min_class_share": float(counts.min() / counts.sum()), "min_class_count": int(counts.min()),
+        "n_classes": int(labels.nunique()) if len(labels) else 0,
+        "labels_like_text": bool(labels.nunique() > 50 and labels.nunique() > len(labels) / 2),
     })

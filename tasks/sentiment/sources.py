@@ -57,7 +57,8 @@ def _decompressed(raw: bytes, path: str) -> bytes:
 
 def read_posts(path: str, *, text_column: str | None = None, label_column: str | None = None,
                encoding: str = "utf-8") -> tuple[pd.DataFrame, dict]:
-    """Posts as a table ``id, text, label`` and what was repaired: undecodable bytes and mojibake."""
+    """Posts as a table ``id, text, label`` and what was repaired (undecodable bytes, mojibake) and read (the
+    columns used and found)."""
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"{path}: no such file; pass --input a CSV, JSONL or Parquet file of posts")
@@ -96,4 +97,6 @@ def read_posts(path: str, *, text_column: str | None = None, label_column: str |
         "label": frame[label_col].astype("string").astype(object) if label_col else None,
     })
     posts["label"] = posts["label"].where(posts["label"].notna(), None)
-    return posts, {"undecodable_replaced": int(replaced), "mojibake_repaired": mojibake}
+    return posts, {"undecodable_replaced": int(replaced), "mojibake_repaired": mojibake,
+                   "read": {"text_column": text_col, "label_column": label_col, "columns": ", ".join(columns),
+                            "encoding": encoding}}

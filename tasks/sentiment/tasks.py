@@ -95,7 +95,9 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     labelled = bool(table["label"].notna().all())
     if mode == "never" or not labelled:
         if champion is None:
-            raise BadInputError(f"no champion model {model_name!r} to score with; run once on labelled posts")
+            raise BadInputError(f"the posts have no label column and there is no champion model {model_name!r} to "
+                                "score with; pass --label-column (the input's columns are in run.json, "
+                                "inputs.columns) or train a champion on labelled posts first")
         return _result(run_dir, champion, trained=False, promoted=False, metrics={}, baselines={}, history={})
     class_names = sorted(table["label"].astype(str).unique())
     if len(class_names) < 2:
@@ -168,8 +170,9 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
     _explain(model, x_test, evaluation, [tokens[i] for i in idx["test"]], run_dir, seed=seed)
     card_info = {**info, "class_names": class_names, "history": history}
-    return _result(run_dir, card_info, trained=True, promoted=promoted, metrics=metrics, baselines=baselines,
-                   history=history, champion=champion["version"] if champion else None)
+    return {**_result(run_dir, card_info, trained=True, promoted=promoted, metrics=metrics, baselines=baselines,
+                      history=history, champion=champion["version"] if champion else None),
+            "rare_classes": splits.rare_classes(y, split, class_names)}
 
 
 def _fit_text_cnn(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, vocab_size: int,
