@@ -53,6 +53,7 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
                        profile["records_quarantined"] + mosaic["labels_quarantined"],
                        scenes_in=profile["records_in"], label_polygons_in=mosaic["labels_in"],
                        pixels_saturated=profile["pixels_saturated"], pixels_nodata=profile["pixels_nodata"])
+        run.inputs["spatial_blocks"] = mosaic["block"]
         norm = run.stage("normalize", normalization_statistics, mosaic["output"], run_dir)
         mosaic_profile = run.stage("profile_mosaic", profile_mosaic, mosaic["output"], norm["output"], run_dir)
         gate(run, mosaic_profile["output"], "satellite_mosaic", "mosaic")

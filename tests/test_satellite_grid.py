@@ -104,6 +104,24 @@ class TestSplitAndNormalize:
             for c in range(0, 130, 20):
                 assert len(np.unique(a[r:r + 20, c:c + 20])) == 1
 
+    def test_only_blocks_holding_labels_are_shared_out(self) -> None:
+        labelled = np.zeros((100, 130), bool)
+        labelled[[5, 25, 45, 65, 85], [5, 45, 85, 125, 5]] = True  # five labelled blocks of 20
+        split = grid.block_split((100, 130), block=20, key="area", labelled=labelled).compute()
+        held = split[labelled]
+        assert held.tolist().count(grid.SPLITS["val"]) == 1 and held.tolist().count(grid.SPLITS["test"]) == 1
+        assert (split[~grid.labelled_blocks(labelled, 20).repeat(20, 0).repeat(20, 1)[:100, :130]] == 0).all()
+        everywhere = np.ones((100, 130), bool)
+        np.testing.assert_array_equal(grid.block_split((100, 130), block=20, key="area", labelled=everywhere),
+                                      grid.block_split((100, 130), block=20, key="area"))
+
+    def test_the_block_shrinks_until_three_blocks_hold_labels(self) -> None:
+        labelled = np.zeros((128, 128), bool)
+        labelled[[10, 40, 100], [10, 40, 100]] = True  # all three inside one 128 block, in three 32 blocks
+        assert grid.fit_block(labelled, 128) == 32
+        assert grid.fit_block(labelled, 128, smallest=64) == 64
+        assert grid.fit_block(np.ones((128, 128), bool), 64) == 64
+
     def test_statistics_come_from_the_training_area_only(self) -> None:
         image = np.full((1, 4, 4), 100.0)
         image[0, :2, :2] = [[1, 3], [1, 3]]

@@ -43,6 +43,19 @@ class TestPatches:
                                         patch=2)
         assert y[0, 0, 0] == UNLABELLED and y[0, 1, 1] == labels[1, 1]
 
+    def test_a_partial_edge_block_is_tiled_to_its_edge_and_counted_once(self) -> None:
+        split = np.zeros((6, 6), "uint8")
+        labels = np.arange(36).reshape(6, 6).astype("int16") % 3
+        windows = training.patch_windows(split, labels, 0, patch=4, block=6)
+        assert windows == [(0, 0), (0, 2), (2, 0), (2, 2)]  # the last patches end at the block's edge
+        image = np.ones((1, 6, 6), "float32")
+        _, y = training.extract_patches(training.take_patches(image, windows, patch=4), labels, split, 0, windows,
+                                        patch=4, once=True)
+        assert (y != UNLABELLED).sum() == 36  # every pixel reached, none twice
+        _, y = training.extract_patches(training.take_patches(image, windows, patch=4), labels, split, 0, windows,
+                                        patch=4)
+        assert (y != UNLABELLED).sum() == 64
+
     def test_flatten_keeps_labelled_pixels(self) -> None:
         proba = np.zeros((1, 3, 2, 2))
         proba[0, 2] = 1

@@ -76,20 +76,40 @@ def least_cloudy_order(cloud_fractions: list[float]) -> np.ndarray:
     return np.argsort(np.nan_to_num(np.asarray(cloud_fractions, dtype=float), nan=1.0), kind="stable")
 
 
+def labelled_blocks(labelled: np.ndarray, block: int) -> np.ndarray:
+    """Per block of side ``block``, whether it holds a labelled pixel."""
+    nby, nbx = -(-labelled.shape[0] // block), -(-labelled.shape[1] // block)
+    padded = np.zeros((nby * block, nbx * block), dtype=bool)
+    padded[: labelled.shape[0], : labelled.shape[1]] = labelled
+    return padded.reshape(nby, block, nbx, block).any(axis=(1, 3))
+
+
+def fit_block(labelled: np.ndarray, block: int, *, smallest: int = 32, needed: int = 3) -> int:
+    """``block``, halved until at least ``needed`` blocks hold labels (one each for train, validation and test),
+    but not below ``smallest``: sparse labels on a small area would otherwise leave a split without any."""
+    while block // 2 >= smallest and labelled.any() and labelled_blocks(labelled, block).sum() < needed:
+        block //= 2
+    return block
+
+
 def block_split(shape: tuple[int, int], *, block: int = 64, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
-                seed: int = 0, key: str = "") -> da.Array:
+                seed: int = 0, key: str = "", labelled: np.ndarray | None = None) -> da.Array:
     """Split a grid by space: square blocks are assigned to train (0), val (1) and test (2).
 
-    Deterministic for a grid (``key``) and seed, so every run over an area uses the same split; at least
-    one block goes to each split when there are three or more blocks.
+    Deterministic for a grid (``key``), seed and labels, so every run over an area uses the same split; at least
+    one block goes to each split when there are three or more blocks. With ``labelled`` (True where a pixel has
+    a label) only the blocks holding labels are shared out by ``fractions``; the others go to train, where they
+    count for the normalization statistics only.
     """
     nby, nbx = -(-shape[0] // block), -(-shape[1] // block)
-    n = nby * nbx
     digest = int(hashlib.sha256(f"{key}:{seed}".encode()).hexdigest()[:8], 16)
-    order = np.random.default_rng(digest).permutation(n)
+    order = np.random.default_rng(digest).permutation(nby * nbx)
+    if labelled is not None and labelled.any():
+        order = order[labelled_blocks(labelled, block).ravel()[order]]
+    n = len(order)
     n_val = max(1, round(n * fractions[1])) if n >= 3 else 0
     n_test = max(1, round(n * fractions[2])) if n >= 3 else 0
-    ids = np.zeros(n, dtype="uint8")
+    ids = np.zeros(nby * nbx, dtype="uint8")
     ids[order[n - n_val - n_test: n - n_test]] = SPLITS["val"]
     ids[order[n - n_test:]] = SPLITS["test"]
     blocks = da.from_array(ids.reshape(nby, nbx), chunks=(max(1, 1024 // block),) * 2)

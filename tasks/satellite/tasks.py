@@ -177,7 +177,9 @@ def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution
     footprints = [scene[0].extent.to_crs(geobox.crs).geom for scene in boxes]
     label_grid, class_names, label_counts = _labels_on_grid(manifest, geobox, footprints, label_column, run_dir)
     area = grid.geobox_key(geobox)
-    split = grid.block_split(geobox.shape.yx, block=block, seed=seed, key=area)
+    labelled = label_grid != labelling.UNLABELLED
+    asked, block = block, grid.fit_block(labelled, block, smallest=training.PATCH)
+    split = grid.block_split(geobox.shape.yx, block=block, seed=seed, key=area, labelled=labelled)
     ds = xr.Dataset({
         "reflectance": image.astype("float32").chunk({"band": -1, "y": chunks, "x": chunks}),
         "labels": (("y", "x"), dask.array.from_array(label_grid, chunks=chunks)),
@@ -187,7 +189,10 @@ def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution
                     resolution=float(abs(geobox.resolution.x)), crs=geobox.crs.to_wkt(), block=block)
     with returning_freed_memory():
         uri = write_zarr(ds, _run(run_dir, "mosaic.zarr"))
-    return {"output": uri, "area": area, "shape": list(geobox.shape.yx), "bands": names, **label_counts}
+    blocks = {"asked": asked, "used": block, "labelled_blocks": int(grid.labelled_blocks(labelled, block).sum()),
+              "why": "the labels fall in fewer than 3 blocks of the asked size" if block != asked else ""}
+    return {"output": uri, "area": area, "shape": list(geobox.shape.yx), "bands": names, "block": blocks,
+            **label_counts}
 
 
 def _common_bands(scenes: list[sources.Scene], wanted: list[str] | None) -> list[str]:
@@ -290,10 +295,11 @@ def _load_arrays(ds: xr.Dataset, stats: dict):
     return _normalized(ds, stats).data, labels, split
 
 
-def _patches(image, labels, split, split_id: int, windows, patch: int) -> tuple[np.ndarray, np.ndarray]:
+def _patches(image, labels, split, split_id: int, windows, patch: int, *,
+             once: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Read the windows of one split from the (lazy) image in one Dask computation, then mask the labels."""
     (taken,) = dask.compute(training.take_patches(image, windows, patch=patch))
-    return training.extract_patches(np.asarray(taken), labels, split, split_id, windows, patch=patch)
+    return training.extract_patches(np.asarray(taken), labels, split, split_id, windows, patch=patch, once=once)
 
 
 def _build_model(card: dict) -> nn.Module:
@@ -344,7 +350,7 @@ def _cross_validate(ds: xr.Dataset, labels: np.ndarray, split: np.ndarray, fold_
         train_windows = training.patch_windows(fold_split, labels, training.CV_TRAIN, patch=patch, block=block,
                                                random_per_block=8, seed=seed + fold)
         held_windows = training.patch_windows(fold_split, labels, training.CV_HELD, patch=patch, block=block)
-        train = _patches(image, labels, fold_split, training.CV_TRAIN, train_windows, patch)
+        train = _patches(image, labels, fold_split, training.CV_TRAIN, train_windows, patch, once=False)
         val = _patches(image, labels, fold_split, training.CV_VAL, val_windows, patch)
         held = _patches(image, labels, fold_split, training.CV_HELD, held_windows, patch)
         model, _ = _fit_pixel_fcn(kwargs, train, val, epochs=epochs, batch_size=batch_size, seed=seed + fold)
@@ -383,7 +389,7 @@ def _test_scenes(ds: xr.Dataset, scenes_uri: str | None, windows: list, y_patche
 
 @task(name="train or load the classifier", **CACHED)
 def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
-                     model_name: str | None = None, epochs: int = 30, patch: int = 32, width: int = 32,
+                     model_name: str | None = None, epochs: int = 30, patch: int = training.PATCH, width: int = 32,
                      batch_size: int = 16, seed: int = 0, calibrate: str | None = None,
                      mc_samples: int = 0, folds: int = 0, scenes_uri: str | None = None) -> dict:
     """Train a challenger (or reuse the champion), evaluate it and the pixel baseline on the test blocks,
@@ -414,7 +420,8 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
     windows = {s: training.patch_windows(split, labels, i, patch=patch, block=block,
                                          random_per_block=8 if s == "train" else 0, seed=seed)
                for s, i in grid.SPLITS.items()}
-    data = {s: _patches(image, labels, split, grid.SPLITS[s], windows[s], patch) for s in grid.SPLITS}
+    data = {s: _patches(image, labels, split, grid.SPLITS[s], windows[s], patch, once=s != "train")
+            for s in grid.SPLITS}
     for s in ("train", "val"):
         if not (data[s][1] != labelling.UNLABELLED).any():
             raise BadInputError(f"the {s} blocks hold no labelled pixels; label more of the area or use a "

@@ -7,13 +7,17 @@ from sklearn.linear_model import LogisticRegression
 
 from tasks.satellite.labels import UNLABELLED
 
+PATCH = 32  # side of a training patch in pixels; a block of the spatial split is at least this big
+
 
 def patch_windows(split: np.ndarray, labels: np.ndarray, split_id: int, *, patch: int, block: int,
                   random_per_block: int = 0, seed: int = 0) -> list[tuple[int, int]]:
     """Top-left corners of patches inside the blocks of one split that hold labelled pixels.
 
-    Each block is tiled with patches (patch divides block); ``random_per_block`` adds randomly placed
-    patches inside the block (training augmentation) that never leave it.
+    Each block is tiled with patches, the last row and column of patches moved back to end at the block's edge
+    when the block is a partial one at the grid's edge (so its labels are reached; see ``extract_patches(once=)``
+    for the overlap); ``random_per_block`` adds randomly placed patches inside the block (training augmentation)
+    that never leave it.
     """
     rng = np.random.default_rng(seed)
     h, w = split.shape
@@ -26,13 +30,18 @@ def patch_windows(split: np.ndarray, labels: np.ndarray, split_id: int, *, patch
             cols = min(block, w - c0)
             if not (labels[r0:r0 + rows, c0:c0 + cols] != UNLABELLED).any():
                 continue
-            for dr in range(0, rows - patch + 1, patch):
-                for dc in range(0, cols - patch + 1, patch):
+            for dr in _tile_offsets(rows, patch):
+                for dc in _tile_offsets(cols, patch):
                     windows.append((r0 + dr, c0 + dc))
             for _ in range(random_per_block if rows >= patch and cols >= patch else 0):
                 dr, dc = rng.integers(0, rows - patch + 1), rng.integers(0, cols - patch + 1)
                 windows.append((r0 + int(dr), c0 + int(dc)))
     return windows
+
+
+def _tile_offsets(size: int, patch: int) -> list[int]:
+    offsets = list(range(0, size - patch + 1, patch))
+    return offsets + [size - patch] if size >= patch and size % patch else offsets
 
 
 def take_patches(image, windows: list[tuple[int, int]], *, patch: int):
@@ -44,14 +53,19 @@ def take_patches(image, windows: list[tuple[int, int]], *, patch: int):
 
 
 def extract_patches(patches: np.ndarray, labels: np.ndarray, split: np.ndarray, split_id: int,
-                    windows: list[tuple[int, int]], *, patch: int) -> tuple[np.ndarray, np.ndarray]:
+                    windows: list[tuple[int, int]], *, patch: int, once: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(X, Y) for a split from its image ``patches`` (see take_patches): X with NaN as 0; Y (n, p, p) with
     pixels that are unlabelled, NaN in the image, or in another split set to UNLABELLED, so they never reach
-    the loss."""
+    the loss. ``once``: a pixel counts in the first patch holding it only (evaluation, where overlapping edge
+    patches must not count a pixel twice)."""
     ys = []
+    seen = np.zeros(labels.shape, dtype=bool) if once else None
     for (r, c), x in zip(windows, patches, strict=True):
         y = labels[r:r + patch, c:c + patch].astype("int64")
         keep = (split[r:r + patch, c:c + patch] == split_id) & np.isfinite(x).all(axis=0)
+        if seen is not None:
+            keep &= ~seen[r:r + patch, c:c + patch]
+            seen[r:r + patch, c:c + patch] = True
         ys.append(np.where(keep, y, UNLABELLED))
     if not ys:
         return np.empty((0, patches.shape[1], patch, patch), "float32"), np.empty((0, patch, patch), "int64")
