@@ -31,6 +31,11 @@ class TestFormats:
         (tmp_path / "s.csv").write_text("id,label,sequence\na,pos,ACGT\nb,neg,TTGG\n")
         assert sources.read_records(str(tmp_path / "s.csv"))["label"].tolist() == ["pos", "neg"]
 
+    def test_csv_columns_under_other_common_names(self, tmp_path: Path) -> None:
+        (tmp_path / "s.csv").write_text("Name,Class,Seq\na,pos,ACGT\nb,neg,TTGG\n")
+        table = sources.read_records(str(tmp_path / "s.csv"))
+        assert table[["id", "label", "sequence"]].values.tolist() == [["a", "pos", "ACGT"], ["b", "neg", "TTGG"]]
+
     def test_mixed_line_endings(self, tmp_path: Path) -> None:
         (tmp_path / "m.fa").write_bytes(b">s1 label=a\r\nACGT\r\nAC\n>s2 label=b\rGG\r\n")
         table = sources.read_records(str(tmp_path / "m.fa"))

@@ -2,8 +2,9 @@
 k-mer counts of a whole FASTA file, streamed and counted in parallel byte ranges.
 
 Formats are recognised from the content, not the name: gzip magic, then '>' for FASTA, '@' for FASTQ,
-otherwise a CSV with ``id,label,sequence`` (or ``sequence`` alone). pandas and Biopython are imported where they
-are used, so the processes that count byte ranges start with numpy alone.
+otherwise a CSV with ``id,label,sequence`` (or ``sequence`` alone; other common names such as ``name``, ``class``
+and ``seq`` are recognised). pandas and Biopython are imported where they are used, so the processes that count
+byte ranges start with numpy alone.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _HEADER_LABEL = re.compile(r"(?:^|\s|\|)label=([^\s|;]+)")
+CSV_ALIASES = {
+    "sequence": ("sequence", "seq", "sequences", "dna", "nucleotides"),
+    "id": ("id", "name", "seq_id", "sequence_id", "identifier", "accession"),
+    "label": ("label", "class", "category", "target", "type", "y"),
+}
 _SUFFIXES = (".gz", ".fasta", ".fa", ".fna", ".fastq", ".fq", ".csv", ".txt")
 COLUMNS = ["id", "label", "sequence", "source"]
 
@@ -80,10 +86,16 @@ def sniff_format(path: Path) -> str:
         return "fasta"
     if first == "@":
         return "fastq"
-    if "sequence" in head.splitlines()[0].lower():
+    if _csv_column(head.splitlines()[0].split(","), "sequence"):
         return "csv"
-    raise BadInputError(f"{path}: not FASTA ('>'), FASTQ ('@') or a CSV with a 'sequence' column; "
-                        f"it starts with {head.lstrip()[:20]!r}")
+    raise BadInputError(f"{path}: not FASTA ('>'), FASTQ ('@') or a CSV with a sequence column "
+                        f"({', '.join(CSV_ALIASES['sequence'])}); it starts with {head.lstrip()[:20]!r}")
+
+
+def _csv_column(names: list[str], role: str) -> str | None:
+    """The column of a CSV header that plays ``role`` (id, label, sequence), by its common names."""
+    lower = {name.lower().strip().strip('"'): name for name in names}
+    return next((lower[alias] for alias in CSV_ALIASES[role] if alias in lower), None)
 
 
 def _label_of(description: str) -> str | None:
@@ -107,11 +119,12 @@ def iter_records(path: Path) -> Iterator[tuple[str, str | None, str]]:
                     yield title.split(None, 1)[0], _label_of(title), seq
             else:
                 reader = csv.DictReader(fh)
-                fields = {name.lower().strip(): name for name in reader.fieldnames or []}
+                names = list(reader.fieldnames or [])
+                seq_col, id_col, label_col = (_csv_column(names, role) for role in ("sequence", "id", "label"))
                 for i, row in enumerate(reader):
-                    seq = row.get(fields["sequence"]) or ""
-                    ident = row.get(fields["id"]) if "id" in fields else f"{path.stem}_{i + 1}"
-                    label = row.get(fields["label"]) if "label" in fields else None
+                    seq = row.get(seq_col) or ""
+                    ident = row.get(id_col) if id_col else f"{path.stem}_{i + 1}"
+                    label = row.get(label_col) if label_col else None
                     yield ident or f"{path.stem}_{i + 1}", label or None, seq.strip()
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise BadInputError(f"{path}: the gzip stream is truncated or corrupt ({exc}); re-download the file") from exc
