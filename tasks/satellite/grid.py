@@ -123,18 +123,26 @@ def band_statistics(image: xr.DataArray, region: xr.DataArray | da.Array | np.nd
     of the values clipped to them, so a few saturated roofs or specular glints cannot stretch the scale."""
     region_da = region if isinstance(region, xr.DataArray) else xr.DataArray(region, dims=("y", "x"))
     inside = image.where(region_da.data.astype(bool))
-    step = max(1, int(np.ceil(np.sqrt(inside.sizes["y"] * inside.sizes["x"] / sample))))
-    thinned = np.asarray(inside[:, ::step, ::step].values, dtype="float64").reshape(inside.sizes["band"], -1)
-    low, high = (np.full(len(thinned), np.nan) for _ in range(2))
-    for b, values in enumerate(thinned):
-        values = values[np.isfinite(values)]
-        if values.size:
-            low[b], high[b] = np.percentile(values, percentiles)
+    low, high = band_percentiles(inside, percentiles, sample=sample)
     clipped = clip_bands(inside, low, high)
     mean, std = da.compute(clipped.mean(("y", "x"), skipna=True).data, clipped.std(("y", "x"), skipna=True).data)
     std = np.where(np.asarray(std) > 0, std, 1.0)
     return {"mean": np.asarray(mean, dtype="float32"), "std": np.asarray(std, dtype="float32"),
             "low": low.astype("float32"), "high": high.astype("float32")}
+
+
+def band_percentiles(image: xr.DataArray, percentiles: tuple[float, ...], *,
+                     sample: int = 1_000_000) -> np.ndarray:
+    """(len(percentiles), band) percentiles of each band's valid pixels, from a regular sample of about
+    ``sample`` pixels (every pixel of a smaller image); NaN for a band without a valid pixel."""
+    step = max(1, int(np.ceil(np.sqrt(image.sizes["y"] * image.sizes["x"] / sample))))
+    thinned = np.asarray(image[:, ::step, ::step].values, dtype="float64").reshape(image.sizes["band"], -1)
+    out = np.full((len(percentiles), len(thinned)), np.nan)
+    for b, values in enumerate(thinned):
+        values = values[np.isfinite(values)]
+        if values.size:
+            out[:, b] = np.percentile(values, percentiles)
+    return out
 
 
 def _per_band(values: np.ndarray, image: xr.DataArray) -> xr.DataArray:

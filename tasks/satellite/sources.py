@@ -153,12 +153,6 @@ class Encoding:
         return ((0.0,) if self.zero_is_fill else ()) + ((self.saturated,) if self.saturated is not None else ())
 
 
-def reflectance_scale(dtype: str, scale: float | None = None) -> float:
-    """Digital numbers to reflectance: ``scale`` if given, else L2A-style integers are reflectance x 10000
-    and 8-bit data x 255."""
-    return band_encoding(dtype, scale=scale).scale
-
-
 def band_encoding(dtype: str, *, scale: float | None = None, eight_bit: bool = False) -> Encoding:
     """The encoding of a band: 8-bit digital numbers (``uint8``, or any type holding whole numbers 0-255, which
     ``eight_bit`` says) are reflectance x 255 and saturate at 255; other integers are reflectance x 10000

@@ -265,28 +265,15 @@ def profile_mosaic(mosaic_uri: str, norm_uri: str, run_dir: str) -> dict:
     norm = _normalized(ds, stats)
     raw = ds["reflectance"]
     valid = np.isfinite(raw)
-    low = xr.DataArray(np.asarray(stats["low"], dtype="float32"), dims="band", coords={"band": raw.band})
-    high = xr.DataArray(np.asarray(stats["high"], dtype="float32"), dims="band", coords={"band": raw.band})
+    clipped = valid & (grid.clip_bands(raw, np.asarray(stats["low"]), np.asarray(stats["high"])) != raw)
     dims = ("y", "x")
-    coverage, outside, mean, std = dask.compute(valid.mean(dims).data, ((raw < low) | (raw > high)).sum(dims).data,
-                                                norm.mean(dims).data, norm.std(dims).data)
-    p1, p99 = _band_percentiles(norm, (1, 99))
+    coverage, outside, mean, std = dask.compute(valid.mean(dims).data, clipped.sum(dims).data, norm.mean(dims).data,
+                                                norm.std(dims).data)
+    p1, p99 = grid.band_percentiles(norm, (1, 99))
     table = pd.DataFrame({"band": [str(b) for b in ds["band"].values], "coverage": coverage,
                           "clipped_share": outside / np.maximum(coverage * ds.sizes["y"] * ds.sizes["x"], 1),
                           "mean": mean, "std": std, "p1": p1, "p99": p99, "band_count": ds.sizes["band"]})
     return {"output": write_parquet(table, _run(run_dir, "mosaic_profile.parquet"))}
-
-
-def _band_percentiles(image: xr.DataArray, percentiles: tuple[float, float], *, sample: int = 1_000_000):
-    """Per-band percentiles of the valid pixels of a regular sample of about ``sample`` pixels."""
-    step = max(1, int(np.ceil(np.sqrt(image.sizes["y"] * image.sizes["x"] / sample))))
-    thinned = np.asarray(image[:, ::step, ::step].values, dtype="float64").reshape(image.sizes["band"], -1)
-    out = np.full((2, len(thinned)), np.nan)
-    for b, values in enumerate(thinned):
-        values = values[np.isfinite(values)]
-        if values.size:
-            out[:, b] = np.percentile(values, percentiles)
-    return out[0], out[1]
 
 
 def _load_arrays(ds: xr.Dataset, stats: dict):
