@@ -320,6 +320,9 @@ def publish_run(run: dict, report: Report, *, metrics_description: str) -> str:
         publish_table(f"{flow}-metrics", metrics_table(run["metrics"], run["baselines"]), metrics_description)
     lines = [f"# {flow.capitalize()} run {run['run_id']}", "", f"- status: **{run['status']}**",
              f"- records: {json.dumps(run['counts'])}", f"- report: `{uri}`"]
+    lines += [f"- quality gate {q['suite']}: {gate_outcome(q)}" for q in run["quality"]]
+    lines += [f"  - warning: {w['expectation']}({w['column'] or ''}) observed {w['observed']}"
+              for q in run["quality"] for w in q.get("warnings", [])]
     if headline(run["metrics"] or {}):
         lines.append(f"- {headline(run['metrics'])}")
     publish_markdown(f"{flow}-report", "\n".join(lines), f"{flow.capitalize()} run summary")

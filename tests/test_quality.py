@@ -131,6 +131,15 @@ class TestSeverityAndParameters:
         with pytest.raises(BadInputError, match=r"uses \$PARAMETER max_chars, which stage 'posts' does not set"):
             quality.validate_table(self.posts, "demo_posts", stage="posts")
 
+    def test_the_encoded_gate_stops_nothing_encoded_and_warns_on_padding(self, monkeypatch) -> None:
+        monkeypatch.delenv("TESSERA_EXPECTATIONS", raising=False)
+        empty = pd.DataFrame({"pad_fraction": [], "unknown_fraction": [], "kmer_width": []})
+        result = quality.validate_table(empty, "genome_encoded", stage="encoded")
+        assert [f["expectation"] for f in result["failed"]] == ["expect_table_row_count_to_be_between"]
+        padded = pd.DataFrame({"pad_fraction": [0.72], "unknown_fraction": [0.0], "kmer_width": [4]})
+        result = quality.validate_table(padded, "genome_encoded", stage="encoded")
+        assert result["success"] and [w["column"] for w in result["warnings"]] == ["pad_fraction"]
+
     def test_every_project_suite_gives_each_expectation_a_severity_and_a_reason(self) -> None:
         for path in sorted((Path(quality.__file__).resolve().parents[1] / "expectations").glob("*.json")):
             for expectation in json.loads(path.read_text())["expectations"]:
