@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from tasks.errors import exit_code_for
+from tasks.errors import BadInputError, exit_code_for
 
 DOMAINS = ("satellite", "genome", "sentiment", "market")
 
@@ -20,11 +20,34 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments give one line and exit code 2, like every other error (``--help`` shows the usage)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
+def _name(what: str, option: str) -> Callable[[str], str]:
+    """An argparse type: a value that is safe as one path part (run ids, model names), else exit 2."""
+
+    def check(text: str) -> str:
+        from tasks.errors import BadInputError
+        from tasks.store import check_name
+
+        try:
+            return check_name(text, what, option)
+        except BadInputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    return check
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="data root for runs and models: a folder or an fsspec URL such as "
                         "s3://bucket/prefix (default: $TESSERA_DATA or ./data)")
     parser.add_argument("--dask-address", help="scheduler of an existing Dask cluster (default: a local cluster)")
-    parser.add_argument("--run-id", help="reuse a run id to resume an interrupted run from its completed stages")
+    parser.add_argument("--run-id", type=_name("run id", "--run-id"),
+                        help="reuse a run id to resume an interrupted run from its completed stages")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -62,7 +85,8 @@ def _satellite_parser(sub) -> None:
     p.add_argument("--resampling", default="average", help="GDAL resampling: average, bilinear, nearest, ...")
     p.add_argument("--train", choices=["auto", "always", "never"], default="auto",
                    help="auto: train when no champion exists; always: train a challenger; never: score only")
-    p.add_argument("--model-name", help="registry name (default: satellite-<area id>)")
+    p.add_argument("--model-name", type=_name("model name", "--model-name"),
+                   help="registry name (default: satellite-<area id>)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--folds", type=int, default=0,
                    help="blocked spatial cross-validation over the training blocks: whole blocks held out in "
@@ -89,7 +113,7 @@ def _genome_parser(sub) -> None:
     p.add_argument("--model", choices=["cnn1d", "kmer2d"], default="cnn1d")
     p.add_argument("--encoding", choices=["kmer", "onehot"], default="kmer", help="input of the 1D CNN")
     p.add_argument("--train", choices=["auto", "always", "never"], default="auto")
-    p.add_argument("--model-name", default="genome")
+    p.add_argument("--model-name", default="genome", type=_name("model name", "--model-name"))
     p.add_argument("--epochs", type=int, default=20)
     _folds(p)
     p.add_argument("--augment-rc", action="store_true", help="add reverse complements to the training split")
@@ -110,7 +134,7 @@ def _sentiment_parser(sub) -> None:
     p.add_argument("--no", dest="disabled", action="append", default=[], metavar="STEP",
                    choices=sorted(_clean_steps()), help="turn a cleaning step off (repeatable)")
     p.add_argument("--train", choices=["auto", "always", "never"], default="auto")
-    p.add_argument("--model-name", default="sentiment")
+    p.add_argument("--model-name", default="sentiment", type=_name("model name", "--model-name"))
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
@@ -138,7 +162,7 @@ def _market_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--cost", type=float, default=0.0005, help="cost per trade of the long/flat strategy")
-    p.add_argument("--model-name", default="market")
+    p.add_argument("--model-name", default="market", type=_name("model name", "--model-name"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mc-samples", type=int, default=0,
                    help="Monte Carlo dropout passes: 90%% forecast intervals and their coverage (0: off)")
@@ -152,7 +176,7 @@ def _clean_steps() -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
+    parser = _Parser(prog="tessera", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one pipeline")
     domains = run.add_subparsers(dest="domain", required=True)
@@ -160,6 +184,19 @@ def build_parser() -> argparse.ArgumentParser:
     _genome_parser(domains)
     _sentiment_parser(domains)
     _market_parser(domains)
+    models = commands.add_parser("models", help="see the model registry and choose its champions")
+    actions = models.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="every model, its versions and which one is the champion")
+    listing.add_argument("name", nargs="?", type=_name("model name", "NAME"), help="one model only")
+    show = actions.add_parser("show", help="a version's model card (default: the champion's)")
+    show.add_argument("name", type=_name("model name", "NAME"))
+    show.add_argument("version", nargs="?", type=_name("model version", "VERSION"))
+    promote = actions.add_parser("promote", help="make a version the champion (e.g. back to an earlier one)")
+    promote.add_argument("name", type=_name("model name", "NAME"))
+    promote.add_argument("version", type=_name("model version", "VERSION"))
+    for sub in (listing, show, promote):
+        sub.add_argument("--out", help="data root (default: $TESSERA_DATA or ./data)")
+        sub.add_argument("--debug", action="store_true", help="show tracebacks")
     demo = commands.add_parser("demo", help="run every pipeline on embedded synthetic data")
     _common(demo)
     serve = commands.add_parser("serve", help="start a Prefect server (unless PREFECT_API_URL names one) and "
@@ -232,6 +269,39 @@ def _run(fn: Callable[..., dict], debug: bool, **kwargs) -> int:
     return 0
 
 
+def models_command(args: argparse.Namespace) -> int:
+    """``tessera models list|show|promote``: read and fix the registry by hand."""
+    import json
+
+    from models.registry import ModelRegistry
+    from tasks.evaluate import headline
+
+    registry = ModelRegistry(args.out)
+    try:
+        if args.action == "list":
+            for name in [args.name] if args.name else registry.names():
+                champion = registry.champion_version(name)
+                print(f"{name} (champion {champion or 'none'})")
+                for version in registry.versions(name):
+                    card = registry.card(name, version)
+                    print(f"  {'*' if version == champion else ' '} {version}  {card.get('created', '')}  "
+                          f"{headline(card.get('metrics') or {}) or ''}")
+        elif args.action == "show":
+            version = args.version or registry.champion_version(args.name)
+            if version is None:
+                raise BadInputError(f"model {args.name!r} has no champion; name a version (tessera models list)")
+            print(json.dumps(registry.card(args.name, version), indent=2))
+        else:
+            registry.promote(args.name, args.version)
+            print(f"{args.name}: {args.version} is the champion")
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_code_for(exc)
+    return 0
+
+
 def demo(*, out: str | None, dask_address: str | None, debug: bool, run_id: str | None = None) -> int:
     """Two monitoring runs of the synthetic area two months apart (the second reports change and drift),
     then the genome, sentiment and market pipelines on their synthetic sets."""
@@ -272,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "models":
+        return models_command(args)
     if args.command == "demo":
         return demo(out=args.out, dask_address=args.dask_address, debug=args.debug)
     kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "domain", "debug", "disabled")}

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.store import NAME_PATTERN
+
 Train = Literal["auto", "always", "never"]
 Calibration = Literal["platt", "isotonic"]
 Resampling = Literal["nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss", "max",
@@ -57,7 +59,8 @@ class SatelliteParams(PipelineParams):
         "leastCC", description="which acquisition Sentinel Hub puts on top (source sentinelhub)")
     resampling: Resampling = Field("average", description="GDAL resampling of every band onto the grid")
     train: Train = Field("auto", description=TRAIN)
-    model_name: str | None = Field(None, description="model registry name (empty: satellite-AREA, AREA the area id)")
+    model_name: str | None = Field(None, pattern=NAME_PATTERN,
+                                   description="model registry name (empty: satellite-AREA, AREA the area id)")
     epochs: int = Field(30, ge=1, le=1000, description="training epochs of the CNN")
     folds: int = Field(0, ge=0, le=20, description="blocked spatial cross-validation over the training blocks: "
                        "whole blocks held out in turn (0: off)")
@@ -71,7 +74,7 @@ class SatelliteParams(PipelineParams):
     mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
     out: str | None = Field(None, description=OUT)
     dask_address: str | None = Field(None, description=DASK)
-    run_id: str | None = Field(None, description=RUN_ID)
+    run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
 
 
 class GenomeParams(PipelineParams):
@@ -87,7 +90,7 @@ class GenomeParams(PipelineParams):
     model: Literal["cnn1d", "kmer2d"] = Field("cnn1d", description="1D sequence CNN or 2D k-mer CNN")
     encoding: Literal["kmer", "onehot"] = Field("kmer", description="input of the 1D CNN")
     train: Train = Field("auto", description=TRAIN)
-    model_name: str = Field("genome", min_length=1, description="model registry name")
+    model_name: str = Field("genome", pattern=NAME_PATTERN, description="model registry name")
     epochs: int = Field(20, ge=1, le=1000, description="training epochs")
     folds: int = Field(0, ge=0, le=20, description="stratified k-fold cross-validation on train+val (0: off)")
     augment_rc: bool = Field(False, description="add reverse complements to the training split")
@@ -99,7 +102,7 @@ class GenomeParams(PipelineParams):
     mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
     out: str | None = Field(None, description=OUT)
     dask_address: str | None = Field(None, description=DASK)
-    run_id: str | None = Field(None, description=RUN_ID)
+    run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
 
 
 class SentimentParams(PipelineParams):
@@ -113,7 +116,7 @@ class SentimentParams(PipelineParams):
     clean_options: dict[str, bool] | None = Field(
         None, description="cleaning steps to turn off, e.g. {\"lemmatize\": false} (empty: every step on)")
     train: Train = Field("auto", description=TRAIN)
-    model_name: str = Field("sentiment", min_length=1, description="model registry name")
+    model_name: str = Field("sentiment", pattern=NAME_PATTERN, description="model registry name")
     max_tokens: int = Field(48, ge=1, le=10_000, description="tokens per post the CNN reads")
     epochs: int = Field(15, ge=1, le=1000, description="training epochs")
     synthetic_n: int = Field(3000, ge=20, le=1_000_000, description="posts in the synthetic set (no input)")
@@ -123,7 +126,7 @@ class SentimentParams(PipelineParams):
     folds: int = Field(0, ge=0, le=20, description="stratified k-fold cross-validation on train+val (0: off)")
     out: str | None = Field(None, description=OUT)
     dask_address: str | None = Field(None, description=DASK)
-    run_id: str | None = Field(None, description=RUN_ID)
+    run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
 
 
 class MarketParams(PipelineParams):
@@ -147,13 +150,13 @@ class MarketParams(PipelineParams):
     epochs: int = Field(15, ge=1, le=1000, description="training epochs per fold")
     hidden: int = Field(32, ge=1, le=1024, description="LSTM hidden units")
     cost: float = Field(0.0005, ge=0, le=0.1, description="cost per trade of the long/flat strategy")
-    model_name: str = Field("market", min_length=1, description="model registry name")
+    model_name: str = Field("market", pattern=NAME_PATTERN, description="model registry name")
     seed: int = Field(0, ge=0, description=SEED)
     mc_samples: int = Field(0, ge=0, le=1000, description="Monte Carlo dropout passes for 90% forecast "
                             "intervals and their coverage (0: off)")
     out: str | None = Field(None, description=OUT)
     dask_address: str | None = Field(None, description=DASK)
-    run_id: str | None = Field(None, description=RUN_ID)
+    run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
 
 
 PARAMS: dict[str, type[PipelineParams]] = {"satellite": SatelliteParams, "genome": GenomeParams,

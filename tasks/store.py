@@ -6,6 +6,7 @@ import glob as _glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -60,6 +61,19 @@ def filesystem(uri: str | os.PathLike) -> tuple[Any, str]:
 
 class StorageError(BadInputError):
     """A data root or input URL that cannot be read or written."""
+
+
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$"
+
+
+def check_name(value: str, what: str, option: str) -> str:
+    """``value`` when it is safe as one part of a path (letters, digits, '.', '_', '-', no leading dot, at most
+    128 characters): run ids, model names and versions become folder names, so ``../x`` or ``/x`` must never
+    reach the file system."""
+    if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value):
+        raise BadInputError(f"{what} {value!r} is not a valid name: use letters, digits, '.', '_' and '-', no "
+                            f"leading dot, at most 128 characters; pass another {option}")
+    return value
 
 
 def new_run_id() -> str:
@@ -345,7 +359,7 @@ class RunRecord:
     @classmethod
     def start(cls, flow: str, parameters: dict, *, out: str | None = None, run_id: str | None = None) -> RunRecord:
         """A run folder under the data root; for a remote root, a local staging folder that ``sync`` uploads."""
-        run_id = run_id or new_run_id()
+        run_id = check_name(run_id, "run id", "--run-id") if run_id else new_run_id()
         check_root(data_root(out))
         uri = join(data_root(out), flow, "runs", run_id)
         run_dir = staging_root() / flow / run_id if is_remote(uri) else local_path(uri)

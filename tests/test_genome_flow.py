@@ -99,3 +99,13 @@ def test_the_gate_checks_the_runs_own_min_length(tmp_path: Path, data_root: Path
     record = genome(input=str(tmp_path / "s.fa"), min_length=10, length=16, epochs=1)
     assert record["status"] == "completed" and record["counts"]["records_quarantined"] == 0
     assert record["quality"][0]["success"] and record["quality"][0]["parameters"] == {"min_length": 10}
+
+
+def test_a_truncated_champion_stops_the_next_run_naming_the_file(data_root: Path) -> None:
+    from models.registry import RegistryError
+
+    first = genome(**FAST)
+    weights = Path(first["model"]["uri"]) / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(RegistryError, match=r"weights\.pt: model weights do not match .*tessera models promote"):
+        genome(train="never", **FAST)

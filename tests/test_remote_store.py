@@ -165,5 +165,5 @@ class TestRunsOnS3:
         assert change["previous_run"] == first.record["run_id"] and change["changed_share"] > 0
         assert store.exists(f"{second.record['dir']}/change.tif")
         assert second.record["model"]["trained"] is False and second.record["model"]["version"] == "v1"
-        champion = f"{root}/models/{second.record['model']['name']}/champion.json"
+        champion = f"{root}/models/{second.record['model']['name']}/promotions/000001.json"
         assert json.loads(store.read_bytes(champion))["version"] == "v1"

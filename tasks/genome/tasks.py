@@ -208,9 +208,8 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
                            "encoding": enc, "epochs": epochs, "augment_rc": augment_rc, "seed": seed},
             "data": {"records": int(len(y)), "run_dir": run_dir, "fingerprint": _fingerprint(codes, y)}}
     info = registry.register(model_name, model, card)
-    promoted = challenger_wins(val_metrics["macro_f1"], champion_f1)
-    if promoted:
-        registry.promote(model_name, info["version"])
+    promoted = challenger_wins(val_metrics["macro_f1"], champion_f1) and registry.promote(
+        model_name, info["version"], expected=champion["version"] if champion else None)
     evaluation.insert(0, "id", np.array(ds["id"].values.tolist())[idx["test"]])
     lengths = ds["length"].values[idx["test"]]
     evaluation["length_bin"] = pd.cut(lengths, [0, 100, 150, 200, 250, 500, np.inf],

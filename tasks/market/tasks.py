@@ -186,9 +186,8 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 
         champ = registry.load(model_name, champion["version"], LSTMForecaster(**champion["architecture"]["kwargs"]))
         champ_pred = predict_windows(champ, fold, test) * champion["parameters"]["target_scale"]
         champion_rmse = regression_metrics(y_test, champ_pred)["rmse"]
-    promoted = champion_rmse is None or per_fold[-1]["lstm"]["rmse"] < champion_rmse
-    if promoted:
-        registry.promote(model_name, info["version"])
+    promoted = (champion_rmse is None or per_fold[-1]["lstm"]["rmse"] < champion_rmse) and registry.promote(
+        model_name, info["version"], expected=champion["version"] if champion else None)
     write_parquet(pd.concat(forecasts, ignore_index=True), _run(run_dir, "walk_forward.parquet"))
     result = {"model": {**info, "promoted": promoted, "trained": True,
                         "champion": champion["version"] if champion else None},

@@ -446,9 +446,8 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
     buf = io.BytesIO()
     reference.to_parquet(buf, index=False)
     info = registry.register(name, model, card, extra_files={"reference.parquet": buf.getvalue()})
-    promoted = challenger_wins(val_f1, champion_f1)
-    if promoted:
-        registry.promote(name, info["version"])
+    promoted = challenger_wins(val_f1, champion_f1) and registry.promote(
+        name, info["version"], expected=champion["version"] if champion else None)
     _explain(model, data["test"], bands, run_dir, seed=seed)
     result = {"model": {**info, "promoted": promoted, "trained": True,
                         "champion": champion["version"] if champion else None},

@@ -158,9 +158,8 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
             "data": {"posts": len(table), "run_dir": run_dir, "fingerprint": _fingerprint(table)}}
     info = registry.register(model_name, model, card,
                              extra_files={"vocabulary.json": json.dumps(vocabulary).encode()})
-    promoted = challenger_wins(val_f1, champion_f1)
-    if promoted:
-        registry.promote(model_name, info["version"])
+    promoted = challenger_wins(val_f1, champion_f1) and registry.promote(
+        model_name, info["version"], expected=champion["version"] if champion else None)
     test = table.iloc[idx["test"]]
     evaluation.insert(0, "text", test["text"].to_numpy())
     evaluation.insert(0, "id", test["id"].to_numpy())
