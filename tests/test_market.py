@@ -447,6 +447,25 @@ class TestWindows:
         assert out["strategy_log_return"] == pytest.approx(0.04 - 0.003)
         assert out["buy_and_hold_log_return"] == pytest.approx(0.02) and out["trades"] == 3
 
+    def test_a_horizon_of_h_holds_non_overlapping_periods(self) -> None:
+        daily = np.array([0.01, 0.02, -0.03, 0.04, 0.01, -0.02])  # log returns of steps 1..6
+        # a window ending at step t targets the 2-step return t+1..t+2; consecutive windows overlap by a step
+        two_step = np.array([daily[0] + daily[1], daily[1] + daily[2], daily[2] + daily[3], daily[3] + daily[4],
+                             daily[4] + daily[5]])
+        out = windows.strategy_gain(two_step, np.ones(5), cost=0.0, horizon=2)
+        # by hand: held periods are windows 0, 2, 4 = steps 1-2, 3-4, 5-6: each day once, as buy-and-hold is
+        assert out["buy_and_hold_log_return"] == pytest.approx(daily.sum())
+        assert out["strategy_log_return"] == pytest.approx(daily.sum()) and out["holding_periods"] == 3
+        flat_then_long = windows.strategy_gain(two_step, np.array([-1.0, 9, 1.0, 9, 1.0]), cost=0.001, horizon=2)
+        assert flat_then_long["strategy_log_return"] == pytest.approx(daily[2:].sum() - 0.001)
+        assert flat_then_long["trades"] == 1
+
+    def test_each_series_starts_flat_and_is_held_on_its_own(self) -> None:
+        out = windows.strategy_gain(np.array([0.01, 0.02, 0.03, 0.04]), np.ones(4), cost=0.001, horizon=2,
+                                    series=np.array([0, 0, 0, 1]))
+        assert out["holding_periods"] == 3 and out["trades"] == 2
+        assert out["strategy_log_return"] == pytest.approx(0.01 + 0.03 + 0.04 - 0.002)
+
 
 class TestWindowDataset:
     def test_loader_batches_are_gathered_from_the_view(self) -> None:

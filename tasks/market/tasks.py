@@ -146,6 +146,11 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 
                               WindowDataset(fold, val, target_scale=scale),
                               loss_fn=nn.MSELoss(), config=TrainConfig(epochs=epochs, seed=seed + k, batch_size=64))
         pred = predict_windows(model, fold, test) * scale
+        test_series = windows.window_symbols(fold.test)
+
+        def trading(forecast: np.ndarray, y=y_test, series=test_series) -> dict:
+            return windows.strategy_gain(y, forecast, cost=cost, horizon=horizon, series=series)
+
         interval = {}
         if mc_samples > 1:
             val_residual = fold.y[val] - predict_windows(model, fold, val) * scale
@@ -157,14 +162,13 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 
                         "validation_from": str(validation_from)[:10],
                         "test_windows": len(test),
                         "test_from": str(bounds[k])[:10], "test_to": str(bounds[k + 1])[:10],
-                        "lstm": {**regression_metrics(y_test, pred), **windows.strategy_gain(y_test, pred, cost=cost)}}
+                        "lstm": {**regression_metrics(y_test, pred), **trading(pred)}}
         if interval:
             inside = (y_test >= interval["lower_90"]) & (y_test <= interval["upper_90"])
             fold_metrics["lstm"].update(interval_coverage_90=float(inside.mean()),
                                         interval_width_90=float(np.mean(interval["upper_90"] - interval["lower_90"])))
         for name, values in base.items():
-            fold_metrics[name] = {**regression_metrics(y_test, values),
-                                  **windows.strategy_gain(y_test, values, cost=cost)}
+            fold_metrics[name] = {**regression_metrics(y_test, values), **trading(values)}
         per_fold.append(fold_metrics)
         forecasts.append(pd.DataFrame({
             "fold": k + 1, "symbol": fold.symbols[windows.window_symbols(fold.test)], "date": dates[ends],

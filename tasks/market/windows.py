@@ -322,12 +322,25 @@ def baseline_forecasts(fold: FoldWindows, price: np.ndarray, *, train: np.ndarra
     }
 
 
-def strategy_gain(actual: np.ndarray, predicted: np.ndarray, *, cost: float = 0.0005) -> dict:
+def strategy_gain(actual: np.ndarray, predicted: np.ndarray, *, cost: float = 0.0005, horizon: int = 1,
+                  series: np.ndarray | None = None) -> dict:
     """Long when the forecast is up, flat otherwise, paying ``cost`` per position change; log returns summed,
-    against buy-and-hold over the same steps."""
-    position = (predicted > 0).astype(float)
-    trades = np.abs(np.diff(np.concatenate([[0.0], position])))
+    against buy-and-hold over the same periods.
+
+    Windows are in date order within each ``series`` (one id per window; default: one series). A window's
+    ``actual`` is the return over the next ``horizon`` steps, so with ``horizon`` h > 1 consecutive windows
+    overlap: positions are then held over non-overlapping periods, every h-th window of each series, else each
+    step's return would be counted h times. Each series starts flat."""
+    actual, predicted = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
+    series = np.zeros(len(actual), dtype=np.int64) if series is None else np.asarray(series)
+    n = len(actual)
+    first = np.r_[True, series[1:] != series[:-1]][:n]
+    rank = np.arange(n) - np.maximum.accumulate(np.where(first, np.arange(n), 0))  # position within its series
+    held = rank % max(horizon, 1) == 0
+    actual, position, first = actual[held], (predicted[held] > 0).astype(float), first[held]
+    before = np.where(first, 0.0, np.r_[0.0, position[:-1]])
+    trades = np.abs(position - before)
     strategy = float((position * actual).sum() - cost * trades.sum())
     hold = float(actual.sum())
     return {"strategy_log_return": strategy, "buy_and_hold_log_return": hold, "gain_vs_buy_and_hold": strategy - hold,
-            "trades": int(trades.sum())}
+            "trades": int(trades.sum()), "holding_periods": int(held.sum())}
