@@ -249,6 +249,8 @@ def loop_reference(prices: pd.DataFrame, start, stop, *, lag: int, horizon: int)
         x, y, end = np.array(x).reshape(-1, lag, 2), np.array(y), np.array(end, dtype=int)
         train = dates[end + horizon] < start if len(y) else np.zeros(0, bool)
         test = (dates[end] >= start) & (dates[end] < stop) if len(y) else np.zeros(0, bool)
+        if len(fit) + 1 < max(lag, 2):  # rows before the split, counting the first (which has no return)
+            test &= False
         out[symbol] = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test],
                        "mean": mean, "std": std}
     return out
@@ -297,6 +299,14 @@ class TestFoldWindows:
             np.testing.assert_allclose(ours[symbol]["mean"], ref["mean"], rtol=1e-12, atol=1e-15)
             np.testing.assert_allclose(ours[symbol]["std"], ref["std"], rtol=1e-12)
         assert len(loop["AAA"]["y_train"]) > 0 and len(loop["AAA"]["y_test"]) > 0 and len(loop["CCC"]["y_test"]) == 0
+
+    def test_a_symbol_listed_just_before_the_split_is_not_tested_with_an_unfitted_scaler(self) -> None:
+        prices = uneven_prices()
+        late = prices[prices["symbol"] == "AAA"].assign(symbol="LATE").iloc[27:]  # 3 rows before 2024-02-12
+        fold = windows.fold_windows(pd.concat([prices, late], ignore_index=True), np.datetime64("2024-02-12"),
+                                    np.datetime64("2024-03-15"), lag=5)
+        tested = dict(zip(fold.symbols.tolist(), (fold.test[:, 1] - fold.test[:, 0]).tolist(), strict=True))
+        assert tested["LATE"] == 0 and tested["AAA"] > 0
 
     def test_windows_are_views_and_splits_are_ranges(self) -> None:
         prices = uneven_prices()

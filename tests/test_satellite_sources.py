@@ -59,6 +59,11 @@ class TestFindScenes:
         with pytest.raises(BadInputError, match="no such folder"):
             sources.find_scenes(str(tmp_path / "nowhere"))
 
+    def test_a_table_is_not_a_scene(self, tmp_path: Path) -> None:
+        (tmp_path / "patches.csv").write_text("b1,b2,class\n1,2,soil\n")
+        with pytest.raises(BadInputError, match=r"patches\.csv: a \.csv file, not a GeoTIFF/JP2 raster"):
+            sources.find_scenes(str(tmp_path / "patches.csv"))
+
     def test_folder_without_rasters(self, tmp_path: Path) -> None:
         (tmp_path / "notes.txt").write_text("hello")
         with pytest.raises(BadInputError, match="no GeoTIFF or JP2"):

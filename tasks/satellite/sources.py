@@ -88,6 +88,9 @@ def find_scenes(input_path: str, *, exclude: tuple[str, ...] = ()) -> list[Scene
         matches = glob.glob(input_path, recursive=True)
         files = sorted(Path(p) for p in matches if Path(p).suffix.lower() in RASTER_SUFFIXES)
     elif base.is_file():
+        if base.suffix.lower() not in RASTER_SUFFIXES:
+            raise BadInputError(f"{input_path}: a {base.suffix or 'suffix-less'} file, not a GeoTIFF/JP2 raster; the "
+                                "satellite pipeline reads scenes: pass --input a raster, or a folder or glob of them")
         files = [base]
     else:
         raise BadInputError(f"{input_path}: no such folder or file; pass --input a folder or glob of GeoTIFF/JP2 files")
