@@ -234,10 +234,9 @@ def _summary(result: dict) -> str:
     counts = result["counts"]
     lines.append(f"  records: {counts['records_in']} in, {counts['records_valid']} valid, "
                  f"{counts['records_quarantined']} quarantined")
-    for gate in result.get("quality") or []:
-        for w in gate.get("warnings", []):
-            lines.append(f"  warning, gate {gate['suite']}: {w['expectation']}({w['column'] or ''}) observed "
-                         f"{w['observed']}")
+    from tasks.quality import warning_messages
+
+    lines += [f"  {line}" for gate in result.get("quality") or [] for line in warning_messages(gate)]
     m = result.get("metrics") or {}
     if "accuracy" in m:
         base = ", ".join(f"{k} {v.get('accuracy', 0):.3f}" for k, v in result["baselines"].items())

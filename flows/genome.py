@@ -32,6 +32,7 @@ def genome(input: str | list[str] | None = None, labels: str | None = None, labe
                             label_from_filename=label_from_filename, synthetic_n=synthetic_n, seed=seed)
         checked = run.stage("check", check_sequences, records["output"], run_dir, min_length=min_length)
         run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"])
+        run.inputs.update(records["read"], sequence_length=checked["lengths"], encoded_length=length)
         gate(run, checked["profile"], "genome_sequences", "sequences", min_length=min_length)
         encoded = run.stage("encode", encode_sequences, checked["output"], run_dir, length=length, k=k,
                             padding=padding)

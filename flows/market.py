@@ -23,7 +23,7 @@ def market(input: str | None = None, symbol: str | None = None, target: str | No
         prices = run.stage("ingest", ingest_prices, run_dir, input=input, symbol=symbol, target=target,
                            date_column=date_column, volume_column=volume_column, seed=seed)
         checked = run.stage("check", check_prices, prices["output"], run_dir, splits=splits,
-                            adjusted=prices["read"]["adjusted"])
+                            adjusted=prices["read"]["adjusted_close"])
         run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"],
                        unsorted_rows=checked["unsorted_rows"], empty_cells_skipped=prices["read"]["empty_cells"])
         run.inputs.update(prices["read"], splits=checked["splits"])

@@ -69,6 +69,14 @@ def _exception_message(info: dict | None) -> str | None:
     return None
 
 
+def _row_ids(df: pd.DataFrame, row_id: str | None, result: dict) -> list[str]:
+    """Which rows failed, by the suite's ``meta.row_id`` column (scene, symbol ...): at most five, in order."""
+    index = result.get("partial_unexpected_index_list") or []
+    if not row_id or row_id not in df.columns or not index:
+        return []
+    return list(dict.fromkeys(str(v) for v in df[row_id].iloc[[i for i in index if i < len(df)]]))[:5]
+
+
 def suite_parameters(spec: dict) -> set[str]:
     """The names a suite takes from the run as ``{"$PARAMETER": name}`` (GX suite parameters)."""
     return set(re.findall(r'"\$PARAMETER":\s*"([^"]+)"', json.dumps(spec)))
@@ -112,6 +120,7 @@ def validate_table(df: pd.DataFrame, suite_name: str, *, stage: str, parameters:
             "expectation": cfg.type,
             "column": cfg.kwargs.get("column"),
             "observed": _observed(res.result or {}),
+            "rows": _row_ids(df, spec.get("meta", {}).get("row_id"), res.result or {}),
             "exception": _exception_message(res.exception_info),
             "severity": severity,
             "notes": (cfg.meta or {}).get("notes"),
@@ -123,7 +132,8 @@ def validate_table(df: pd.DataFrame, suite_name: str, *, stage: str, parameters:
 
 def _describe(f: dict) -> str:
     where = f"{f['expectation']}({f['column']})" if f.get("column") else f["expectation"]
-    return f"{where} observed {f['observed'] if f['exception'] is None else f['exception']}"
+    rows = f" in {', '.join(f['rows'])}" if f.get("rows") else ""
+    return f"{where} observed {f['observed'] if f['exception'] is None else f['exception']}{rows}"
 
 
 def gate_message(result: dict) -> str:

@@ -23,7 +23,7 @@ class TestReadPrices:
         path = write(tmp_path, "Date,Ticker,Open,High,Low,Close,Adj Close,Volume\n"
                                "2024-01-02,AAA,1,2,0.5,1.5,1.4,100\n2024-01-03,AAA,1,2,0.5,1.6,1.5,100\n")
         prices, read = sources.read_prices(path)
-        assert read["target"] == "adj_close" and read["adjusted"] and prices["price"].tolist() == [1.4, 1.5]
+        assert read["target"] == "adj_close" and read["adjusted_close"] and prices["price"].tolist() == [1.4, 1.5]
         assert prices["symbol"].unique().tolist() == ["AAA"]
 
     def test_wide_form_and_us_dates(self, tmp_path: Path) -> None:
@@ -82,6 +82,9 @@ class TestReadPrices:
     def test_traded_value_stands_in_for_volume_and_none_is_fine(self, tmp_path: Path) -> None:
         prices, read = sources.read_prices(write(tmp_path, "date,close,turnover\n2024-01-02,1,500\n2024-01-03,2,7\n"))
         assert read["volume_column"] == "turnover" and read["volume_kind"] == "traded value"
+        bars = "date_time,close,cum_vol,cum_dollar\n2015-01-01 23:00:23.723,1,5,9\n2015-01-02 07:07:35.156,2,6,9\n"
+        _, read = sources.read_prices(write(tmp_path, bars))
+        assert (read["date_column"], read["volume_column"], read["volume_kind"]) == ("date_time", "cum_vol", "volume")
         assert prices["volume"].tolist() == [500, 7]
         prices, read = sources.read_prices(write(tmp_path, "date,close\n2024-01-02,1\n2024-01-03,2\n"))
         assert read["volume_column"] is None and prices["volume"].isna().all()

@@ -127,6 +127,14 @@ class TestSeverityAndParameters:
         with pytest.raises(DataQualityError, match="length"):
             quality.raise_if_failed(result)
 
+    def test_failed_rows_are_named_by_the_suites_row_id(self, suites: Path) -> None:
+        spec = {**SEVERITIES, "name": "demo_named", "meta": {"row_id": "post"}}
+        (suites / "demo_named.json").write_text(json.dumps(spec))
+        table = self.posts.assign(post=["short one", "the long one"])
+        result = quality.validate_table(table, "demo_named", stage="posts", parameters={"max_chars": 5000})
+        assert result["failed"][0]["rows"] == ["the long one"]
+        assert quality.gate_message(result).split(" (suite:")[0].endswith("e.g. [9000] in the long one")
+
     def test_a_parameter_the_stage_does_not_set_is_bad_input(self, suites: Path) -> None:
         with pytest.raises(BadInputError, match=r"uses \$PARAMETER max_chars, which stage 'posts' does not set"):
             quality.validate_table(self.posts, "demo_posts", stage="posts")

@@ -42,7 +42,12 @@ def ingest_sequences(run_dir: str, *, input: str | list[str] | None, labels: str
         input = write_synthetic_fasta(Path(run_dir) / "input" / "synthetic.fasta", n=synthetic_n, seed=seed)["path"]
     input = [fetch(i) for i in input] if isinstance(input, list) else fetch(input)
     records = sources.read_records(input, labels=labels and fetch(labels), label_from_filename=label_from_filename)
-    return {"output": write_parquet(records, _run(run_dir, "records.parquet")), "records": len(records)}
+    files = records.groupby("source", sort=False)["id"].count()
+    label_source = ("--labels file" if labels else "file names" if label_from_filename
+                    else "the records (CSV column or label= in headers)" if records["label"].notna().any() else "none")
+    read = {"files": len(files), "formats": ", ".join(sorted({sources.sniff_format(Path(f)) for f in files.index})),
+            "labels_from": label_source}
+    return {"output": write_parquet(records, _run(run_dir, "records.parquet")), "records": len(records), "read": read}
 
 
 @task(name="check sequences", **CACHED)
@@ -58,10 +63,11 @@ def check_sequences(records_uri: str, run_dir: str, *, min_length: int = 20) -> 
                     _run(run_dir, "quarantine.parquet"))
     profile = checks.sequence_profile(valid, quarantined=len(quarantined))
     write_parquet(valid, _run(run_dir, "sequences.parquet"))
+    p5, p50, p95 = np.percentile(profile["length"], [5, 50, 95]).round().astype(int).tolist()
     return {"output": _run(run_dir, "sequences.parquet"),
             "profile": write_parquet(profile, _run(run_dir, "sequence_profile.parquet")),
             "records_in": len(records), "records_valid": len(valid), "records_quarantined": len(quarantined),
-            "labelled": labelled}
+            "labelled": labelled, "lengths": {"p5": p5, "median": p50, "p95": p95, "max": int(profile["length"].max())}}
 
 
 def _encode_partition(sequences: list[str], length: int, k: int, padding: str) -> tuple:

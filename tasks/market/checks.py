@@ -12,6 +12,7 @@ SPLIT_TOLERANCE = 0.04  # |log(observed ratio / split ratio)|: the day's own mov
 MARKET_MOVE = 0.10  # a median |log return| of the other symbols above this is a market-wide move, not a split
 JUMP = 0.4  # |log return| of a jump: about -33% or +49% in a step
 EXTREME_RETURN = 0.5
+PRE_SPLIT = "<"  # --splits drop: the rows before a split become the series "<symbol><<split date>"
 
 
 def check_prices(prices: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
@@ -115,7 +116,7 @@ def apply_splits(prices: pd.DataFrame, splits: pd.DataFrame, *, mode: str = "adj
         first = int(np.flatnonzero(symbols == row.symbol)[0])
         before = slice(first, row.index)
         if mode == "drop":
-            out.loc[out.index[before], "symbol"] = f"{row.symbol}<{pd.Timestamp(row.date).date()}"
+            out.loc[out.index[before], "symbol"] = f"{row.symbol}{PRE_SPLIT}{pd.Timestamp(row.date).date()}"
             continue
         for col in ("open", "high", "low", "close", "price"):
             out.iloc[before, out.columns.get_loc(col)] /= row.factor

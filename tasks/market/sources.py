@@ -132,7 +132,8 @@ def _volume_column(table: pd.DataFrame, volume_column: str | None, where: str) -
 def read_prices(path: str, *, symbol: str | None = None, target: str | None = None,
                 date_column: str | None = None, volume_column: str | None = None) -> tuple[pd.DataFrame, dict]:
     """A long table ``date, symbol, open, high, low, close, volume, split, price`` and how the file was read:
-    ``{"target", "date_column", "date_format", "volume_column", "volume_kind", "layout"}``.
+    ``{"target", "target_column", "adjusted_close", "date_column", "date_format", "volume_column", "volume_kind",
+    "layout", "empty_cells"}`` (column names as the file has them).
 
     ``price`` is the target: ``target`` if given, else adjusted close if present, else close. ``volume`` is the
     volume column, else a traded value (``value``, ``turnover``, ``cum_dollar`` ...), else missing; ``split`` the
@@ -181,8 +182,11 @@ def read_prices(path: str, *, symbol: str | None = None, target: str | None = No
     out["price_text"] = table[target_col].map(lambda v: "" if pd.isna(v) else str(v)).astype(object)
     if len(out) < 2:
         raise BadInputError(f"{path}: a single row of prices; a forecaster needs a history per symbol")
-    read = {"target": target_col, "adjusted": target_col == "adj_close", "date_column": date_col,
-            "date_format": date_format(table["date"]) or "ISO", "volume_column": volume_col,
+    original = {canonical: col for col, canonical in names.items()}
+    read = {"target": target_col, "target_column": original.get(target_col, target_col),
+            "adjusted_close": target_col == "adj_close", "date_column": date_col,
+            "date_format": date_format(table["date"]) or "ISO",
+            "volume_column": original.get(volume_col, volume_col) if volume_col else None,
             "volume_kind": volume_kind, "layout": "wide" if wide else "long", "empty_cells": empty_cells}
     return out, read
 

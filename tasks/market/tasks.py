@@ -219,6 +219,8 @@ def forecast_next(prices_uri: str, training_uri: str, run_dir: str, models_root:
     lag = card["parameters"]["lag"]
     rows = []
     for symbol, group in sources.read_checked_prices(prices_uri).groupby("symbol", sort=True):
+        if checks.PRE_SPLIT in symbol:  # the rows before a dropped split: that series has ended
+            continue
         features, log_prices, dates = windows.symbol_features(group.reset_index(drop=True))
         if len(features) < lag or symbol not in card["scalers"]:
             continue

@@ -256,7 +256,7 @@ def profile_scenes(scenes: list[Scene], *, scale: float | None = None) -> pd.Dat
                 "valid_fraction": float(values.size / max(data.size, 1)),
                 "nodata_pixels": round(float(fill.mean()) * size), "saturated_pixels": round(
                     float(saturated.mean()) * size),
-                "cloud_fraction": cloud,
+                "cloud_fraction": cloud if band == next(iter(scene.bands)) else np.nan,  # one value per scene
                 "clear_fraction": clear if clear is not None else float(values.size / max(data.size, 1)),
                 "p1": float(np.percentile(values, 1)) if values.size else np.nan,
                 "p99": float(np.percentile(values, 99)) if values.size else np.nan,

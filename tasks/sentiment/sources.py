@@ -1,7 +1,8 @@
 """Readers at the edge: posts from CSV, JSONL or Parquet (gzip, bzip2 or xz too), with encodings as found.
 
-Bytes that do not decode are replaced and counted; mojibake (UTF-8 read as Latin-1) is repaired by ftfy and
-counted. Columns are matched without case; the message for a missing column lists the columns found.
+Bytes that do not decode are replaced and counted; ftfy repairs the text: mojibake (UTF-8 read as Latin-1), which
+is counted, and HTML entities and curly quotes, which are not. Columns are matched without case; the message for
+a missing column lists the columns found.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def read_posts(path: str, *, text_column: str | None = None, label_column: str |
     label_col = _pick(columns, label_column, LABEL_COLUMNS, "label", p, required=False)
     texts = frame[text_col].astype("string")
     fixed = texts.map(lambda t: ftfy.fix_text(t) if isinstance(t, str) else t, na_action="ignore")
-    mojibake = int((fixed.fillna("") != texts.fillna("")).sum())
+    mojibake = int(texts.map(lambda t: ftfy.fix_encoding(t) != t if isinstance(t, str) else False).sum())
     id_col = next((c for c in columns if c.lower() == "id"), None)
     posts = pd.DataFrame({
         "id": frame[id_col].astype(str) if id_col else pd.Series(range(1, len(frame) + 1)).astype(str),
