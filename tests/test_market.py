@@ -311,6 +311,17 @@ class TestFoldWindows:
         tested = dict(zip(fold.symbols.tolist(), (fold.test[:, 1] - fold.test[:, 0]).tolist(), strict=True))
         assert tested["LATE"] == 0 and tested["AAA"] > 0
 
+    def test_a_symbol_listed_during_validation_is_scaled_on_its_rows_before_the_test(self) -> None:
+        prices = uneven_prices()
+        late = prices[prices["symbol"] == "AAA"].assign(symbol="LATE").iloc[22:]  # 3 rows before validation
+        frame = pd.concat([prices, late], ignore_index=True)
+        start, validation = np.datetime64("2024-02-12"), np.datetime64("2024-02-05")
+        fold = windows.fold_windows(frame, start, np.datetime64("2024-03-15"), lag=5, scale_before=validation)
+        s = fold.symbols.tolist().index("LATE")
+        assert fold.test[s, 1] > fold.test[s, 0] and fold.std[s].tolist() != [1.0, 1.0]
+        before_test = late[late["date"] < pd.Timestamp(start)]
+        assert fold.mean[s, 0] == pytest.approx(np.diff(np.log(before_test["price"])).mean())
+
     def test_windows_are_views_and_splits_are_ranges(self) -> None:
         prices = uneven_prices()
         fold = windows.fold_windows(prices, np.datetime64("2024-02-12"), np.datetime64("2024-03-15"), lag=5)

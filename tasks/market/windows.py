@@ -184,9 +184,9 @@ def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64
                  scale_before: np.datetime64 | None = None, block_rows: int = BLOCK_ROWS) -> FoldWindows:
     """Scale every symbol on its rows dated before ``scale_before`` (default ``start``; a validation period
     inside the training one may end it earlier) and index the windows of the fold that trains before ``start``
-    (target before it too) and tests on windows ending in [start, stop). A symbol listed too late to have
-    ``lag`` rows before the scaling date has no test windows in the fold (it cannot be scaled without looking
-    ahead).
+    (target before it too) and tests on windows ending in [start, stop). A symbol with fewer than ``lag`` rows
+    before ``scale_before`` is scaled on its rows before ``start``; one with fewer than ``lag`` rows before
+    ``start`` has no test windows in the fold (it cannot be scaled without looking ahead).
 
     One pass over the whole frame (sorted by symbol then date), in blocks of whole symbols of about
     ``block_rows`` rows: no groupby, no per-symbol task, no window copied, no float64 copy of a column (unless
@@ -202,6 +202,8 @@ def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64
     before_stop = _searchsorted_runs(dates, first, end, stop)
     before_fit = before_start if scale_before is None else _searchsorted_runs(dates, first, end,
                                                                               min(scale_before, start))
+    history = max(lag, 2)
+    before_fit = np.where(before_fit - first >= history, before_fit, before_start)
     price = prices["price"].to_numpy(dtype=float)
     volume = prices["volume"].to_numpy()
     if volume.dtype.kind not in "iuf":
@@ -219,7 +221,7 @@ def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64
     train_hi = np.maximum(np.minimum(hi, before_start - horizon), lo)
     test_lo = np.maximum(before_start, lo)
     test_hi = np.maximum(np.minimum(hi, before_stop), test_lo)
-    test_hi = np.where(before_fit - first >= max(lag, 2), test_hi, test_lo)
+    test_hi = np.where(before_start - first >= history, test_hi, test_lo)
     if n >= lag:
         x = sliding_window_view(scaled, lag, axis=0).transpose(0, 2, 1)
     else:
