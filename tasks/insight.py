@@ -266,16 +266,19 @@ def embeddings_table(features: np.ndarray, y: np.ndarray, y_pred: np.ndarray, *,
     return table
 
 
-def cross_validate(fit_predict: Callable[[np.ndarray, np.ndarray, int], np.ndarray], y: np.ndarray, folds: int, *,
-                   class_names: list[str], seed: int = 0) -> dict:
-    """Stratified k-fold: ``fit_predict(train_idx, val_idx, fold)`` returns validation probabilities; the spread
-    of accuracy, macro F1 and Cohen's kappa over the folds, not one number."""
-    from tasks.splits import kfold_indices
+def cross_validate(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray], y: np.ndarray,
+                   folds: int, *, class_names: list[str], seed: int = 0, inner_val: float = 0.15) -> dict:
+    """Stratified k-fold: each fold's training part is split again (stratified, ``inner_val``) so the model
+    early-stops on records that are neither fitted nor scored; ``fit_predict(fit_idx, stop_idx, held_idx, fold)``
+    returns the held-out fold's probabilities. The spread of accuracy, macro F1 and Cohen's kappa over the folds,
+    not one number."""
+    from tasks.splits import kfold_indices, stratified_holdout
 
     scores = []
-    for fold, (train, val) in enumerate(kfold_indices(y, folds, seed=seed)):
-        proba = fit_predict(train, val, fold)
-        scores.append(classification_metrics(y[val], proba.argmax(1), proba, class_names=class_names))
+    for fold, (train, held) in enumerate(kfold_indices(y, folds, seed=seed)):
+        stop = train[stratified_holdout(y[train], inner_val, seed + fold)]
+        proba = fit_predict(np.setdiff1d(train, stop), stop, held, fold)
+        scores.append(classification_metrics(y[held], proba.argmax(1), proba, class_names=class_names))
     return fold_summary(scores)
 
 

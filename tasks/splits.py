@@ -8,7 +8,7 @@ from sklearn.model_selection import StratifiedKFold, StratifiedShuffleSplit
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
-def _held_out(labels: np.ndarray, size: float, seed: int) -> np.ndarray:
+def stratified_holdout(labels: np.ndarray, size: float, seed: int) -> np.ndarray:
     """Indices of a stratified ``size`` share of ``labels``; a class of one record cannot be split and stays."""
     values, counts = np.unique(labels, return_counts=True)
     splittable = np.flatnonzero(np.isin(labels, values[counts >= 2]))
@@ -24,10 +24,10 @@ def stratified_split(labels: np.ndarray, *, seed: int = 0, val: float = 0.15, te
     with a single record (or a single one left for validation) is trained on only (see :func:`rare_classes`)."""
     labels = np.asarray(labels)
     split = np.zeros(len(labels), dtype=np.uint8)
-    test_idx = _held_out(labels, test, seed)
+    test_idx = stratified_holdout(labels, test, seed)
     split[test_idx] = SPLITS["test"]
     rest = np.flatnonzero(split != SPLITS["test"])
-    split[rest[_held_out(labels[rest], val / (1 - test), seed + 1)]] = SPLITS["val"]
+    split[rest[stratified_holdout(labels[rest], val / (1 - test), seed + 1)]] = SPLITS["val"]
     return split
 
 

@@ -190,12 +190,16 @@ def test_cross_validation_reports_every_fold_and_the_spread():
     y = np.repeat([0, 1], 30)
     seen = []
 
-    def fit_predict(train, val, fold):
-        seen.append((fold, set(train) & set(val)))
-        return np.eye(2)[y[val]] if fold == 0 else np.eye(2)[1 - y[val]]  # fold 0 perfect, the rest all wrong
+    def fit_predict(fit, stop, held, fold):
+        seen.append((fold, fit, stop, held))
+        return np.eye(2)[y[held]] if fold == 0 else np.eye(2)[1 - y[held]]  # fold 0 perfect, the rest all wrong
 
     cv = insight.cross_validate(fit_predict, y, 3, class_names=["a", "b"])
-    assert [f for f, _ in seen] == [0, 1, 2] and all(not overlap for _, overlap in seen)
+    assert [f for f, *_ in seen] == [0, 1, 2]
+    for _, fit, stop, held in seen:  # early stopping never sees the fold it scores, nor the records it fits
+        assert not (set(fit) & set(stop)) and not (set(stop) & set(held)) and not (set(fit) & set(held))
+        assert len(fit) + len(stop) + len(held) == len(y) and len(stop) == 6 and set(y[stop]) == {0, 1}
+    assert sorted(np.concatenate([held for *_, held in seen]).tolist()) == list(range(len(y)))
     assert cv["accuracy"]["folds"] == [1.0, 0.0, 0.0]
     assert cv["accuracy"]["mean"] == pytest.approx(1 / 3) and cv["accuracy"]["std"] > 0.4
 

@@ -255,10 +255,10 @@ def _cross_validate(architecture, class_names, codes, counts, y, idx, folds, *, 
     """Stratified k-fold over the train and validation records."""
     pool = np.concatenate([idx["train"], idx["val"]])
 
-    def fit_predict(tr: np.ndarray, va: np.ndarray, fold: int) -> np.ndarray:
-        model, arch, _ = _fit(architecture, class_names, codes, counts, y, pool[tr], pool[va], encoding=encoding,
+    def fit_predict(fit: np.ndarray, stop: np.ndarray, held: np.ndarray, fold: int) -> np.ndarray:
+        model, arch, _ = _fit(architecture, class_names, codes, counts, y, pool[fit], pool[stop], encoding=encoding,
                               k=k, epochs=epochs, seed=seed + fold, augment_rc=False)
-        return predict_proba(model, _inputs(codes[pool[va]], counts[pool[va]], arch, encoding, k))
+        return predict_proba(model, _inputs(codes[pool[held]], counts[pool[held]], arch, encoding, k))
 
     return insight.cross_validate(fit_predict, y[pool], folds, class_names=class_names, seed=seed)
 

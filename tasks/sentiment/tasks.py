@@ -125,12 +125,12 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     if folds and folds > 1:
         pool = np.concatenate([idx["train"], idx["val"]])
 
-        def fit_predict(tr: np.ndarray, va: np.ndarray, fold: int) -> np.ndarray:
-            vocab = features.build_vocabulary([tokens[i] for i in pool[tr]])
+        def fit_predict(fit: np.ndarray, stop: np.ndarray, held: np.ndarray, fold: int) -> np.ndarray:
+            vocab = features.build_vocabulary([tokens[i] for i in pool[fit]])
             x = features.token_ids(tokens, vocab, max_tokens)
-            fitted, _ = _fit_text_cnn(x, y, pool[tr], pool[va], len(vocab) + 2, len(class_names), epochs=epochs,
+            fitted, _ = _fit_text_cnn(x, y, pool[fit], pool[stop], len(vocab) + 2, len(class_names), epochs=epochs,
                                       seed=seed + fold)
-            return predict_proba(fitted, x[pool[va]])
+            return predict_proba(fitted, x[pool[held]])
 
         cv = insight.cross_validate(fit_predict, y[pool], folds, class_names=class_names, seed=seed)
     x_test = features.token_ids([tokens[i] for i in idx["test"]], vocabulary, max_tokens)
