@@ -16,7 +16,7 @@ FAST = {"epochs": 3, "synthetic_n": 600}
 
 
 def test_synthetic_run_counts_everything_and_beats_nothing_silently(data_root: Path) -> None:
-    result = sentiment(**FAST)
+    result = sentiment(folds=2, **FAST)
     record = json.loads((Path(result["dir"]) / "run.json").read_text())
     assert record["status"] == "completed"
     counts = record["counts"]
@@ -26,6 +26,7 @@ def test_synthetic_run_counts_everything_and_beats_nothing_silently(data_root: P
     assert [q["suite"] for q in record["quality"]] == ["sentiment_posts", "sentiment_clean"]
     assert set(record["metrics"]["per_class"]) == {"positive", "negative", "neutral"}
     assert "tfidf_logreg" in record["baselines"]
+    assert len(record["metrics"]["cv"]["macro_f1"]["folds"]) == 2
     run_dir = Path(result["dir"])
     cleaned = pd.read_parquet(run_dir / "clean_posts.parquet")
     assert len(cleaned) == counts["records_valid"] and cleaned["text"].is_unique
