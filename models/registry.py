@@ -97,6 +97,11 @@ class ModelRegistry:
             raise RegistryError(f"{uri}: model card is not a JSON object; {_recover(name)}")
         return card
 
+    def file(self, name: str, version: str, file_name: str) -> bytes | None:
+        """A file kept beside a version's weights (a drift reference, a vocabulary), or None if there is none."""
+        uri = self._version_dir(name, version, file_name)
+        return read_bytes(uri) if exists(uri) else None
+
     def _last_promotion(self, name: str) -> int:
         records = [os.path.basename(uri)[:-5] for uri in glob(self._dir(name, "promotions", "*.json"))]
         return max((int(r) for r in records if r.isdigit()), default=0)
