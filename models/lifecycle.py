@@ -34,12 +34,13 @@ def unit_keys(values: Iterable[str | bytes]) -> np.ndarray:
 
 @dataclass
 class Fitted:
-    """A challenger: the model, its card's fields (architecture, parameters, history ...) and files to keep
-    beside its weights."""
+    """A challenger: the model, its card's fields (architecture, parameters, history ...), files to keep beside
+    its weights, and whatever else the domain computed while fitting for its report (``outputs``, not kept)."""
 
     model: nn.Module
     card: dict
     extra_files: dict[str, bytes] = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
 
 
 class ModelSpec(Protocol):
@@ -65,7 +66,7 @@ class Decision:
     scoring: dict
     model: nn.Module
     trained: dict | None
-    trained_model: nn.Module | None
+    fitted: Fitted | None
     champion_before: str | None
     promoted: bool
     comparison: dict
@@ -116,7 +117,7 @@ def run_lifecycle(spec: ModelSpec, registry: ModelRegistry, name: str, *, mode: 
         if usable is None:
             raise BadInputError(no_champion)
         model = registry.load(name, usable["version"], spec.build(usable))
-        return Decision(scoring=usable, model=model, trained=None, trained_model=None,
+        return Decision(scoring=usable, model=model, trained=None, fitted=None,
                         champion_before=usable["version"], promoted=False,
                         comparison={"decision": f"no training (--train {mode}): the champion scores"})
     fitted = spec.fit()
@@ -134,7 +135,7 @@ def run_lifecycle(spec: ModelSpec, registry: ModelRegistry, name: str, *, mode: 
     else:
         scoring = registry.champion(name)
         model = registry.load(name, scoring["version"], spec.build(scoring))
-    return Decision(scoring=scoring, model=model, trained=card, trained_model=fitted.model, champion_before=before,
+    return Decision(scoring=scoring, model=model, trained=card, fitted=fitted, champion_before=before,
                     promoted=promoted, comparison=comparison)
 
 

@@ -244,7 +244,12 @@ def run_report(run: dict) -> Report:
     report = Report(f"tessera {run['flow']} run {run['run_id']} ({run['status']})")
     model = run.get("model") or {}
     report.table({"status": run["status"], **run["counts"], "model": model.get("version"),
-                  "promoted": model.get("promoted"), "error": run.get("error")}, caption="Summary")
+                  "promoted": model.get("promoted"), "outputs scored with": model.get("scored_with"),
+                  "error": run.get("error")}, caption="Summary")
+    comparison = model.get("comparison") or {}
+    if comparison.get("decision"):
+        report.text(f"Model lifecycle: {comparison['decision']}"
+                    + (f" (compared on {comparison['units']} {comparison['on']})" if comparison.get("on") else ""))
     if run["quality"]:
         report.table([{"stage": q["stage"], "suite": q["suite"], "outcome": gate_outcome(q), "rows": q.get("rows")}
                       for q in run["quality"]], caption="Quality gates")

@@ -312,13 +312,19 @@ def analyse_predictions(y_val: np.ndarray, proba_val: np.ndarray, y_test: np.nda
     point["test"] = {"accuracy": float(np.mean(decided == y_test)),
                      "macro_f1": float(skm.f1_score(y_test, decided, average="macro", zero_division=0))}
     metrics["operating_point"] = point
-    table = pd.DataFrame(used_test, columns=[f"p_{i}" for i in range(used_test.shape[1])])
+    table = prediction_table(y_test, used_test)
     if calibration:
         for i in range(proba_test.shape[1]):
             table[f"raw_p_{i}"] = proba_test[:, i]
     if uncertainty is not None:
         table["uncertainty"] = uncertainty
         metrics["uncertainty"] = uncertainty_summary(y_test, y_pred, uncertainty)
-    table.insert(0, "y_pred", y_pred)
-    table.insert(0, "y_true", np.asarray(y_test))
     return metrics, table, calibration
+
+
+def prediction_table(y: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
+    """One row per prediction: y_true, y_pred (the most probable class) and p_<i> per class."""
+    table = pd.DataFrame(proba, columns=[f"p_{i}" for i in range(proba.shape[1])])
+    table.insert(0, "y_pred", proba.argmax(axis=1))
+    table.insert(0, "y_true", np.asarray(y))
+    return table

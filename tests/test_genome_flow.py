@@ -109,3 +109,26 @@ def test_a_truncated_champion_stops_the_next_run_naming_the_file(data_root: Path
     weights.write_bytes(weights.read_bytes()[:200])
     with pytest.raises(RegistryError, match=r"weights\.pt: model weights do not match .*tessera models promote"):
         genome(train="never", **FAST)
+
+
+def test_a_reused_champion_is_measured_only_on_records_it_never_trained_on(tmp_path: Path, data_root: Path) -> None:
+    fasta = write_synthetic_fasta(tmp_path / "s.fa", n=300, faults=False)["path"]
+    first = genome(input=fasta, epochs=2)
+    first_test = set(pd.read_parquet(Path(first["dir"]) / "evaluation.parquet")["id"])
+    again = genome(input=fasta, epochs=2, seed=1)  # another split of the same records: most of its test set was
+    assert again["model"]["trained"] is False      # the champion's training data
+    measured = set(pd.read_parquet(Path(again["dir"]) / "evaluation.parquet")["id"])
+    assert measured and measured <= first_test and again["metrics"]["test_records"] == len(measured)
+
+
+def test_a_challenger_that_cannot_be_compared_honestly_is_kept_out_and_the_champion_scores(tmp_path: Path,
+                                                                                          data_root: Path) -> None:
+    fasta = write_synthetic_fasta(tmp_path / "s.fa", n=300, faults=False)["path"]
+    genome(input=fasta, epochs=2)
+    challenger = genome(input=fasta, epochs=1, train="always")
+    model = challenger["model"]
+    assert (model["version"], model["promoted"], model["scored_with"]) == ("v2", False, "v1")
+    assert model["comparison"]["units"] == 0 and "cannot be compared honestly" in model["comparison"]["decision"]
+    champion = genome(input=fasta, train="never")
+    ours, theirs = (pd.read_parquet(Path(r["dir"]) / "predictions.parquet") for r in (challenger, champion))
+    pd.testing.assert_frame_equal(ours, theirs)  # the outputs come from v1, not from the run's own model

@@ -15,7 +15,8 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
 from models.genome import build
-from models.registry import ModelRegistry, challenger_wins
+from models.lifecycle import Decision, Fitted, run_lifecycle, unit_keys, unseen_by
+from models.registry import ModelRegistry
 from models.train import TrainConfig, predict_proba, seed_everything, train_model
 from tasks import insight, splits
 from tasks.common import save_quarantine
@@ -150,85 +151,133 @@ def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding,
     return model, arch, history
 
 
+class GenomeSpec:
+    """The genome domain for the model lifecycle: records as base codes and k-mer counts, a challenger CNN fitted
+    on the train records with early stopping on validation, calibrated on validation, scored by macro F1."""
+
+    def __init__(self, codes: np.ndarray, counts: np.ndarray, y: np.ndarray, idx: dict, class_names: list[str] | None,
+                 *, params: dict, architecture: str, calibrate: str | None, mc_samples: int, seed: int) -> None:
+        self.codes, self.counts, self.y, self.idx, self.class_names = codes, counts, y, idx, class_names
+        self.params, self.architecture = params, architecture
+        self.calibrate, self.mc_samples, self.seed = calibrate, mc_samples, seed
+
+    def build(self, card: dict) -> nn.Module:
+        return build(card)
+
+    def compatible(self, card: dict) -> bool:
+        """Unlabelled records are re-encoded with the champion's own k and length when scored; labelled ones are
+        compared on this run's encoding, so classes, k and length must match."""
+        if self.class_names is None:
+            return True
+        return card["class_names"] == self.class_names and all(
+            card["parameters"].get(key) == self.params[key] for key in ("k", "length"))
+
+    def proba(self, model: nn.Module, card: dict, units: np.ndarray) -> np.ndarray:
+        arch = card["architecture"]
+        x = _inputs(self.codes[units], self.counts[units], arch, arch["kwargs"].get("encoding", "counts"),
+                    self.params["k"])
+        return insight.score_proba(model, x, calibration=card.get("calibration"))[0]
+
+    def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
+        proba = self.proba(model, card, units)
+        return classification_metrics(self.y[units], proba.argmax(1), proba, class_names=self.class_names)["macro_f1"]
+
+    def fit(self) -> Fitted:
+        p, idx = self.params, self.idx
+        model, arch, history = _fit(self.architecture, self.class_names, self.codes, self.counts, self.y, idx["train"],
+                                    idx["val"], encoding=p["encoding"], k=p["k"], epochs=p["epochs"], seed=self.seed,
+                                    augment_rc=p["augment_rc"])
+        enc = arch["kwargs"].get("encoding", "counts")
+        inputs = {s: _inputs(self.codes[idx[s]], self.counts[idx[s]], arch, enc, p["k"]) for s in ("val", "test")}
+        val_proba, _ = insight.score_proba(model, inputs["val"], mc_samples=self.mc_samples, seed=self.seed)
+        test_proba, uncertainty = insight.score_proba(model, inputs["test"], mc_samples=self.mc_samples,
+                                                      seed=self.seed)
+        metrics, evaluation, calibration = insight.analyse_predictions(
+            self.y[idx["val"]], val_proba, self.y[idx["test"]], test_proba, self.class_names,
+            calibrate=self.calibrate, uncertainty=uncertainty)
+        card = {"architecture": arch, "class_names": self.class_names, "metrics": metrics, "history": history,
+                "calibration": calibration, "parameters": {**p, "encoding": enc, "seed": self.seed},
+                "data": {"records": int(len(self.y)), "fingerprint": _fingerprint(self.codes, self.y)}}
+        return Fitted(model, card, outputs={"evaluation": evaluation, "x_test": inputs["test"]})
+
+
 @task(name="train or load the classifier", **CACHED)
 def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                               model_name: str = "genome", architecture: str = "cnn1d", encoding: str = "kmer",
                               epochs: int = 20, folds: int = 0, augment_rc: bool = False, seed: int = 0,
                               calibrate: str | None = None, mc_samples: int = 0) -> dict:
-    """Stratified split, a challenger CNN and the two logistic-regression baselines on the same test records;
-    the challenger is promoted only if it beats the champion on the same validation records."""
+    """Stratified split, then the one model lifecycle (models/lifecycle.py): train a challenger or reuse the
+    champion, compare them on validation records the champion never saw, promote, and score with the champion
+    after the decision; the model that scores and the two logistic-regression baselines are measured on the same
+    test records, which that model never trained on."""
     ds = open_zarr(encoded_uri)
     k = int(ds.attrs["k"])
     labels_text = np.array(ds["label"].values.tolist(), dtype=str)
-    registry = ModelRegistry(models_root)
-    champion = registry.champion(model_name)
     labelled = bool((labels_text != "").all())
-    if mode == "never" or not labelled:
-        if champion is None:
-            raise BadInputError(f"the sequences have no labels and there is no champion model {model_name!r} to "
-                                "score with; label them (--labels id,label CSV, --label-from-filename, or label= in "
-                                "the FASTA headers) or train a champion on labelled sequences first")
-        return _champion_only(registry, champion, run_dir)
-    class_names = sorted(set(labels_text))
-    if len(class_names) < 2:
+    class_names = sorted(set(labels_text)) if labelled else None
+    if class_names is not None and len(class_names) < 2:
         raise BadInputError(f"only one class ({class_names[0]}) in the labels; a classifier needs two or more")
-    y = np.searchsorted(class_names, labels_text).astype(np.int64)
     codes, counts = dask.compute(ds["codes"].data, ds["counts"].data)
-    split = splits.stratified_split(y, seed=seed)
-    rare = {"rare_classes": splits.rare_classes(y, split, class_names)}
+    y = np.searchsorted(class_names, labels_text).astype(np.int64) if labelled else np.zeros(len(labels_text), int)
+    split = splits.stratified_split(y, seed=seed) if labelled else np.full(len(y), splits.SPLITS["test"], np.uint8)
     idx = {name: np.flatnonzero(split == i) for name, i in splits.SPLITS.items()}
-    compatible = champion is not None and champion["class_names"] == class_names and \
-        champion["parameters"].get("k") == k and champion["parameters"].get("length") == int(ds.attrs["length"])
-    if mode == "auto" and compatible:
-        return {**_champion_only(registry, champion, run_dir, evaluate=(codes, counts, y, idx, class_names, k)),
-                **rare}
-    model, arch, history = _fit(architecture, class_names, codes, counts, y, idx["train"], idx["val"],
-                                encoding=encoding, k=k, epochs=epochs, seed=seed, augment_rc=augment_rc)
-    enc = arch["kwargs"].get("encoding", "counts")
-
-    def scores(m, a, which):
-        proba = predict_proba(m, _inputs(codes[idx[which]], counts[idx[which]], a, a["kwargs"].get("encoding",
-                                                                                                   "counts"), k))
-        return classification_metrics(y[idx[which]], proba.argmax(1), proba, class_names=class_names), proba
-
-    val_metrics, _ = scores(model, arch, "val")
-    champion_f1 = None
-    if compatible:
-        champ = registry.load(model_name, champion["version"], build(champion))
-        champion_f1 = scores(champ, champion["architecture"], "val")[0]["macro_f1"]
-    x_test = _inputs(codes[idx["test"]], counts[idx["test"]], arch, enc, k)
-    val_proba, _ = insight.score_proba(model, _inputs(codes[idx["val"]], counts[idx["val"]], arch, enc, k),
-                                       mc_samples=mc_samples, seed=seed)
-    test_proba, uncertainty = insight.score_proba(model, x_test, mc_samples=mc_samples, seed=seed)
-    metrics, evaluation, calibration = insight.analyse_predictions(
-        y[idx["val"]], val_proba, y[idx["test"]], test_proba, class_names, calibrate=calibrate,
-        uncertainty=uncertainty)
-    baselines = _baselines(codes, counts, y, idx, class_names, seed)
-    if folds and folds > 1:
-        metrics["cv"] = _cross_validate(architecture, class_names, codes, counts, y, idx, folds, encoding=enc, k=k,
-                                        epochs=epochs, seed=seed)
-    card = {"architecture": arch, "class_names": class_names, "metrics": metrics, "history": history,
-            "validation": {"macro_f1": val_metrics["macro_f1"], "champion_macro_f1": champion_f1},
-            "calibration": calibration,
-            "parameters": {"k": k, "length": int(ds.attrs["length"]), "padding": ds.attrs["padding"],
-                           "encoding": enc, "epochs": epochs, "augment_rc": augment_rc, "seed": seed},
-            "data": {"records": int(len(y)), "run_dir": run_dir, "fingerprint": _fingerprint(codes, y)}}
-    info = registry.register(model_name, model, card)
-    promoted = challenger_wins(val_metrics["macro_f1"], champion_f1) and registry.promote(
-        model_name, info["version"], expected=champion["version"] if champion else None)
-    evaluation.insert(0, "id", np.array(ds["id"].values.tolist())[idx["test"]])
-    lengths = ds["length"].values[idx["test"]]
-    evaluation["length_bin"] = pd.cut(lengths, [0, 100, 150, 200, 250, 500, np.inf],
-                                      labels=["<=100", "101-150", "151-200", "201-250", "251-500", ">500"])
-    evaluation["sequence"] = training.code_strings(codes[idx["test"]])
-    write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
-    _explain(model, arch, x_test, evaluation, k, run_dir, seed=seed)
-    result = {"model": {**info, "promoted": promoted, "trained": True,
-                        "champion": champion["version"] if champion else None},
-              "metrics": metrics, "baselines": baselines, "history": history, "class_names": class_names}
+    params = {"k": k, "length": int(ds.attrs["length"]), "padding": ds.attrs["padding"], "encoding": encoding,
+              "epochs": epochs, "augment_rc": augment_rc}
+    spec = GenomeSpec(codes, counts, y, idx, class_names, params=params, architecture=architecture,
+                      calibrate=calibrate, mc_samples=mc_samples, seed=seed)
+    keys = unit_keys(row.tobytes() for row in codes)
+    registry = ModelRegistry(models_root)
+    decision = run_lifecycle(
+        spec, registry, model_name, mode=mode if labelled else "never", keys=keys, split=split,
+        no_champion=(f"there is no champion model {model_name!r} to score with"
+                     + ("" if labelled else "; the sequences have no labels: label them (--labels id,label CSV, "
+                        "--label-from-filename, or label= in the FASTA headers) or train a champion first")
+                     + (" compatible with these classes, k and --length; run with --train auto" if labelled else "")))
+    metrics, baselines, rare = {}, {}, []
+    if labelled:
+        rare = splits.rare_classes(y, split, class_names)
+        metrics, baselines = _evaluate(decision, spec, registry, keys, codes, counts, y, idx, ds, run_dir, seed=seed)
+        if folds and folds > 1:
+            metrics["cv"] = _cross_validate(architecture, class_names, codes, counts, y, idx, folds,
+                                            encoding=encoding, k=k, epochs=epochs,
+                                            seed=seed)
+    card = decision.trained or decision.scoring
+    result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
+              "history": card.get("history", {}), "class_names": card["class_names"]}
     write_json(result, _run(run_dir, "training.json"))
     return {"output": _run(run_dir, "training.json"), **{k_: result[k_] for k_ in ("model", "metrics", "baselines")},
-            **rare}
+            "rare_classes": rare}
+
+
+def _evaluate(decision: Decision, spec: GenomeSpec, registry: ModelRegistry, keys: np.ndarray, codes: np.ndarray,
+              counts: np.ndarray, y: np.ndarray, idx: dict, ds: xr.Dataset, run_dir: str, *,
+              seed: int) -> tuple[dict, dict]:
+    """Metrics of the run: the challenger's on its test records when one was trained, else the champion's on the
+    test records it never saw; the baselines on the same records; the evaluation table and explanations."""
+    if decision.fitted is not None:
+        model, card, test, outputs = decision.fitted.model, decision.trained, idx["test"], decision.fitted.outputs
+        metrics, evaluation, x_test = dict(card["metrics"]), outputs["evaluation"], outputs["x_test"]
+    else:
+        model, card = decision.model, decision.scoring
+        test = idx["test"][unseen_by(registry, card, keys[idx["test"]])]
+        if len(test) == 0:
+            return {"note": "every test record was in the champion's training or validation data: no honest test "
+                            "metric; train with --train always on new records"}, {}
+        proba = spec.proba(model, card, test)
+        metrics = classification_metrics(y[test], proba.argmax(1), proba, class_names=card["class_names"])
+        evaluation = insight.prediction_table(y[test], proba)
+        arch = card["architecture"]
+        x_test = _inputs(codes[test], counts[test], arch, arch["kwargs"].get("encoding", "counts"),
+                         card["parameters"]["k"])
+    metrics["test_records"] = int(len(test))
+    baselines = _baselines(codes, counts, y, {**idx, "test": test}, card["class_names"], seed)
+    evaluation.insert(0, "id", np.array(ds["id"].values.tolist())[test])
+    evaluation["length_bin"] = pd.cut(ds["length"].values[test], [0, 100, 150, 200, 250, 500, np.inf],
+                                      labels=["<=100", "101-150", "151-200", "201-250", "251-500", ">500"])
+    evaluation["sequence"] = training.code_strings(codes[test])
+    write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
+    _explain(model, card["architecture"], x_test, evaluation, card["parameters"]["k"], run_dir, seed=seed)
+    return metrics, baselines
 
 
 def _fingerprint(codes: np.ndarray, y: np.ndarray) -> str:
@@ -288,34 +337,16 @@ def _explain(model: nn.Module, arch: dict, x_test: np.ndarray, evaluation: pd.Da
     write_parquet(table, _run(run_dir, "embeddings.parquet"))
 
 
-def _champion_only(registry: ModelRegistry, champion: dict, run_dir: str, evaluate: tuple | None = None) -> dict:
-    """Reuse the champion; on labelled input, measure it and the baselines on this run's test records."""
-    metrics, baselines = {}, {}
-    if evaluate is not None:
-        codes, counts, y, idx, class_names, k = evaluate
-        model = registry.load(champion["name"], champion["version"], build(champion))
-        arch = champion["architecture"]
-        proba = predict_proba(model, _inputs(codes[idx["test"]], counts[idx["test"]], arch,
-                                             arch["kwargs"].get("encoding", "counts"), k))
-        metrics = classification_metrics(y[idx["test"]], proba.argmax(1), proba, class_names=class_names)
-        baselines = _baselines(codes, counts, y, idx, class_names, 0)
-    result = {"model": {"name": champion["name"], "version": champion["version"], "uri": champion["uri"],
-                        "promoted": False, "trained": False, "champion": champion["version"]},
-              "metrics": metrics, "baselines": baselines, "history": champion.get("history", {}),
-              "class_names": champion["class_names"]}
-    write_json(result, _run(run_dir, "training.json"))
-    return {"output": _run(run_dir, "training.json"), **{k_: result[k_] for k_ in ("model", "metrics", "baselines")}}
-
-
 @task(name="score sequences", **CACHED)
 def score_sequences(sequences_uri: str, training_uri: str, run_dir: str, models_root: str, *,
                     stride: int | None = None, mc_samples: int = 0) -> dict:
-    """Class probabilities per record (calibrated if the model was, with an MC-dropout uncertainty when asked);
-    records longer than the model's length are scored window by window along the sequence (a BED-like table)."""
+    """Class probabilities per record from the model the lifecycle chose (the champion after the decision),
+    calibrated if it was, with an MC-dropout uncertainty when asked; records longer than the model's length are
+    scored window by window along the sequence (a BED-like table)."""
     info = read_json(training_uri)["model"]
     registry = ModelRegistry(models_root)
-    card = registry.card(info["name"], info["version"])
-    model = registry.load(info["name"], info["version"], build(card))
+    card = registry.card(info["name"], info["scored_with"])
+    model = registry.load(info["name"], info["scored_with"], build(card))
     params = card["parameters"]
     length, k = params["length"], params["k"]
     table = read_parquet(sequences_uri)
