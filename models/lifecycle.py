@@ -92,6 +92,18 @@ def unseen_by(registry: ModelRegistry, card: dict, keys: np.ndarray) -> np.ndarr
     return np.ones(len(keys), dtype=bool) if seen is None else ~np.isin(keys, seen)
 
 
+def honest_test(decision: Decision, registry: ModelRegistry, keys: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The test units (indices) on which the model that scores can be measured honestly: every test unit for a
+    challenger trained this run (it never saw them), else those the champion never trained or validated on."""
+    if decision.fitted is not None:
+        return test
+    return test[unseen_by(registry, decision.scoring, keys[test])]
+
+
+NO_HONEST_TEST = ("every test unit was in the champion's training or validation data: no honest test metric; "
+                  "train with --train always on new data")
+
+
 def _keys_file(keys: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.unique(keys))

@@ -81,3 +81,12 @@ def test_posts_that_cleaning_empties_fail_the_clean_gate_with_exit_3(tmp_path: P
     assert main(["run", "sentiment", "--input", str(tmp_path / "p.csv")]) == 3
     err = capsys.readouterr().err
     assert "quality gate 'sentiment_clean' failed" in err and "empty_share" in err
+
+
+def test_train_auto_reuses_the_champion_and_always_trains_a_challenger(data_root: Path) -> None:
+    first = sentiment(**FAST)
+    again = sentiment(**FAST)
+    assert again["model"]["trained"] is False and again["model"]["scored_with"] == first["model"]["version"]
+    assert again["metrics"]["test_records"] == first["metrics"]["test_records"]  # the same split: the same test
+    challenger = sentiment(train="always", **FAST)
+    assert challenger["model"]["trained"] is True and challenger["model"]["version"] != first["model"]["version"]

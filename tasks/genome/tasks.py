@@ -15,7 +15,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
 from models.genome import build
-from models.lifecycle import Decision, Fitted, run_lifecycle, unit_keys, unseen_by
+from models.lifecycle import NO_HONEST_TEST, Decision, Fitted, honest_test, run_lifecycle, unit_keys
 from models.registry import ModelRegistry
 from models.train import TrainConfig, predict_proba, seed_everything, train_model
 from tasks import insight, splits
@@ -259,10 +259,9 @@ def _evaluate(decision: Decision, spec: GenomeSpec, registry: ModelRegistry, key
         metrics, evaluation, x_test = dict(card["metrics"]), outputs["evaluation"], outputs["x_test"]
     else:
         model, card = decision.model, decision.scoring
-        test = idx["test"][unseen_by(registry, card, keys[idx["test"]])]
+        test = honest_test(decision, registry, keys, idx["test"])
         if len(test) == 0:
-            return {"note": "every test record was in the champion's training or validation data: no honest test "
-                            "metric; train with --train always on new records"}, {}
+            return {"note": NO_HONEST_TEST}, {}
         proba = spec.proba(model, card, test)
         metrics = classification_metrics(y[test], proba.argmax(1), proba, class_names=card["class_names"])
         evaluation = insight.prediction_table(y[test], proba)

@@ -13,7 +13,8 @@ from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
-from models.registry import ModelRegistry, challenger_wins
+from models.lifecycle import NO_HONEST_TEST, Decision, Fitted, honest_test, run_lifecycle, unit_keys
+from models.registry import ModelRegistry
 from models.sentiment import TextCNN
 from models.train import TrainConfig, predict_proba, seed_everything, train_model
 from tasks import insight, splits
@@ -21,7 +22,7 @@ from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
 from tasks.sentiment import checks, clean, features, sources
-from tasks.store import fetch, join, read_json, read_parquet, write_json, write_parquet
+from tasks.store import fetch, read_json, read_parquet, write_json, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 50_000
@@ -83,95 +84,147 @@ def _fingerprint(table: pd.DataFrame) -> str:
                           ).hexdigest()[:16]
 
 
+class SentimentSpec:
+    """The sentiment domain for the model lifecycle: posts as token lists, a text CNN with its own vocabulary
+    fitted on the training posts, early-stopped and calibrated on validation, scored by macro F1."""
+
+    def __init__(self, tokens: list[list[str]], y: np.ndarray, idx: dict, class_names: list[str] | None,
+                 registry: ModelRegistry, *, max_tokens: int, epochs: int, calibrate: str | None, mc_samples: int,
+                 seed: int, fingerprint: str) -> None:
+        self.tokens, self.y, self.idx, self.class_names, self.registry = tokens, y, idx, class_names, registry
+        self.max_tokens, self.epochs, self.calibrate, self.mc_samples, self.seed = (max_tokens, epochs, calibrate,
+                                                                                   mc_samples, seed)
+        self.fingerprint = fingerprint
+
+    def build(self, card: dict) -> nn.Module:
+        return TextCNN(**card["architecture"]["kwargs"])
+
+    def compatible(self, card: dict) -> bool:
+        return self.class_names is None or card["class_names"] == self.class_names
+
+    def ids(self, card: dict, units: np.ndarray) -> np.ndarray:
+        """Token ids of the posts at ``units`` in the vocabulary of the model with ``card``."""
+        vocabulary = json.loads(self.registry.file(card["name"], card["version"], "vocabulary.json"))
+        return features.token_ids([self.tokens[i] for i in units], vocabulary, card["parameters"]["max_tokens"])
+
+    def proba(self, model: nn.Module, card: dict, units: np.ndarray) -> np.ndarray:
+        return insight.score_proba(model, self.ids(card, units), calibration=card.get("calibration"))[0]
+
+    def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
+        proba = self.proba(model, card, units)
+        return classification_metrics(self.y[units], proba.argmax(1), proba, class_names=self.class_names)["macro_f1"]
+
+    def fit(self) -> Fitted:
+        idx, n_classes = self.idx, len(self.class_names)
+        vocabulary = features.build_vocabulary([self.tokens[i] for i in idx["train"]])
+        ids = features.token_ids(self.tokens, vocabulary, self.max_tokens)
+        model, history = _fit_text_cnn(ids, self.y, idx["train"], idx["val"], len(vocabulary) + 2, n_classes,
+                                       epochs=self.epochs, seed=self.seed)
+        val_proba, _ = insight.score_proba(model, ids[idx["val"]], mc_samples=self.mc_samples, seed=self.seed)
+        proba, uncertainty = insight.score_proba(model, ids[idx["test"]], mc_samples=self.mc_samples, seed=self.seed)
+        metrics, evaluation, calibration = insight.analyse_predictions(
+            self.y[idx["val"]], val_proba, self.y[idx["test"]], proba, self.class_names, calibrate=self.calibrate,
+            uncertainty=uncertainty)
+        card = {"architecture": {"class": "TextCNN", "kwargs": {"vocab_size": len(vocabulary) + 2,
+                                                                "n_classes": n_classes}},
+                "class_names": self.class_names, "metrics": metrics, "history": history, "calibration": calibration,
+                "parameters": {"max_tokens": self.max_tokens, "epochs": self.epochs, "seed": self.seed},
+                "data": {"posts": len(self.y), "fingerprint": self.fingerprint}}
+        return Fitted(model, card, extra_files={"vocabulary.json": json.dumps(vocabulary).encode()},
+                      outputs={"evaluation": evaluation, "x_test": ids[idx["test"]]})
+
+
 @task(name="train or load the classifier", **CACHED)
 def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                           model_name: str = "sentiment", max_tokens: int = 48, epochs: int = 15,
                           seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, folds: int = 0) -> dict:
-    """Split first; fit the vocabulary and TF-IDF on the training posts only; train the text CNN with class
-    weights and the TF-IDF + logistic regression baseline on the same split; champion/challenger."""
+    """Split first, then the one model lifecycle (models/lifecycle.py): a challenger text CNN (vocabulary and
+    TF-IDF fitted on the training posts only) or the champion, compared on validation posts the champion never
+    saw; the model that scores and the TF-IDF + logistic regression baseline on the same test posts."""
     table = read_parquet(clean_uri)
-    registry = ModelRegistry(models_root)
-    champion = registry.champion(model_name)
     labelled = bool(table["label"].notna().all())
-    if mode == "never" or not labelled:
-        if champion is None:
-            raise BadInputError(f"the posts have no label column and there is no champion model {model_name!r} to "
-                                "score with; pass --label-column (the input's columns are in run.json, "
-                                "inputs.columns) or train a champion on labelled posts first")
-        return _result(run_dir, champion, trained=False, promoted=False, metrics={}, baselines={}, history={})
-    class_names = sorted(table["label"].astype(str).unique())
-    if len(class_names) < 2:
+    class_names = sorted(table["label"].astype(str).unique()) if labelled else None
+    if class_names is not None and len(class_names) < 2:
         raise BadInputError(f"only one label ({class_names[0]}) in the posts; a classifier needs two or more")
-    y = np.searchsorted(class_names, table["label"].astype(str)).astype(np.int64)
-    split = splits.stratified_split(y, seed=seed)
+    y = np.searchsorted(class_names, table["label"].astype(str)).astype(np.int64) if labelled else \
+        np.zeros(len(table), np.int64)
+    split = splits.stratified_split(y, seed=seed) if labelled else np.full(len(y), splits.SPLITS["test"], np.uint8)
     idx = {name: np.flatnonzero(split == i) for name, i in splits.SPLITS.items()}
     tokens = table["tokens"].map(list).tolist()
-    vocabulary = features.build_vocabulary([tokens[i] for i in idx["train"]])
-    ids = features.token_ids(tokens, vocabulary, max_tokens)
-    model, history = _fit_text_cnn(ids, y, idx["train"], idx["val"], len(vocabulary) + 2, len(class_names),
-                                   epochs=epochs, seed=seed)
+    registry = ModelRegistry(models_root)
+    spec = SentimentSpec(tokens, y, idx, class_names, registry, max_tokens=max_tokens, epochs=epochs,
+                         calibrate=calibrate, mc_samples=mc_samples, seed=seed, fingerprint=_fingerprint(table))
+    keys = unit_keys(table["text"].astype(str))
+    decision = run_lifecycle(
+        spec, registry, model_name, mode=mode if labelled else "never", keys=keys, split=split,
+        no_champion=(f"there is no champion model {model_name!r} to score with"
+                     + (" for these labels; run with --train auto" if labelled else
+                        "; the posts have no label column: pass --label-column (the input's columns are in "
+                        "run.json, inputs.columns) or train a champion on labelled posts first")))
+    metrics, baselines, rare = {}, {}, []
+    if labelled:
+        rare = splits.rare_classes(y, split, class_names)
+        metrics, baselines = _evaluate(decision, spec, registry, keys, table, idx, run_dir, seed=seed)
+        if folds and folds > 1:
+            metrics["cv"] = _cross_validate(tokens, y, idx, folds, class_names, max_tokens=max_tokens,
+                                            epochs=epochs, seed=seed)
+    card = decision.trained or decision.scoring
+    result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
+              "history": card.get("history", {}), "class_names": card["class_names"]}
+    write_json(result, _run(run_dir, "training.json"))
+    return {"output": _run(run_dir, "training.json"), **{k: result[k] for k in ("model", "metrics", "baselines")},
+            "rare_classes": rare}
 
-    def evaluate(m: nn.Module, vocab: dict, which: str) -> tuple[dict, np.ndarray]:
-        x = features.token_ids([tokens[i] for i in idx[which]], vocab, max_tokens)
-        proba = predict_proba(m, x)
-        return classification_metrics(y[idx[which]], proba.argmax(1), proba, class_names=class_names), proba
 
-    val_f1 = evaluate(model, vocabulary, "val")[0]["macro_f1"]
-    champion_f1 = None
-    if champion is not None and champion["class_names"] == class_names:
-        champ_vocab = read_json(join(champion["uri"], "vocabulary.json"))
-        champ = registry.load(model_name, champion["version"], TextCNN(**champion["architecture"]["kwargs"]))
-        champion_f1 = evaluate(champ, champ_vocab, "val")[0]["macro_f1"]
-    if folds and folds > 1:
-        pool = np.concatenate([idx["train"], idx["val"]])
-
-        def fit_predict(fit: np.ndarray, stop: np.ndarray, held: np.ndarray, fold: int) -> np.ndarray:
-            vocab = features.build_vocabulary([tokens[i] for i in pool[fit]])
-            x = features.token_ids(tokens, vocab, max_tokens)
-            fitted, _ = _fit_text_cnn(x, y, pool[fit], pool[stop], len(vocab) + 2, len(class_names), epochs=epochs,
-                                      seed=seed + fold)
-            return predict_proba(fitted, x[pool[held]])
-
-        cv = insight.cross_validate(fit_predict, y[pool], folds, class_names=class_names, seed=seed)
-    x_test = features.token_ids([tokens[i] for i in idx["test"]], vocabulary, max_tokens)
-    val_proba, _ = insight.score_proba(model, ids[idx["val"]], mc_samples=mc_samples, seed=seed)
-    proba, uncertainty = insight.score_proba(model, x_test, mc_samples=mc_samples, seed=seed)
-    metrics, evaluation, calibration = insight.analyse_predictions(
-        y[idx["val"]], val_proba, y[idx["test"]], proba, class_names, calibrate=calibrate, uncertainty=uncertainty)
-    if folds and folds > 1:
-        metrics["cv"] = cv
+def _evaluate(decision: Decision, spec: SentimentSpec, registry: ModelRegistry, keys: np.ndarray,
+              table: pd.DataFrame, idx: dict, run_dir: str, *, seed: int) -> tuple[dict, dict]:
+    """Metrics of the run: the challenger's on its test posts when one was trained, else the champion's on the
+    test posts it never saw; the TF-IDF baseline on the same posts; the evaluation table and explanations."""
+    test = honest_test(decision, registry, keys, idx["test"])
+    if len(test) == 0:
+        return {"note": NO_HONEST_TEST}, {}
+    card, y, tokens = decision.trained or decision.scoring, spec.y, spec.tokens
+    if decision.fitted is not None:
+        model, outputs = decision.fitted.model, decision.fitted.outputs
+        metrics, evaluation, x_test = dict(card["metrics"]), outputs["evaluation"], outputs["x_test"]
+    else:
+        model, x_test = decision.model, spec.ids(card, test)
+        proba = spec.proba(model, card, test)
+        metrics = classification_metrics(y[test], proba.argmax(1), proba, class_names=card["class_names"])
+        evaluation = insight.prediction_table(y[test], proba)
+    metrics["test_records"] = int(len(test))
     tfidf = features.fit_tfidf([tokens[i] for i in idx["train"]])
     from sklearn.linear_model import LogisticRegression
 
     baseline = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
     baseline.fit(features.tfidf_matrix(tfidf, [tokens[i] for i in idx["train"]]), y[idx["train"]])
-    base_proba = np.zeros((len(idx["test"]), len(class_names)))
-    base_proba[:, baseline.classes_] = baseline.predict_proba(
-        features.tfidf_matrix(tfidf, [tokens[i] for i in idx["test"]]))
-    baselines = {"tfidf_logreg": classification_metrics(y[idx["test"]], base_proba.argmax(1), base_proba,
-                                                        class_names=class_names)}
-    card = {"architecture": {"class": "TextCNN", "kwargs": {"vocab_size": len(vocabulary) + 2,
-                                                            "n_classes": len(class_names)}},
-            "class_names": class_names, "metrics": metrics, "history": history,
-            "validation": {"macro_f1": val_f1, "champion_macro_f1": champion_f1}, "calibration": calibration,
-            "parameters": {"max_tokens": max_tokens, "epochs": epochs, "seed": seed},
-            "data": {"posts": len(table), "run_dir": run_dir, "fingerprint": _fingerprint(table)}}
-    info = registry.register(model_name, model, card,
-                             extra_files={"vocabulary.json": json.dumps(vocabulary).encode()})
-    promoted = challenger_wins(val_f1, champion_f1) and registry.promote(
-        model_name, info["version"], expected=champion["version"] if champion else None)
-    test = table.iloc[idx["test"]]
-    evaluation.insert(0, "text", test["text"].to_numpy())
-    evaluation.insert(0, "id", test["id"].to_numpy())
-    lengths = np.array([len(tokens[i]) for i in idx["test"]])
-    evaluation["tokens_bin"] = pd.cut(lengths, [-1, 5, 10, 20, 40, np.inf],
+    base_proba = np.zeros((len(test), len(card["class_names"])))
+    base_proba[:, baseline.classes_] = baseline.predict_proba(features.tfidf_matrix(tfidf, [tokens[i] for i in test]))
+    baselines = {"tfidf_logreg": classification_metrics(y[test], base_proba.argmax(1), base_proba,
+                                                        class_names=card["class_names"])}
+    posts = table.iloc[test]
+    evaluation.insert(0, "text", posts["text"].to_numpy())
+    evaluation.insert(0, "id", posts["id"].to_numpy())
+    evaluation["tokens_bin"] = pd.cut(np.array([len(tokens[i]) for i in test]), [-1, 5, 10, 20, 40, np.inf],
                                       labels=["0-5", "6-10", "11-20", "21-40", "41+"])
     write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
-    _explain(model, x_test, evaluation, [tokens[i] for i in idx["test"]], run_dir, seed=seed)
-    card_info = {**info, "class_names": class_names, "history": history}
-    return {**_result(run_dir, card_info, trained=True, promoted=promoted, metrics=metrics, baselines=baselines,
-                      history=history, champion=champion["version"] if champion else None),
-            "rare_classes": splits.rare_classes(y, split, class_names)}
+    _explain(model, x_test, evaluation, [tokens[i] for i in test], run_dir, seed=seed)
+    return metrics, baselines
+
+
+def _cross_validate(tokens: list[list[str]], y: np.ndarray, idx: dict, folds: int, class_names: list[str], *,
+                    max_tokens: int, epochs: int, seed: int) -> dict:
+    """Stratified k-fold over the train and validation posts, a vocabulary per fold."""
+    pool = np.concatenate([idx["train"], idx["val"]])
+
+    def fit_predict(fit: np.ndarray, stop: np.ndarray, held: np.ndarray, fold: int) -> np.ndarray:
+        vocab = features.build_vocabulary([tokens[i] for i in pool[fit]])
+        x = features.token_ids(tokens, vocab, max_tokens)
+        fitted, _ = _fit_text_cnn(x, y, pool[fit], pool[stop], len(vocab) + 2, len(class_names), epochs=epochs,
+                                  seed=seed + fold)
+        return predict_proba(fitted, x[pool[held]])
+
+    return insight.cross_validate(fit_predict, y[pool], folds, class_names=class_names, seed=seed)
 
 
 def _fit_text_cnn(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, vocab_size: int,
@@ -207,25 +260,15 @@ def _explain(model: nn.Module, x_test: np.ndarray, evaluation: pd.DataFrame, tok
     write_parquet(table, _run(run_dir, "embeddings.parquet"))
 
 
-def _result(run_dir: str, card: dict, *, trained: bool, promoted: bool, metrics: dict, baselines: dict,
-            history: dict, champion: str | None = None) -> dict:
-    result = {"model": {"name": card["name"], "version": card["version"], "uri": card["uri"], "promoted": promoted,
-                        "trained": trained, "champion": champion if trained else card["version"]},
-              "metrics": metrics, "baselines": baselines, "history": history or card.get("history", {}),
-              "class_names": card["class_names"]}
-    uri = write_json(result, _run(run_dir, "training.json"))
-    return {"output": uri, **{k: result[k] for k in ("model", "metrics", "baselines")}}
-
-
 @task(name="score posts", **CACHED)
 def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: str, *, mc_samples: int = 0) -> dict:
-    """Class probabilities for every cleaned post (calibrated if the model was), with the model the run trained or
-    loaded; an uncertainty per post with MC dropout."""
+    """Class probabilities for every cleaned post (calibrated if the model was) from the model the lifecycle chose
+    (the champion after the decision); an uncertainty per post with MC dropout."""
     info = read_json(training_uri)["model"]
     registry = ModelRegistry(models_root)
-    card = registry.card(info["name"], info["version"])
-    vocabulary = read_json(join(card["uri"], "vocabulary.json"))
-    model = registry.load(info["name"], info["version"], TextCNN(**card["architecture"]["kwargs"]))
+    card = registry.card(info["name"], info["scored_with"])
+    vocabulary = json.loads(registry.file(info["name"], info["scored_with"], "vocabulary.json"))
+    model = registry.load(info["name"], info["scored_with"], TextCNN(**card["architecture"]["kwargs"]))
     table = read_parquet(clean_uri)
     ids = features.token_ids(table["tokens"].map(list).tolist(), vocabulary, card["parameters"]["max_tokens"])
     proba, uncertainty = insight.score_proba(model, ids, mc_samples=mc_samples, calibration=card.get("calibration"))
