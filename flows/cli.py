@@ -156,6 +156,9 @@ def _market_parser(sub) -> None:
     p.add_argument("--splits", choices=["adjust", "drop", "keep"], default="adjust",
                    help="stock splits found in unadjusted prices: adjust the prices before them (default), drop "
                         "the windows across them, or keep them as real moves")
+    p.add_argument("--train", choices=["auto", "always", "never"], default="auto",
+                   help="auto: train when no compatible champion exists; always: walk a challenger forward; never: "
+                        "forecast with the champion")
     p.add_argument("--lag", type=int, default=20, help="window length in steps")
     p.add_argument("--horizon", type=int, default=1, help="steps ahead")
     p.add_argument("--folds", type=int, default=3, help="walk-forward folds")

@@ -12,7 +12,8 @@ from tasks.store import data_root
 
 @flow(name="market")
 def market(input: str | None = None, symbol: str | None = None, target: str | None = None,
-           date_column: str | None = None, volume_column: str | None = None, splits: str = "adjust", lag: int = 20,
+           date_column: str | None = None, volume_column: str | None = None, splits: str = "adjust",
+           train: str = "auto", lag: int = 20,
            horizon: int = 1, folds: int = 3, epochs: int = 15, hidden: int = 32, cost: float = 0.0005,
            model_name: str = "market", seed: int = 0, mc_samples: int = 0, out: str | None = None,
            dask_address: str | None = None, run_id: str | None = None) -> dict:
@@ -28,7 +29,7 @@ def market(input: str | None = None, symbol: str | None = None, target: str | No
                        unsorted_rows=checked["unsorted_rows"], empty_cells_skipped=prices["read"]["empty_cells"])
         run.inputs.update(prices["read"], splits=checked["splits"])
         gate(run, checked["profile"], "market_prices", "prices", min_rows=lag + horizon + 1)
-        trained = run.stage("walk_forward", walk_forward, checked["output"], run_dir, root, lag=lag,
+        trained = run.stage("walk_forward", walk_forward, checked["output"], run_dir, root, mode=train, lag=lag,
                             horizon=horizon, folds=folds, epochs=epochs, hidden=hidden, cost=cost,
                             model_name=model_name, seed=seed, mc_samples=mc_samples)
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]

@@ -144,6 +144,7 @@ class MarketParams(PipelineParams):
     splits: Literal["adjust", "drop", "keep"] = Field(
         "adjust", description="stock splits found in unadjusted prices: adjust the prices before them, drop the "
         "windows across them, or keep them as real moves")
+    train: Train = Field("auto", description=TRAIN)
     lag: int = Field(20, ge=2, le=1000, description="window length in steps")
     horizon: int = Field(1, ge=1, le=365, description="steps ahead")
     folds: int = Field(3, ge=1, le=20, description="walk-forward folds")

@@ -1,4 +1,4 @@
-"""Versioned models with a card; champion/challenger promotion on the same validation data.
+"""Versioned models with a card, and the record of which version is the champion.
 
 ``<data root>/models/<name>/v<N>/{weights.pt,card.json}``; the champion is the latest record in
 ``<name>/promotions/`` (``000001.json``, ``000002.json`` ...), each created only if it did not exist yet, so two
@@ -155,8 +155,3 @@ class ModelRegistry:
             detail = " ".join(str(exc).split())[:300]
             raise RegistryError(f"{uri}: model weights cannot be loaded ({detail}); {_recover(name)}") from exc
         return model.eval()
-
-
-def challenger_wins(challenger: float, champion: float | None, *, min_gain: float = 0.0) -> bool:
-    """Promote only if the challenger beats the champion on the same validation data."""
-    return champion is None or challenger > champion + min_gain

@@ -80,3 +80,20 @@ def test_an_unadjusted_split_is_found_and_adjusted(tmp_path: Path, data_root: Pa
     (split,) = record["inputs"]["splits"]
     assert (split["date"], split["split"], split["action"]) == (prices["date"][120], "4:1", "adjust")
     assert (Path(record["dir"]) / "figures" / "splits.png").exists()
+
+
+def test_the_lifecycle_reuses_compares_and_matches_lag_and_horizon(tmp_path: Path, data_root: Path) -> None:
+    synthetic_prices(symbols=2, days=300).to_csv(tmp_path / "p.csv", index=False)
+    run = {"input": str(tmp_path / "p.csv"), "epochs": 1, "folds": 2, "lag": 5}
+    first = market(**run)
+    again = market(**run)  # --train auto: the champion forecasts, measured on test windows it never saw
+    assert again["model"]["trained"] is False and again["model"]["scored_with"] == "v1"
+    assert again["metrics"]["test_records"] > 0 and "rmse" in again["metrics"]
+    challenger = market(**run, train="always")  # the same windows: nothing the champion did not see to compare on
+    assert (challenger["model"]["version"], challenger["model"]["promoted"]) == ("v2", False)
+    assert challenger["model"]["comparison"]["units"] == 0 and challenger["model"]["scored_with"] == "v1"
+    forecasts = [pd.read_parquet(Path(r["dir"]) / "forecasts.parquet") for r in (first, challenger)]
+    pd.testing.assert_frame_equal(*forecasts)  # the champion's forecasts, not the losing challenger's
+    longer = market(**run, horizon=2)  # a champion for another horizon is not comparable
+    assert longer["model"]["trained"] and longer["model"]["promoted"]
+    assert longer["model"]["comparison"]["decision"].startswith("no compatible champion")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.registry import ModelRegistry, RegistryError, challenger_wins
+from models.registry import ModelRegistry, RegistryError
 from tasks.errors import BadInputError
 
 
@@ -143,20 +143,6 @@ class TestRegistrySafety:
         for name in ("b", "a", "a"):
             registry.register(name, small_model(0), {})
         assert registry.names() == ["a", "b"] and registry.versions("a") == ["v1", "v2"]
-
-
-class TestChallengerWins:
-    def test_wins_when_there_is_no_champion(self) -> None:
-        assert challenger_wins(0.1, None) is True
-
-    def test_must_beat_not_tie(self) -> None:
-        assert challenger_wins(0.81, 0.8) is True
-        assert challenger_wins(0.8, 0.8) is False
-        assert challenger_wins(0.79, 0.8) is False
-
-    def test_min_gain(self) -> None:
-        assert challenger_wins(0.84, 0.8, min_gain=0.05) is False
-        assert challenger_wins(0.86, 0.8, min_gain=0.05) is True
 
 
 class TestNamesWhereTheyEnter:

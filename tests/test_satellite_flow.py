@@ -104,13 +104,15 @@ class TestMonitoringRuns:
         assert code == 3
         assert "monitoring flagged area" in capsys.readouterr().err
 
-    def test_retraining_promotes_only_a_better_challenger(self, data_root: Path) -> None:
-        satellite(date="2024-04-01", **FAST)
+    def test_retraining_on_the_same_blocks_keeps_the_champion_and_its_class_map(self, data_root: Path) -> None:
+        first = run_json(satellite(date="2024-04-01", **FAST))
         again = run_json(satellite(date="2024-04-01", train="always", **FAST))
         model = again["model"]
-        assert model["trained"] and model["version"] == "v2"
-        card = json.loads((Path(model["uri"]) / "card.json").read_text())
-        assert model["promoted"] == (card["validation"]["macro_f1"] > card["validation"]["champion_macro_f1"])
+        assert model["trained"] and model["version"] == "v2" and not model["promoted"]
+        assert model["comparison"]["units"] == 0 and model["scored_with"] == "v1"
+        with rasterio.open(Path(first["dir"]) / "classmap.tif") as a, rasterio.open(
+                Path(again["dir"]) / "classmap.tif") as b:
+            assert (a.read(1) == b.read(1)).all()  # the champion's class map, not the losing challenger's
 
 
 class TestSources:

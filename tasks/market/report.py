@@ -127,13 +127,14 @@ def build_report(run: dict) -> evaluate.Report:
         report.heading("Walk-forward evaluation (expanding window, by time)")
         means = {k: v for k, v in run["metrics"].items() if k != "folds"}
         report.table(evaluate.metrics_table(means, run["baselines"]), caption="Mean over folds")
-        report.table([{"fold": f["fold"], "validation from": f.get("validation_from"),
-                       "test": f"{f['test_from']} .. {f['test_to']}", "windows": f["test_windows"],
-                       **{f"{m}_rmse": f[m]["rmse"] for m in ("lstm", "persistence", "moving_average",
-                                                               "linear_window")}}
-                      for f in run["metrics"]["folds"]], caption="RMSE per fold")
+        if run["metrics"].get("folds"):
+            report.table([{"fold": f["fold"], "validation from": f.get("validation_from"),
+                           "test": f"{f['test_from']} .. {f['test_to']}", "windows": f["test_windows"],
+                           **{f"{m}_rmse": f[m]["rmse"] for m in ("lstm", "persistence", "moving_average",
+                                                                   "linear_window")}}
+                          for f in run["metrics"]["folds"]], caption="RMSE per fold")
     frame_path = run_dir / "walk_forward.parquet"
-    if frame_path.exists():
+    if frame_path.exists() and len(pd.read_parquet(frame_path)):
         frame = pd.read_parquet(frame_path)
         symbols = sorted(frame["symbol"].unique())[:3]
         report.figure("forecasts", plot_forecasts(frame, symbols), caption="Forecasts against actual prices")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 from torch.utils.data import Dataset
 
+from models.lifecycle import NO_HONEST_TEST, Decision, Fitted, honest_test, run_lifecycle, unit_keys
 from models.market import LSTMForecaster
 from models.registry import ModelRegistry
 from models.train import TrainConfig, predict, predict_mc, seed_everything, train_model
@@ -109,96 +111,215 @@ def forecast_interval(mean: np.ndarray, mc_std: np.ndarray, noise_var: float, *,
     return mean - half, mean + half
 
 
+@dataclass
+class PreparedFold:
+    """One walk-forward fold: its windows scaled on the rows before its validation dates, and the window starts
+    of fit (training), validation (early stopping, later targets) and test (targets in [start, stop))."""
+
+    fold: windows.FoldWindows
+    train: np.ndarray
+    fit: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    validation_from: np.datetime64
+    start: np.datetime64
+    stop: np.datetime64
+
+
+def prepare_fold(prices: pd.DataFrame, dates: np.ndarray, start: np.datetime64, stop: np.datetime64, *, lag: int,
+                 horizon: int, number: int, folds: int) -> PreparedFold:
+    """The windows of one fold, split by time, scaled on the rows before validation so early stopping sees data
+    the scalers never saw."""
+    fold = windows.fold_windows(prices, start, stop, lag=lag, horizon=horizon)
+    train, test = windows.window_starts(fold.train), windows.window_starts(fold.test)
+    if len(train) < 20 or len(test) == 0:
+        raise BadInputError(f"fold {number}: {len(train)} training and {len(test)} test windows; give more "
+                            f"history per symbol or a smaller --lag ({lag}) or --folds ({folds})")
+    fit, val = windows.validation_split(fold, train, dates)
+    if len(fit) == 0:
+        raise BadInputError(f"fold {number}: every training target falls on one date, nothing is left to fit "
+                            f"before the validation dates; give more history per symbol or fewer --folds ({folds})")
+    validation_from = windows.target_dates(fold, val, dates).min()
+    fold = None  # the unscaled fold goes before the rescaled one is built
+    fold = windows.fold_windows(prices, start, stop, lag=lag, horizon=horizon, scale_before=validation_from)
+    return PreparedFold(fold, train, fit, val, test, validation_from, start, stop)
+
+
+@dataclass
+class MarketSettings:
+    lag: int
+    horizon: int
+    folds: int
+    epochs: int
+    hidden: int
+    cost: float
+    seed: int
+    mc_samples: int
+
+
+class MarketSpec:
+    """The market domain for the model lifecycle: windows of the last walk-forward fold as the units (keyed by
+    symbol and target date), the LSTM walked forward over every fold as the challenger (the last fold's model is
+    the one kept), compared by RMSE with each model's own scalers and target scale."""
+
+    def __init__(self, prices: pd.DataFrame, settings: MarketSettings) -> None:
+        self.prices, self.settings = prices, settings
+        self.dates = prices["date"].to_numpy()
+        self.price = prices["price"].to_numpy(dtype=float)
+        self.bounds = windows.fold_boundaries(self.dates, settings.folds)
+        k = settings.folds - 1
+        self.last = prepare_fold(prices, self.dates, self.bounds[k], self.bounds[k + 1], lag=settings.lag,
+                                 horizon=settings.horizon, number=settings.folds, folds=settings.folds)
+        last = self.last
+        self.starts = np.concatenate([last.fit, last.val, last.test])
+        self.split = np.repeat([0, 1, 2], [len(last.fit), len(last.val), len(last.test)]).astype(np.uint8)
+        self.symbol = np.searchsorted(last.fold.rows[:, 0], self.starts, side="right") - 1
+
+    def keys(self) -> np.ndarray:
+        """A unit per window of the last fold: its symbol and target date."""
+        when = windows.target_dates(self.last.fold, self.starts, self.dates).astype("datetime64[s]").astype(str)
+        return unit_keys(f"{name}|{day}" for name, day in zip(self.last.fold.symbols[self.symbol], when, strict=True))
+
+    def build(self, card: dict) -> nn.Module:
+        return LSTMForecaster(**card["architecture"]["kwargs"])
+
+    def compatible(self, card: dict) -> bool:
+        """Same lag and horizon, and a scaler for every symbol the run forecasts."""
+        params, s = card.get("parameters", {}), self.settings
+        return params.get("lag") == s.lag and params.get("horizon") == s.horizon and all(
+            str(name) in card.get("scalers", {}) for name in self.last.fold.symbols)
+
+    def inputs(self, card: dict, units: np.ndarray) -> np.ndarray:
+        """The windows at ``units`` scaled with the card's own per-symbol scalers."""
+        fold, symbol = self.last.fold, self.symbol[units]
+        raw = fold.x[self.starts[units]] * fold.std[symbol][:, None, :] + fold.mean[symbol][:, None, :]
+        names = fold.symbols[symbol]
+        mean = np.array([card["scalers"][str(n)][0] for n in names]).reshape(-1, 1, raw.shape[2])
+        std = np.array([card["scalers"][str(n)][1] for n in names]).reshape(-1, 1, raw.shape[2])
+        return ((raw - mean) / std).astype(np.float32)
+
+    def forecast(self, model: nn.Module, card: dict, units: np.ndarray) -> np.ndarray:
+        return predict(model, torch.as_tensor(self.inputs(card, units))) * card["parameters"]["target_scale"]
+
+    def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
+        y = self.last.fold.y[self.starts[units]]
+        return -regression_metrics(y, self.forecast(model, card, units))["rmse"]
+
+    def fit(self) -> Fitted:
+        s, per_fold, forecasts = self.settings, [], []
+        for k in range(s.folds):
+            prepared = self.last if k == s.folds - 1 else prepare_fold(
+                self.prices, self.dates, self.bounds[k], self.bounds[k + 1], lag=s.lag, horizon=s.horizon,
+                number=k + 1, folds=s.folds)
+            model, history, scale, metrics, frame = walk_fold(prepared, k, self.price, self.dates, s)
+            per_fold.append(metrics)
+            forecasts.append(frame)
+        fold = self.last.fold
+        card = {"architecture": {"class": "LSTMForecaster", "kwargs": {
+                    "n_features": len(windows.FEATURES), "hidden": s.hidden,
+                    "head_dropout": 0.1 if s.mc_samples > 1 else 0.0}},
+                "parameters": {"lag": s.lag, "horizon": s.horizon, "folds": s.folds, "epochs": s.epochs,
+                               "target_scale": scale},
+                "scalers": {str(n): (m.tolist(), v.tolist()) for n, m, v in zip(fold.symbols, fold.mean, fold.std,
+                                                                                strict=True)},
+                "metrics": _mean_over_folds(per_fold)["lstm"], "history": history,
+                "data": {"trained_until": str(self.last.start)[:10]}}
+        return Fitted(model, card, outputs={"per_fold": per_fold, "forecasts": pd.concat(forecasts, ignore_index=True)})
+
+
+def walk_fold(prepared: PreparedFold, k: int, price: np.ndarray, dates: np.ndarray,
+              s: MarketSettings) -> tuple[nn.Module, dict, float, dict, pd.DataFrame]:
+    """Train the LSTM of one fold (fit windows, early stopping on validation) and measure it and the baselines on
+    the fold's test windows: (model, history, target scale, fold metrics, test forecasts)."""
+    fold, fit, val, test = prepared.fold, prepared.fit, prepared.val, prepared.test
+    y_test = fold.y[test]
+    scale = float(fold.y[fit].std()) or 1.0
+    ends = test + s.lag - 1
+    seed_everything(s.seed + k)
+    model = LSTMForecaster(fold.x.shape[2], hidden=s.hidden, head_dropout=0.1 if s.mc_samples > 1 else 0.0)
+    history = train_model(model, WindowDataset(fold, fit, target_scale=scale),
+                          WindowDataset(fold, val, target_scale=scale), loss_fn=nn.MSELoss(),
+                          config=TrainConfig(epochs=s.epochs, seed=s.seed + k, batch_size=64))
+    pred = predict_windows(model, fold, test) * scale
+    series = windows.window_symbols(fold.test)
+
+    def measured(forecast: np.ndarray) -> dict:
+        return {**regression_metrics(y_test, forecast),
+                **windows.strategy_gain(y_test, forecast, cost=s.cost, horizon=s.horizon, series=series)}
+
+    interval = {}
+    if s.mc_samples > 1:
+        val_residual = fold.y[val] - predict_windows(model, fold, val) * scale
+        mean, spread = predict_windows_mc(model, fold, test, samples=s.mc_samples, seed=s.seed + k)
+        lower, upper = forecast_interval(mean * scale, spread * scale, float(np.mean(val_residual**2)))
+        interval = {"lower_90": lower, "upper_90": upper, "mc_std": spread * scale}
+    metrics = {"fold": k + 1, "train_windows": len(prepared.train), "validation_windows": len(val),
+               "validation_from": str(prepared.validation_from)[:10], "test_windows": len(test),
+               "test_from": str(prepared.start)[:10], "test_to": str(prepared.stop)[:10], "lstm": measured(pred)}
+    if interval:
+        inside = (y_test >= interval["lower_90"]) & (y_test <= interval["upper_90"])
+        metrics["lstm"].update(interval_coverage_90=float(inside.mean()),
+                               interval_width_90=float(np.mean(interval["upper_90"] - interval["lower_90"])))
+    for name, values in windows.baseline_forecasts(fold, price, train=prepared.train, test=test).items():
+        metrics[name] = measured(values)
+    frame = pd.DataFrame({"fold": k + 1, "symbol": fold.symbols[series], "date": dates[ends], "actual_return": y_test,
+                          "predicted_return": pred, "price": price[ends], **interval})
+    return model, history, scale, metrics, frame.iloc[np.argsort(dates[ends], kind="stable")]
+
+
 @task(name="walk-forward evaluation and training", **CACHED)
-def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, lag: int = 20, horizon: int = 1,
-                 folds: int = 3, epochs: int = 15, hidden: int = 32, cost: float = 0.0005,
+def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, mode: str = "auto", lag: int = 20,
+                 horizon: int = 1, folds: int = 3, epochs: int = 15, hidden: int = 32, cost: float = 0.0005,
                  model_name: str = "market", seed: int = 0, mc_samples: int = 0) -> dict:
-    """Expanding-window folds by time: the LSTM and three baselines on the same windows of every fold;
-    the model of the last fold is registered and promoted if it beats the champion on that fold."""
-    prices = sources.read_checked_prices(prices_uri)
-    bounds = windows.fold_boundaries(prices["date"].to_numpy(), folds)
-    price, dates = prices["price"].to_numpy(dtype=float), prices["date"].to_numpy()
-    per_fold, forecasts, model, scalers = [], [], None, {}
-    for k in range(folds):
-        fold = None  # the previous fold's features go before the next fold's are built
-        fold = windows.fold_windows(prices, bounds[k], bounds[k + 1], lag=lag, horizon=horizon)
-        train, test = windows.window_starts(fold.train), windows.window_starts(fold.test)
-        if len(train) < 20 or len(test) == 0:
-            raise BadInputError(f"fold {k + 1}: {len(train)} training and {len(test)} test windows; give more "
-                                f"history per symbol or a smaller --lag ({lag}) or --folds ({folds})")
-        fit, val = windows.validation_split(fold, train, dates)
-        if len(fit) == 0:
-            raise BadInputError(f"fold {k + 1}: every training target falls on one date, nothing is left to fit "
-                                f"before the validation dates; give more history per symbol or fewer --folds ({folds})")
-        validation_from = windows.target_dates(fold, val, dates).min()
-        fold = None
-        # the same windows, scaled on the rows before validation only, so early stopping sees unseen data
-        fold = windows.fold_windows(prices, bounds[k], bounds[k + 1], lag=lag, horizon=horizon,
-                                    scale_before=validation_from)
-        y_test = fold.y[test]
-        scale = float(fold.y[fit].std()) or 1.0
-        ends = test + lag - 1
-        order = np.argsort(dates[ends], kind="stable")
-        seed_everything(seed + k)
-        head_dropout = 0.1 if mc_samples > 1 else 0.0
-        model = LSTMForecaster(fold.x.shape[2], hidden=hidden, head_dropout=head_dropout)
-        history = train_model(model, WindowDataset(fold, fit, target_scale=scale),
-                              WindowDataset(fold, val, target_scale=scale),
-                              loss_fn=nn.MSELoss(), config=TrainConfig(epochs=epochs, seed=seed + k, batch_size=64))
-        pred = predict_windows(model, fold, test) * scale
-        test_series = windows.window_symbols(fold.test)
-
-        def trading(forecast: np.ndarray, y=y_test, series=test_series) -> dict:
-            return windows.strategy_gain(y, forecast, cost=cost, horizon=horizon, series=series)
-
-        interval = {}
-        if mc_samples > 1:
-            val_residual = fold.y[val] - predict_windows(model, fold, val) * scale
-            mean, spread = predict_windows_mc(model, fold, test, samples=mc_samples, seed=seed + k)
-            lower, upper = forecast_interval(mean * scale, spread * scale, float(np.mean(val_residual**2)))
-            interval = {"lower_90": lower, "upper_90": upper, "mc_std": spread * scale}
-        base = windows.baseline_forecasts(fold, price, train=train, test=test)
-        fold_metrics = {"fold": k + 1, "train_windows": len(train), "validation_windows": len(val),
-                        "validation_from": str(validation_from)[:10],
-                        "test_windows": len(test),
-                        "test_from": str(bounds[k])[:10], "test_to": str(bounds[k + 1])[:10],
-                        "lstm": {**regression_metrics(y_test, pred), **trading(pred)}}
-        if interval:
-            inside = (y_test >= interval["lower_90"]) & (y_test <= interval["upper_90"])
-            fold_metrics["lstm"].update(interval_coverage_90=float(inside.mean()),
-                                        interval_width_90=float(np.mean(interval["upper_90"] - interval["lower_90"])))
-        for name, values in base.items():
-            fold_metrics[name] = {**regression_metrics(y_test, values), **trading(values)}
-        per_fold.append(fold_metrics)
-        forecasts.append(pd.DataFrame({
-            "fold": k + 1, "symbol": fold.symbols[windows.window_symbols(fold.test)], "date": dates[ends],
-            "actual_return": y_test, "predicted_return": pred, "price": price[ends], **interval,
-        }).iloc[order])
-        scalers = {str(s): (m.tolist(), v.tolist()) for s, m, v in zip(fold.symbols, fold.mean, fold.std, strict=True)}
-    summary = _mean_over_folds(per_fold)
+    """The one model lifecycle (models/lifecycle.py) over expanding-window folds by time: a challenger is the LSTM
+    walked forward against three baselines on the same windows of every fold, the last fold's model kept; it is
+    compared with a compatible champion (same lag and horizon) on the last fold's validation windows (which
+    precede its test period) that the champion never saw, each with its own scalers. Without training, the
+    champion is measured on the last fold's test windows it never saw."""
+    settings = MarketSettings(lag=lag, horizon=horizon, folds=folds, epochs=epochs, hidden=hidden, cost=cost,
+                              seed=seed, mc_samples=mc_samples)
+    spec = MarketSpec(sources.read_checked_prices(prices_uri), settings)
     registry = ModelRegistry(models_root)
-    champion = registry.champion(model_name)
-    card = {"architecture": {"class": "LSTMForecaster", "kwargs": {"n_features": len(windows.FEATURES),
-                                                                   "hidden": hidden,
-                                                                   "head_dropout": head_dropout}},
-            "parameters": {"lag": lag, "horizon": horizon, "folds": folds, "epochs": epochs, "target_scale": scale},
-            "scalers": scalers, "metrics": summary["lstm"], "history": history,
-            "validation": {"rmse": per_fold[-1]["lstm"]["rmse"]}}
-    info = registry.register(model_name, model, card)
-    champion_rmse = None
-    if champion is not None and champion["parameters"].get("lag") == lag:
-        champ = registry.load(model_name, champion["version"], LSTMForecaster(**champion["architecture"]["kwargs"]))
-        champ_pred = predict_windows(champ, fold, test) * champion["parameters"]["target_scale"]
-        champion_rmse = regression_metrics(y_test, champ_pred)["rmse"]
-    promoted = (champion_rmse is None or per_fold[-1]["lstm"]["rmse"] < champion_rmse) and registry.promote(
-        model_name, info["version"], expected=champion["version"] if champion else None)
-    write_parquet(pd.concat(forecasts, ignore_index=True), _run(run_dir, "walk_forward.parquet"))
-    result = {"model": {**info, "promoted": promoted, "trained": True,
-                        "champion": champion["version"] if champion else None},
-              "metrics": {**summary["lstm"], "folds": per_fold},
-              "baselines": {k: v for k, v in summary.items() if k != "lstm"}, "history": history}
+    keys = spec.keys()
+    decision = run_lifecycle(spec, registry, model_name, mode=mode, keys=keys, split=spec.split,
+                             no_champion=f"there is no champion model {model_name!r} for --lag {lag} and --horizon "
+                                         f"{horizon} covering these symbols; run with --train auto")
+    if decision.fitted is not None:
+        outputs = decision.fitted.outputs
+        summary, per_fold, frame = _mean_over_folds(outputs["per_fold"]), outputs["per_fold"], outputs["forecasts"]
+        metrics = {**summary["lstm"], "folds": per_fold}
+        baselines = {k: v for k, v in summary.items() if k != "lstm"}
+    else:
+        metrics, baselines, frame = _champion_metrics(spec, decision, registry, keys)
+    write_parquet(frame, _run(run_dir, "walk_forward.parquet"))
+    card = decision.trained or decision.scoring
+    result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
+              "history": card.get("history", {})}
     write_json(result, _run(run_dir, "training.json"))
     return {"output": _run(run_dir, "training.json"), **{k: result[k] for k in ("model", "metrics", "baselines")}}
+
+
+def _champion_metrics(spec: MarketSpec, decision: Decision, registry: ModelRegistry,
+                      keys: np.ndarray) -> tuple[dict, dict, pd.DataFrame]:
+    """The champion and the baselines on the last fold's test windows the champion never saw."""
+    units = honest_test(decision, registry, keys, np.flatnonzero(spec.split == 2))
+    if len(units) == 0:
+        return {"note": NO_HONEST_TEST}, {}, pd.DataFrame()
+    last, s = spec.last, spec.settings
+    starts, y = spec.starts[units], last.fold.y[spec.starts[units]]
+    pred = spec.forecast(decision.model, decision.scoring, units)
+    series = spec.symbol[units]
+
+    def measured(forecast: np.ndarray) -> dict:
+        return {**regression_metrics(y, forecast),
+                **windows.strategy_gain(y, forecast, cost=s.cost, horizon=s.horizon, series=series)}
+
+    baselines = windows.baseline_forecasts(last.fold, spec.price, train=last.train, test=starts)
+    ends = starts + s.lag - 1
+    frame = pd.DataFrame({"fold": s.folds, "symbol": last.fold.symbols[series], "date": spec.dates[ends],
+                          "actual_return": y, "predicted_return": pred, "price": spec.price[ends]})
+    return ({**measured(pred), "test_records": int(len(units))}, {k: measured(v) for k, v in baselines.items()},
+            frame.iloc[np.argsort(spec.dates[ends], kind="stable")])
 
 
 def _mean_over_folds(per_fold: list[dict]) -> dict:
@@ -209,13 +330,14 @@ def _mean_over_folds(per_fold: list[dict]) -> dict:
 
 @task(name="forecast the next step", **CACHED)
 def forecast_next(prices_uri: str, training_uri: str, run_dir: str, models_root: str) -> dict:
-    """Next-step forecast per symbol from its latest window, as a return and as a price."""
+    """Next-step forecast per symbol from its latest window, as a return and as a price, by the model the lifecycle
+    chose (the champion after the decision)."""
     from tasks.store import read_json
 
     info = read_json(training_uri)["model"]
     registry = ModelRegistry(models_root)
-    card = registry.card(info["name"], info["version"])
-    model = registry.load(info["name"], info["version"], LSTMForecaster(**card["architecture"]["kwargs"]))
+    card = registry.card(info["name"], info["scored_with"])
+    model = registry.load(info["name"], info["scored_with"], LSTMForecaster(**card["architecture"]["kwargs"]))
     lag = card["parameters"]["lag"]
     rows = []
     for symbol, group in sources.read_checked_prices(prices_uri).groupby("symbol", sort=True):

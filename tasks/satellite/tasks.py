@@ -22,7 +22,8 @@ from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
-from models.registry import ModelRegistry, challenger_wins
+from models.lifecycle import NO_HONEST_TEST, Decision, Fitted, honest_test, run_lifecycle, unit_keys
+from models.registry import ModelRegistry
 from models.satellite import PixelFCN
 from models.train import TrainConfig, predict_proba, predict_proba_mc, seed_everything, train_model
 from tasks import insight
@@ -41,7 +42,6 @@ from tasks.store import (
     join,
     list_runs,
     open_zarr,
-    read_bytes,
     read_json,
     read_parquet,
     write_bytes,
@@ -374,88 +374,153 @@ def _test_scenes(ds: xr.Dataset, scenes_uri: str | None, windows: list, y_patche
     return list(footprints), training.scene_membership(footprints, ds["x"].values[cols], ds["y"].values[rows])
 
 
+class SatelliteSpec:
+    """The satellite domain for the model lifecycle: the blocks of the spatial split as the units (keyed by area,
+    block size and position), a PixelFCN fitted on patches of the training blocks with early stopping on the
+    validation blocks, calibrated there, scored by macro F1 over the labelled pixels, each model on the mosaic
+    normalized with its own training statistics."""
+
+    def __init__(self, ds: xr.Dataset, stats: dict, image, labels: np.ndarray, split: np.ndarray, *,
+                 settings: dict, run_dir: str, scenes_uri: str | None) -> None:
+        self.ds, self.stats, self.image, self.labels, self.split = ds, stats, image, labels, split
+        self.class_names, self.bands = json.loads(ds.attrs["class_names"]), json.loads(ds.attrs["bands"])
+        self.block, self.settings = int(ds.attrs["block"]), settings
+        self.run_dir, self.scenes_uri = run_dir, scenes_uri
+        self.block_split = np.asarray(split)[::self.block, ::self.block]
+
+    def keys(self) -> np.ndarray:
+        rows, cols = np.indices(self.block_split.shape)
+        return unit_keys(f"{self.ds.attrs['area']}|{self.block}|{r}|{c}" for r, c in zip(rows.ravel(), cols.ravel(),
+                                                                                         strict=True))
+
+    def build(self, card: dict) -> nn.Module:
+        return _build_model(card)
+
+    def compatible(self, card: dict) -> bool:
+        return card["bands"] == self.bands and (not self.class_names or card["class_names"] == self.class_names)
+
+    def patches(self, card: dict, units: np.ndarray, split_id: int) -> tuple[np.ndarray, np.ndarray, list]:
+        """(X, Y, windows): the patches of the blocks at ``units`` (indices into the block grid) that belong to
+        ``split_id``, normalized for the model with ``card``."""
+        chosen = np.zeros(self.block_split.size, dtype=bool)
+        chosen[units] = True
+        inside = chosen.reshape(self.block_split.shape).repeat(self.block, 0).repeat(self.block, 1)
+        sub = np.where(inside[: self.split.shape[0], : self.split.shape[1]], self.split, 255)
+        patch = self.settings["patch"]
+        windows = training.patch_windows(sub, self.labels, split_id, patch=patch, block=self.block)
+        image = _champion_image(self.ds, card, self.image, self.stats)
+        return (*_patches(image, self.labels, sub, split_id, windows, patch), windows)
+
+    def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
+        x, y, _ = self.patches(card, units, grid.SPLITS["val"])
+        proba, y = training.flatten_labelled(predict_proba(model, x), y)
+        return classification_metrics(y, proba.argmax(1), proba, class_names=self.class_names)["macro_f1"]
+
+    def fit(self) -> Fitted:
+        s, labels, split, block, patch = self.settings, self.labels, self.split, self.block, self.settings["patch"]
+        windows = {name: training.patch_windows(split, labels, i, patch=patch, block=block,
+                                                random_per_block=8 if name == "train" else 0, seed=s["seed"])
+                   for name, i in grid.SPLITS.items()}
+        data = {name: _patches(self.image, labels, split, grid.SPLITS[name], windows[name], patch,
+                               once=name != "train") for name in grid.SPLITS}
+        for name in ("train", "val"):
+            if not (data[name][1] != labelling.UNLABELLED).any():
+                raise BadInputError(f"the {name} blocks hold no labelled pixels; label more of the area or use a "
+                                    "smaller --block")
+        fold_ids = _block_folds(split, labels, s["folds"], block=block, patch=patch, seed=s["seed"]) \
+            if s["folds"] > 1 else None
+        kwargs = {"in_bands": len(self.bands), "n_classes": len(self.class_names), "width": s["width"]}
+        model, history = _fit_pixel_fcn(kwargs, data["train"], data["val"], epochs=s["epochs"],
+                                        batch_size=s["batch_size"], seed=s["seed"])
+        metrics, baselines, calibration = _test_metrics(
+            model, data, self.class_names, s["seed"], self.run_dir, calibrate=s["calibrate"],
+            mc_samples=s["mc_samples"], scenes=_test_scenes(self.ds, self.scenes_uri, windows["test"],
+                                                            data["test"][1], patch))
+        cv = None
+        if fold_ids is not None:
+            cv = _cross_validate(self.ds, labels, split, fold_ids, windows["val"], self.class_names, kwargs,
+                                 block=block, patch=patch, epochs=s["epochs"], batch_size=s["batch_size"],
+                                 seed=s["seed"])
+            metrics["cv"] = cv.pop("summary")
+        reference = _sample_pixels(self.ds, s["seed"], region=split == grid.SPLITS["train"])
+        buf = io.BytesIO()
+        reference.to_parquet(buf, index=False)
+        area = self.ds.attrs["area"]
+        card = {"architecture": {"class": "PixelFCN", "kwargs": kwargs}, "bands": self.bands,
+                "class_names": self.class_names, "metrics": metrics, "calibration": calibration,
+                "normalization": {k: self.stats[k] for k in ("mean", "std", "low", "high")},
+                "parameters": {key: s[key] for key in ("epochs", "patch", "seed", "batch_size")} | {"block": block},
+                "data": {"area": area, "train_patches": len(data["train"][0]),
+                         "fingerprint": _fingerprint(area, self.stats, labels, split)},
+                "history": history}
+        return Fitted(model, card, extra_files={"reference.parquet": buf.getvalue()},
+                      outputs={"baselines": baselines, "cv": cv, "test": data["test"]})
+
+
 @task(name="train or load the classifier", **CACHED)
 def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                      model_name: str | None = None, epochs: int = 30, patch: int = training.PATCH, width: int = 32,
                      batch_size: int = 16, seed: int = 0, calibrate: str | None = None,
                      mc_samples: int = 0, folds: int = 0, scenes_uri: str | None = None) -> dict:
-    """Train a challenger (or reuse the champion), evaluate it and the pixel baseline on the test blocks,
-    and promote the challenger only if it beats the champion on the same validation blocks.
+    """The one model lifecycle (models/lifecycle.py) over the blocks of the spatial split: a challenger trained
+    on the training blocks or the champion, compared on validation blocks the champion never saw; the model that
+    scores and the per-pixel baseline on the same test pixels, which that model never saw.
 
     ``folds`` > 1 adds blocked spatial cross-validation over the training blocks; ``scenes_uri`` (the scene
     profile) gives the scene footprints for metrics per scene."""
     ds = open_zarr(mosaic_uri)
     stats = read_json(norm_uri)
-    class_names = json.loads(ds.attrs["class_names"])
-    bands = json.loads(ds.attrs["bands"])
-    block = int(ds.attrs["block"])
     name = model_name or f"satellite-{ds.attrs['area']}"
-    registry = ModelRegistry(models_root)
-    champion = registry.champion(name)
-    compatible = champion is not None and champion["bands"] == bands and (
-        not class_names or champion["class_names"] == class_names)
     image, labels, split = _load_arrays(ds, stats)
     labelled = bool((labels != labelling.UNLABELLED).any())
-    if mode == "never" or (mode == "auto" and compatible):
-        if not compatible:
-            raise BadInputError(f"no champion model {name!r} for bands {bands} yet; run once with --train auto")
-        return _evaluate_only(registry, champion, ds, image, labels, split, run_dir, patch, block,
-                              mc_samples=mc_samples, scenes_uri=scenes_uri)
-    if not labelled:
+    settings = {"epochs": epochs, "patch": patch, "width": width, "batch_size": batch_size, "seed": seed,
+                "calibrate": calibrate, "mc_samples": mc_samples, "folds": folds}
+    spec = SatelliteSpec(ds, stats, image, labels, split, settings=settings, run_dir=run_dir, scenes_uri=scenes_uri)
+    registry = ModelRegistry(models_root)
+    keys = spec.keys()
+    champion = registry.champion(name)
+    reusable = champion is not None and spec.compatible(champion)
+    if not labelled and mode != "never" and (mode == "always" or not reusable):
         raise BadInputError("no labelled pixels to train on; pass --labels (polygons or a label raster) "
                             "or --train never to score with the champion model")
-    windows = {s: training.patch_windows(split, labels, i, patch=patch, block=block,
-                                         random_per_block=8 if s == "train" else 0, seed=seed)
-               for s, i in grid.SPLITS.items()}
-    data = {s: _patches(image, labels, split, grid.SPLITS[s], windows[s], patch, once=s != "train")
-            for s in grid.SPLITS}
-    for s in ("train", "val"):
-        if not (data[s][1] != labelling.UNLABELLED).any():
-            raise BadInputError(f"the {s} blocks hold no labelled pixels; label more of the area or use a "
-                                "smaller --block")
-    fold_ids = _block_folds(split, labels, folds, block=block, patch=patch, seed=seed) if folds > 1 else None
-    kwargs = {"in_bands": len(bands), "n_classes": len(class_names), "width": width}
-    model, history = _fit_pixel_fcn(kwargs, data["train"], data["val"], epochs=epochs, batch_size=batch_size,
-                                    seed=seed)
-    val_proba, val_y = training.flatten_labelled(predict_proba(model, data["val"][0]), data["val"][1])
-    val_f1 = classification_metrics(val_y, val_proba.argmax(1), val_proba, class_names=class_names)["macro_f1"]
-    champion_f1 = None
-    if compatible:
-        champ_model = registry.load(name, champion["version"], _build_model(champion))
-        champ_image = _champion_image(ds, champion, image, stats)
-        xv, yv = _patches(champ_image, labels, split, grid.SPLITS["val"], windows["val"], patch)
-        cp, cy = training.flatten_labelled(predict_proba(champ_model, xv), yv)
-        champion_f1 = classification_metrics(cy, cp.argmax(1), cp, class_names=class_names)["macro_f1"]
-    metrics, baselines, calibration = _test_metrics(model, data, class_names, seed, run_dir,
-                                                    calibrate=calibrate, mc_samples=mc_samples,
-                                                    scenes=_test_scenes(ds, scenes_uri, windows["test"],
-                                                                        data["test"][1], patch))
-    cv = None
-    if fold_ids is not None:
-        cv = _cross_validate(ds, labels, split, fold_ids, windows["val"], class_names, kwargs, block=block,
-                             patch=patch, epochs=epochs, batch_size=batch_size, seed=seed)
-        metrics["cv"] = cv.pop("summary")
-    reference = _sample_pixels(ds, seed, region=split == grid.SPLITS["train"])
-    card = {"architecture": {"class": "PixelFCN", "kwargs": kwargs}, "bands": bands, "class_names": class_names,
-            "normalization": {k: stats[k] for k in ("mean", "std", "low", "high")}, "metrics": metrics,
-            "validation": {"macro_f1": val_f1, "champion_macro_f1": champion_f1}, "calibration": calibration,
-            "parameters": {"epochs": epochs, "patch": patch, "block": block, "seed": seed, "batch_size": batch_size},
-            "data": {"area": ds.attrs["area"], "run_dir": run_dir, "train_patches": len(data["train"][0]),
-                     "fingerprint": _fingerprint(ds.attrs["area"], stats, labels, split)},
-            "history": history}
-    buf = io.BytesIO()
-    reference.to_parquet(buf, index=False)
-    info = registry.register(name, model, card, extra_files={"reference.parquet": buf.getvalue()})
-    promoted = challenger_wins(val_f1, champion_f1) and registry.promote(
-        name, info["version"], expected=champion["version"] if champion else None)
-    _explain(model, data["test"], bands, run_dir, seed=seed)
-    result = {"model": {**info, "promoted": promoted, "trained": True,
-                        "champion": champion["version"] if champion else None},
-              "metrics": metrics, "baselines": baselines, "history": history, "class_names": class_names,
-              "validation": card["validation"]}
-    if cv is not None:
-        result["cv"] = cv
+    decision = run_lifecycle(spec, registry, name, mode=mode if labelled else "never", keys=keys,
+                             split=spec.block_split.ravel(),
+                             no_champion=f"no champion model {name!r} for bands {spec.bands} yet; run once with "
+                                         "labels and --train auto")
+    if decision.fitted is not None:
+        outputs = decision.fitted.outputs
+        metrics, baselines = dict(decision.trained["metrics"]), outputs["baselines"]
+        _explain(decision.fitted.model, outputs["test"], spec.bands, run_dir, seed=seed)
+    else:
+        metrics, baselines = _champion_metrics(spec, decision, registry, keys, mc_samples=mc_samples)
+    card = decision.trained or decision.scoring
+    result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
+              "history": card.get("history", {}), "class_names": card["class_names"]}
+    if decision.fitted is not None and decision.fitted.outputs["cv"] is not None:
+        result["cv"] = decision.fitted.outputs["cv"]
     return _training_result(result, run_dir)
+
+
+def _champion_metrics(spec: SatelliteSpec, decision: Decision, registry: ModelRegistry, keys: np.ndarray, *,
+                      mc_samples: int) -> tuple[dict, dict]:
+    """The champion and the pixel baseline on the labelled test blocks the champion never saw (no metrics on
+    unlabelled input or other classes)."""
+    card = decision.scoring
+    if not (spec.labels != labelling.UNLABELLED).any() or spec.class_names != card["class_names"]:
+        return {}, {}
+    units = honest_test(decision, registry, keys, np.flatnonzero(spec.block_split.ravel() == grid.SPLITS["test"]))
+    if len(units) == 0:
+        return {"note": NO_HONEST_TEST}, {}
+    blocks = spec.block_split.ravel()
+    data, windows = {}, {}
+    for name, split_id in grid.SPLITS.items():
+        chosen = units if name == "test" else np.flatnonzero(blocks == split_id)
+        *data[name], windows[name] = spec.patches(card, chosen, split_id)
+    metrics, baselines, _ = _test_metrics(decision.model, data, card["class_names"], 0, spec.run_dir,
+                                          mc_samples=mc_samples,
+                                          scenes=_test_scenes(spec.ds, spec.scenes_uri, windows["test"],
+                                                              data["test"][1], spec.settings["patch"]))
+    return ({**metrics, "test_blocks": int(len(units))} if metrics else metrics), baselines
 
 
 def _fingerprint(area: str, stats: dict, labels: np.ndarray, split: np.ndarray) -> str:
@@ -567,29 +632,6 @@ def _sample_pixels(ds: xr.Dataset, seed: int, *, region: np.ndarray | None = Non
     return pd.DataFrame(values, columns=json.loads(ds.attrs["bands"]))
 
 
-def _evaluate_only(registry: ModelRegistry, champion: dict, ds, image, labels, split, run_dir, patch, block, *,
-                   mc_samples: int = 0, scenes_uri: str | None = None) -> dict:
-    """Score the test blocks with the champion when the run does not train (metrics only if labelled)."""
-    class_names = champion["class_names"]
-    model = registry.load(champion["name"], champion["version"], _build_model(champion))
-    stats = read_json(_run(run_dir, "normalization.json"))
-    champ_image = _champion_image(ds, champion, image, stats)
-    data, windows = {}, {}
-    for s, i in grid.SPLITS.items():
-        windows[s] = training.patch_windows(split, labels, i, patch=patch, block=block)
-        data[s] = _patches(champ_image, labels, split, i, windows[s], patch)
-    metrics, baselines = ({}, {})
-    if (labels != labelling.UNLABELLED).any() and json.loads(ds.attrs["class_names"]) == class_names:
-        metrics, baselines, _ = _test_metrics(model, data, class_names, 0, run_dir, mc_samples=mc_samples,
-                                              scenes=_test_scenes(ds, scenes_uri, windows["test"], data["test"][1],
-                                                                  patch))
-    result = {"model": {"name": champion["name"], "version": champion["version"], "uri": champion["uri"],
-                        "promoted": False, "trained": False, "champion": champion["version"]},
-              "metrics": metrics, "baselines": baselines, "history": champion.get("history", {}),
-              "class_names": class_names, "validation": champion.get("validation", {})}
-    return _training_result(result, run_dir)
-
-
 @task(name="score the class map", **CACHED)
 def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_root: str, *, mc_samples: int = 0,
                     seed: int = 0) -> dict:
@@ -599,8 +641,8 @@ def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_roo
     ds = open_zarr(mosaic_uri)
     info = read_json(training_uri)["model"]
     registry = ModelRegistry(models_root)
-    card = registry.card(info["name"], info["version"])
-    model = registry.load(info["name"], info["version"], _build_model(card))
+    card = registry.card(info["name"], info["scored_with"])
+    model = registry.load(info["name"], info["scored_with"], _build_model(card))
     scored = classify_image(_normalized(ds, card["normalization"]), model, halo=2 * PixelFCN.halo,
                             calibration=card.get("calibration"), mc_samples=mc_samples, seed=seed)
     crs = ds.attrs["crs"]
@@ -664,7 +706,8 @@ def monitor_area(mosaic_uri: str, classmap_uri: str, training_uri: str, run_dir:
             changed_da = ds["labels"].copy(data=changed.astype("uint8"))
             write_cog(changed_da.rio.write_crs(ds.attrs["crs"]), _run(run_dir, "change.tif"), nodata=255)
     model = training_info["model"]
-    reference = pd.read_parquet(io.BytesIO(read_bytes(join(model["uri"], "reference.parquet"))))
+    reference = pd.read_parquet(io.BytesIO(ModelRegistry(data_root).file(model["name"], model["scored_with"],
+                                                                         "reference.parquet")))
     drift = feature_drift(reference, _sample_pixels(ds, seed + 1), psi_threshold=psi_threshold)
     history = [{"run": r["run_id"], **r["monitor"].get("class_area_ha", {})} for r in previous]
     history.append({"run": run_id, **areas})
