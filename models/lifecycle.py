@@ -21,6 +21,7 @@ from torch import nn
 
 from models.registry import ModelRegistry
 from tasks.errors import BadInputError
+from tasks.store import write_json
 
 TRAINED_ON = "trained_on.npy"
 TRAIN, VAL, TEST = 0, 1, 2
@@ -102,6 +103,16 @@ def honest_test(decision: Decision, registry: ModelRegistry, keys: np.ndarray, t
 
 NO_HONEST_TEST = ("every test unit was in the champion's training or validation data: no honest test metric; "
                   "train with --train always on new data")
+
+
+def write_result(decision: Decision, uri: str, *, metrics: dict, baselines: dict, **extra: object) -> dict:
+    """Write a run's training.json (the decision as run.json's ``model``, the metrics and baselines, the history
+    and classes of the model trained or reused, and ``extra``) and return what the flow records."""
+    card = decision.trained or decision.scoring
+    result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
+              "history": card.get("history", {}), "class_names": card.get("class_names"), **extra}
+    write_json(result, uri)
+    return {"output": uri, "model": result["model"], "metrics": metrics, "baselines": baselines}
 
 
 def _keys_file(keys: np.ndarray) -> bytes:

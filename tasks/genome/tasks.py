@@ -15,7 +15,15 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
 from models.genome import build
-from models.lifecycle import NO_HONEST_TEST, Decision, Fitted, honest_test, run_lifecycle, unit_keys
+from models.lifecycle import (
+    NO_HONEST_TEST,
+    Decision,
+    Fitted,
+    honest_test,
+    run_lifecycle,
+    unit_keys,
+    write_result,
+)
 from models.registry import ModelRegistry
 from models.train import TrainConfig, predict_proba, seed_everything, train_model
 from tasks import insight, splits
@@ -23,7 +31,7 @@ from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
 from tasks.genome import checks, encode, sources, training
-from tasks.store import fetch, open_zarr, read_json, read_parquet, write_json, write_parquet, write_zarr
+from tasks.store import fetch, open_zarr, read_json, read_parquet, write_parquet, write_zarr
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 20_000
@@ -241,11 +249,7 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
             metrics["cv"] = _cross_validate(architecture, class_names, codes, counts, y, idx, folds,
                                             encoding=encoding, k=k, epochs=epochs,
                                             seed=seed)
-    card = decision.trained or decision.scoring
-    result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
-              "history": card.get("history", {}), "class_names": card["class_names"]}
-    write_json(result, _run(run_dir, "training.json"))
-    return {"output": _run(run_dir, "training.json"), **{k_: result[k_] for k_ in ("model", "metrics", "baselines")},
+    return {**write_result(decision, _run(run_dir, "training.json"), metrics=metrics, baselines=baselines),
             "rare_classes": rare}
 
 

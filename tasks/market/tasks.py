@@ -13,7 +13,15 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 from torch.utils.data import Dataset
 
-from models.lifecycle import NO_HONEST_TEST, Decision, Fitted, honest_test, run_lifecycle, unit_keys
+from models.lifecycle import (
+    NO_HONEST_TEST,
+    Decision,
+    Fitted,
+    honest_test,
+    run_lifecycle,
+    unit_keys,
+    write_result,
+)
 from models.market import LSTMForecaster
 from models.registry import ModelRegistry
 from models.train import TrainConfig, predict, predict_mc, seed_everything, train_model
@@ -21,7 +29,7 @@ from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import regression_metrics
 from tasks.market import checks, sources, windows
-from tasks.store import fetch, read_parquet, write_json, write_parquet
+from tasks.store import fetch, read_parquet, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 
@@ -292,11 +300,7 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, mode: str =
     else:
         metrics, baselines, frame = _champion_metrics(spec, decision, registry, keys)
     write_parquet(frame, _run(run_dir, "walk_forward.parquet"))
-    card = decision.trained or decision.scoring
-    result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
-              "history": card.get("history", {})}
-    write_json(result, _run(run_dir, "training.json"))
-    return {"output": _run(run_dir, "training.json"), **{k: result[k] for k in ("model", "metrics", "baselines")}}
+    return write_result(decision, _run(run_dir, "training.json"), metrics=metrics, baselines=baselines)
 
 
 def _champion_metrics(spec: MarketSpec, decision: Decision, registry: ModelRegistry,

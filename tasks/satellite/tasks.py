@@ -22,7 +22,15 @@ from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
-from models.lifecycle import NO_HONEST_TEST, Decision, Fitted, honest_test, run_lifecycle, unit_keys
+from models.lifecycle import (
+    NO_HONEST_TEST,
+    Decision,
+    Fitted,
+    honest_test,
+    run_lifecycle,
+    unit_keys,
+    write_result,
+)
 from models.registry import ModelRegistry
 from models.satellite import PixelFCN
 from models.train import TrainConfig, predict_proba, predict_proba_mc, seed_everything, train_model
@@ -493,12 +501,9 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
         _explain(decision.fitted.model, outputs["test"], spec.bands, run_dir, seed=seed)
     else:
         metrics, baselines = _champion_metrics(spec, decision, registry, keys, mc_samples=mc_samples)
-    card = decision.trained or decision.scoring
-    result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
-              "history": card.get("history", {}), "class_names": card["class_names"]}
-    if decision.fitted is not None and decision.fitted.outputs["cv"] is not None:
-        result["cv"] = decision.fitted.outputs["cv"]
-    return _training_result(result, run_dir)
+    cv = decision.fitted.outputs["cv"] if decision.fitted is not None else None
+    return write_result(decision, _run(run_dir, "training.json"), metrics=metrics, baselines=baselines,
+                        **({"cv": cv} if cv is not None else {}))
 
 
 def _champion_metrics(spec: SatelliteSpec, decision: Decision, registry: ModelRegistry, keys: np.ndarray, *,
@@ -529,11 +534,6 @@ def _fingerprint(area: str, stats: dict, labels: np.ndarray, split: np.ndarray) 
     digest.update(np.ascontiguousarray(labels).tobytes())
     digest.update(np.ascontiguousarray(split).tobytes())
     return digest.hexdigest()[:16]
-
-
-def _training_result(result: dict, run_dir: str) -> dict:
-    uri = write_json(result, _run(run_dir, "training.json"))
-    return {"output": uri, **{k: result[k] for k in ("model", "metrics", "baselines")}}
 
 
 def _champion_image(ds: xr.Dataset, card: dict, image, stats: dict):

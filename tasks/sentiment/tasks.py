@@ -13,7 +13,15 @@ from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
-from models.lifecycle import NO_HONEST_TEST, Decision, Fitted, honest_test, run_lifecycle, unit_keys
+from models.lifecycle import (
+    NO_HONEST_TEST,
+    Decision,
+    Fitted,
+    honest_test,
+    run_lifecycle,
+    unit_keys,
+    write_result,
+)
 from models.registry import ModelRegistry
 from models.sentiment import TextCNN
 from models.train import TrainConfig, predict_proba, seed_everything, train_model
@@ -22,7 +30,7 @@ from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
 from tasks.sentiment import checks, clean, features, sources
-from tasks.store import fetch, read_json, read_parquet, write_json, write_parquet
+from tasks.store import fetch, read_json, read_parquet, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 50_000
@@ -168,11 +176,7 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
         if folds and folds > 1:
             metrics["cv"] = _cross_validate(tokens, y, idx, folds, class_names, max_tokens=max_tokens,
                                             epochs=epochs, seed=seed)
-    card = decision.trained or decision.scoring
-    result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
-              "history": card.get("history", {}), "class_names": card["class_names"]}
-    write_json(result, _run(run_dir, "training.json"))
-    return {"output": _run(run_dir, "training.json"), **{k: result[k] for k in ("model", "metrics", "baselines")},
+    return {**write_result(decision, _run(run_dir, "training.json"), metrics=metrics, baselines=baselines),
             "rare_classes": rare}
 
 
