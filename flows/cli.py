@@ -249,8 +249,10 @@ def _summary(result: dict) -> str:
         lines.append(f"  walk-forward RMSE {m['rmse']:.5f}, directional accuracy {m['directional_accuracy']:.3f}, "
                      f"gain vs buy-and-hold {m['gain_vs_buy_and_hold']:+.3f} (baseline RMSE: {base})")
     if result.get("model"):
-        lines.append(f"  model {result['model']['name']} {result['model']['version']}"
-                     f"{' (promoted)' if result['model'].get('promoted') else ''}")
+        model = result["model"]
+        scored = model.get("scored_with")
+        lines.append(f"  model {model['name']} {model['version']}{' (promoted)' if model.get('promoted') else ''}"
+                     + (f"; outputs from the champion {scored}" if scored and scored != model["version"] else ""))
     monitor = result.get("monitor") or {}
     if monitor.get("change", {}).get("previous_run"):
         lines.append(f"  changed since {monitor['change']['previous_run']}: {monitor['change']['changed_share']:.2%}"

@@ -138,20 +138,27 @@ def exists(uri: str | os.PathLike) -> bool:
 
 
 def create_exclusive(uri: str | os.PathLike, data: bytes = b"") -> bool:
-    """Create a file only if it does not exist yet (a lock that works on object stores with conditional
-    writes, e.g. S3); False when it already existed."""
-    try:
-        if is_remote(uri):
-            fs, path = filesystem(uri)
+    """Create a file with ``data`` only if it does not exist yet, whole or not at all, so no reader sees it
+    empty (a conditional write on object stores such as S3; a hard link of a finished temporary file locally);
+    False when it already existed."""
+    if is_remote(uri):
+        fs, path = filesystem(uri)
+        try:
             with fs.open(path, "xb") as f:
                 f.write(data)
-        else:
-            path = local_path(uri)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "xb") as f:
-                f.write(data)
+        except FileExistsError:
+            return False
+        return True
+    path = local_path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_bytes(data)
+        os.link(tmp, path)
     except FileExistsError:
         return False
+    finally:
+        tmp.unlink(missing_ok=True)
     return True
 
 
