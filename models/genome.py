@@ -51,12 +51,3 @@ class KmerCNN2D(nn.Module):
         x = counts.float()
         x = x / x.sum(dim=1, keepdim=True).clamp(min=1)
         return self.head(self.features(x.view(-1, 1, self.side, self.side)))
-
-
-ARCHITECTURES = {"SeqCNN1D": SeqCNN1D, "KmerCNN2D": KmerCNN2D}
-
-
-def build(card: dict) -> nn.Module:
-    """A fresh model from a registry card's architecture entry."""
-    arch = card["architecture"]
-    return ARCHITECTURES[arch["class"]](**arch["kwargs"])

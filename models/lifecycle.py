@@ -1,8 +1,9 @@
 """One model lifecycle for every domain: train a challenger or reuse the champion, compare the two on data
 neither trained on, promote, and choose the model that scores the run's outputs.
 
-A domain supplies a :class:`ModelSpec` (build a model from its card, fit on its train split with early
-stopping on validation, score a model on some units, say whether a champion is compatible) and keys for its
+A domain supplies a :class:`ModelSpec` (fit on its train split with early stopping on validation, score a model
+on some units, say whether a champion is compatible; every model is rebuilt from its card by
+``models.architectures.build``) and keys for its
 units (records, windows, blocks: see :func:`unit_keys`). Every challenger's card names the keys it was trained
 and validated on (``trained_on.npy`` beside its weights), so a later run can tell which of its own units a
 champion has never seen.
@@ -19,6 +20,7 @@ from typing import Protocol
 import numpy as np
 from torch import nn
 
+from models.architectures import build
 from models.registry import ModelRegistry
 from tasks.errors import BadInputError
 from tasks.store import write_json
@@ -46,9 +48,6 @@ class Fitted:
 
 class ModelSpec(Protocol):
     """What a domain supplies to the lifecycle."""
-
-    def build(self, card: dict) -> nn.Module:
-        """A fresh, untrained model of the card's architecture."""
 
     def compatible(self, card: dict) -> bool:
         """Whether a champion with this card can score this run's data (classes, bands, k, lag ...)."""
@@ -139,7 +138,7 @@ def run_lifecycle(spec: ModelSpec, registry: ModelRegistry, name: str, *, mode: 
     if mode == "never" or (mode == "auto" and usable is not None):
         if usable is None:
             raise BadInputError(no_champion)
-        model = registry.load(name, usable["version"], spec.build(usable))
+        model = registry.load(name, usable["version"], build(usable))
         return Decision(scoring=usable, model=model, trained=None, fitted=None,
                         champion_before=usable["version"], promoted=False,
                         comparison={"decision": f"no training (--train {mode}): the champion scores"})
@@ -157,7 +156,7 @@ def run_lifecycle(spec: ModelSpec, registry: ModelRegistry, name: str, *, mode: 
         scoring, model = card, fitted.model
     else:
         scoring = registry.champion(name)
-        model = registry.load(name, scoring["version"], spec.build(scoring))
+        model = registry.load(name, scoring["version"], build(scoring))
     return Decision(scoring=scoring, model=model, trained=card, fitted=fitted, champion_before=before,
                     promoted=promoted, comparison=comparison)
 
@@ -175,7 +174,7 @@ def _compare(spec: ModelSpec, registry: ModelRegistry, champion: dict | None, mo
         return {"challenger_wins": False, "on": on, "units": 0,
                 "decision": "the champion trained or validated on every validation unit of this run, so the two "
                             "cannot be compared honestly: the champion stays"}
-    champion_model = registry.load(champion["name"], champion["version"], spec.build(champion))
+    champion_model = registry.load(champion["name"], champion["version"], build(champion))
     ours, theirs = spec.score(model, card, units), spec.score(champion_model, champion, units)
     wins = bool(ours > theirs)
     return {"challenger_wins": wins, "on": on, "units": int(len(units)), "challenger": ours, "champion": theirs,

@@ -11,31 +11,31 @@ import torch
 from torch import nn
 
 from models.lifecycle import TEST, TRAIN, VAL, Fitted, run_lifecycle, trained_on, unit_keys, unseen_by
+from models.market import LSTMForecaster
 from models.registry import ModelRegistry
 from tasks.errors import BadInputError
 
+TINY = {"class": "LSTMForecaster", "kwargs": {"n_features": 1, "hidden": 1}}
+
 
 class ToySpec:
-    """A one-weight model whose score is its weight; records which units each score used."""
+    """A tiny model whose score is its output bias; records which units each score used."""
 
     def __init__(self, strength: float, *, kind: str = "toy") -> None:
         self.strength, self.kind, self.scored = strength, kind, []
-
-    def build(self, card: dict) -> nn.Module:
-        return nn.Linear(1, 1, bias=False)
 
     def compatible(self, card: dict) -> bool:
         return card.get("kind") == self.kind
 
     def fit(self) -> Fitted:
-        model = nn.Linear(1, 1, bias=False)
+        model = LSTMForecaster(**TINY["kwargs"])
         with torch.no_grad():
-            model.weight.fill_(self.strength)
-        return Fitted(model, {"kind": self.kind})
+            model.head.bias.fill_(self.strength)
+        return Fitted(model, {"kind": self.kind, "architecture": TINY})
 
     def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
         self.scored.append((card["version"], units.tolist()))
-        return float(model.weight.detach())
+        return float(model.head.bias.detach())
 
 
 def units(n: int = 20, *, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +98,7 @@ class TestLifecycle:
         run(ToySpec(0.5), registry)
         decision = run(ToySpec(0.1), registry, "always", first=10)
         assert not decision.promoted and decision.trained["version"] == "v2"
-        assert decision.scoring["version"] == "v1" and float(decision.model.weight.detach()) == pytest.approx(0.5)
+        assert decision.scoring["version"] == "v1" and float(decision.model.head.bias.detach()) == pytest.approx(0.5)
         assert decision.summary()["version"] == "v2" and decision.summary()["scored_with"] == "v1"
 
     def test_a_champion_from_before_training_keys_is_compared_on_validation(self, registry: ModelRegistry) -> None:
@@ -107,3 +107,12 @@ class TestLifecycle:
         decision = run(ToySpec(0.9), registry, "always")
         assert decision.promoted and decision.comparison["units"] == 4
         assert "does not say what it trained on" in decision.comparison["on"]
+
+
+def test_every_model_is_rebuilt_from_its_card_through_one_table() -> None:
+    from models.architectures import ARCHITECTURES, build
+
+    assert set(ARCHITECTURES) == {"PixelFCN", "SeqCNN1D", "KmerCNN2D", "TextCNN", "LSTMForecaster"}
+    assert isinstance(build({"architecture": TINY}), LSTMForecaster)
+    with pytest.raises(BadInputError, match="unknown architecture 'GPT'"):
+        build({"name": "m", "version": "v1", "architecture": {"class": "GPT", "kwargs": {}}})

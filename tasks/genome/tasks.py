@@ -14,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
-from models.genome import build
+from models.architectures import build
 from models.lifecycle import (
     NO_HONEST_TEST,
     Decision,
@@ -168,9 +168,6 @@ class GenomeSpec:
         self.codes, self.counts, self.y, self.idx, self.class_names = codes, counts, y, idx, class_names
         self.params, self.architecture = params, architecture
         self.calibrate, self.mc_samples, self.seed = calibrate, mc_samples, seed
-
-    def build(self, card: dict) -> nn.Module:
-        return build(card)
 
     def compatible(self, card: dict) -> bool:
         """Unlabelled records are re-encoded with the champion's own k and length when scored; labelled ones are

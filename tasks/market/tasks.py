@@ -13,6 +13,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 from torch.utils.data import Dataset
 
+from models.architectures import build
 from models.lifecycle import (
     NO_HONEST_TEST,
     Decision,
@@ -188,9 +189,6 @@ class MarketSpec:
         when = windows.target_dates(self.last.fold, self.starts, self.dates).astype("datetime64[s]").astype(str)
         return unit_keys(f"{name}|{day}" for name, day in zip(self.last.fold.symbols[self.symbol], when, strict=True))
 
-    def build(self, card: dict) -> nn.Module:
-        return LSTMForecaster(**card["architecture"]["kwargs"])
-
     def compatible(self, card: dict) -> bool:
         """Same lag and horizon, and a scaler for every symbol the run forecasts."""
         params, s = card.get("parameters", {}), self.settings
@@ -341,7 +339,7 @@ def forecast_next(prices_uri: str, training_uri: str, run_dir: str, models_root:
     info = read_json(training_uri)["model"]
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["scored_with"])
-    model = registry.load(info["name"], info["scored_with"], LSTMForecaster(**card["architecture"]["kwargs"]))
+    model = registry.load(info["name"], info["scored_with"], build(card))
     lag = card["parameters"]["lag"]
     rows = []
     for symbol, group in sources.read_checked_prices(prices_uri).groupby("symbol", sort=True):

@@ -22,6 +22,7 @@ from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
+from models.architectures import build
 from models.lifecycle import (
     NO_HONEST_TEST,
     Decision,
@@ -297,10 +298,6 @@ def _patches(image, labels, split, split_id: int, windows, patch: int, *,
     return training.extract_patches(np.asarray(taken), labels, split, split_id, windows, patch=patch, once=once)
 
 
-def _build_model(card: dict) -> nn.Module:
-    return PixelFCN(**card["architecture"]["kwargs"])
-
-
 def _fit_pixel_fcn(kwargs: dict, train: tuple, val: tuple, *, epochs: int, batch_size: int,
                    seed: int) -> tuple[nn.Module, dict]:
     """A seeded PixelFCN trained on (X, Y) patches with class weights from the training labels, early stopping
@@ -400,9 +397,6 @@ class SatelliteSpec:
         rows, cols = np.indices(self.block_split.shape)
         return unit_keys(f"{self.ds.attrs['area']}|{self.block}|{r}|{c}" for r, c in zip(rows.ravel(), cols.ravel(),
                                                                                          strict=True))
-
-    def build(self, card: dict) -> nn.Module:
-        return _build_model(card)
 
     def compatible(self, card: dict) -> bool:
         return card["bands"] == self.bands and (not self.class_names or card["class_names"] == self.class_names)
@@ -642,7 +636,7 @@ def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_roo
     info = read_json(training_uri)["model"]
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["scored_with"])
-    model = registry.load(info["name"], info["scored_with"], _build_model(card))
+    model = registry.load(info["name"], info["scored_with"], build(card))
     scored = classify_image(_normalized(ds, card["normalization"]), model, halo=2 * PixelFCN.halo,
                             calibration=card.get("calibration"), mc_samples=mc_samples, seed=seed)
     crs = ds.attrs["crs"]

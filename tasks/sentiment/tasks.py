@@ -13,6 +13,7 @@ from prefect import task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
+from models.architectures import build
 from models.lifecycle import (
     NO_HONEST_TEST,
     Decision,
@@ -103,9 +104,6 @@ class SentimentSpec:
         self.max_tokens, self.epochs, self.calibrate, self.mc_samples, self.seed = (max_tokens, epochs, calibrate,
                                                                                    mc_samples, seed)
         self.fingerprint = fingerprint
-
-    def build(self, card: dict) -> nn.Module:
-        return TextCNN(**card["architecture"]["kwargs"])
 
     def compatible(self, card: dict) -> bool:
         return self.class_names is None or card["class_names"] == self.class_names
@@ -272,7 +270,7 @@ def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: st
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["scored_with"])
     vocabulary = json.loads(registry.file(info["name"], info["scored_with"], "vocabulary.json"))
-    model = registry.load(info["name"], info["scored_with"], TextCNN(**card["architecture"]["kwargs"]))
+    model = registry.load(info["name"], info["scored_with"], build(card))
     table = read_parquet(clean_uri)
     ids = features.token_ids(table["tokens"].map(list).tolist(), vocabulary, card["parameters"]["max_tokens"])
     proba, uncertainty = insight.score_proba(model, ids, mc_samples=mc_samples, calibration=card.get("calibration"))
