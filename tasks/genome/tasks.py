@@ -234,10 +234,11 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
     registry = ModelRegistry(models_root)
     decision = run_lifecycle(
         spec, registry, model_name, mode=mode if labelled else "never", keys=keys, split=split,
-        no_champion=(f"there is no champion model {model_name!r} to score with"
-                     + ("" if labelled else "; the sequences have no labels: label them (--labels id,label CSV, "
-                        "--label-from-filename, or label= in the FASTA headers) or train a champion first")
-                     + (" compatible with these classes, k and --length; run with --train auto" if labelled else "")))
+        no_champion=(f"there is no champion model {model_name!r} for these classes, k and --length; run with "
+                     "--train auto" if labelled else
+                     f"the sequences have no labels and there is no champion model {model_name!r} to score with; "
+                     "label them (--labels id,label CSV, --label-from-filename, or label= in the FASTA headers) or "
+                     "train a champion on labelled sequences first"))
     metrics, baselines, rare = {}, {}, []
     if labelled:
         rare = splits.rare_classes(y, split, class_names)

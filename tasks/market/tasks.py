@@ -233,6 +233,12 @@ class MarketSpec:
         return Fitted(model, card, outputs={"per_fold": per_fold, "forecasts": pd.concat(forecasts, ignore_index=True)})
 
 
+def forecast_metrics(actual: np.ndarray, forecast: np.ndarray, series: np.ndarray, s: MarketSettings) -> dict:
+    """RMSE, MAE and directional accuracy, and the long/flat strategy against buy-and-hold, of a forecast."""
+    return {**regression_metrics(actual, forecast),
+            **windows.strategy_gain(actual, forecast, cost=s.cost, horizon=s.horizon, series=series)}
+
+
 def walk_fold(prepared: PreparedFold, k: int, price: np.ndarray, dates: np.ndarray,
               s: MarketSettings) -> tuple[nn.Module, dict, float, dict, pd.DataFrame]:
     """Train the LSTM of one fold (fit windows, early stopping on validation) and measure it and the baselines on
@@ -249,10 +255,6 @@ def walk_fold(prepared: PreparedFold, k: int, price: np.ndarray, dates: np.ndarr
     pred = predict_windows(model, fold, test) * scale
     series = windows.window_symbols(fold.test)
 
-    def measured(forecast: np.ndarray) -> dict:
-        return {**regression_metrics(y_test, forecast),
-                **windows.strategy_gain(y_test, forecast, cost=s.cost, horizon=s.horizon, series=series)}
-
     interval = {}
     if s.mc_samples > 1:
         val_residual = fold.y[val] - predict_windows(model, fold, val) * scale
@@ -261,13 +263,14 @@ def walk_fold(prepared: PreparedFold, k: int, price: np.ndarray, dates: np.ndarr
         interval = {"lower_90": lower, "upper_90": upper, "mc_std": spread * scale}
     metrics = {"fold": k + 1, "train_windows": len(prepared.train), "validation_windows": len(val),
                "validation_from": str(prepared.validation_from)[:10], "test_windows": len(test),
-               "test_from": str(prepared.start)[:10], "test_to": str(prepared.stop)[:10], "lstm": measured(pred)}
+               "test_from": str(prepared.start)[:10], "test_to": str(prepared.stop)[:10],
+               "lstm": forecast_metrics(y_test, pred, series, s)}
     if interval:
         inside = (y_test >= interval["lower_90"]) & (y_test <= interval["upper_90"])
         metrics["lstm"].update(interval_coverage_90=float(inside.mean()),
                                interval_width_90=float(np.mean(interval["upper_90"] - interval["lower_90"])))
     for name, values in windows.baseline_forecasts(fold, price, train=prepared.train, test=test).items():
-        metrics[name] = measured(values)
+        metrics[name] = forecast_metrics(y_test, values, series, s)
     frame = pd.DataFrame({"fold": k + 1, "symbol": fold.symbols[series], "date": dates[ends], "actual_return": y_test,
                           "predicted_return": pred, "price": price[ends], **interval})
     return model, history, scale, metrics, frame.iloc[np.argsort(dates[ends], kind="stable")]
@@ -312,15 +315,12 @@ def _champion_metrics(spec: MarketSpec, decision: Decision, registry: ModelRegis
     pred = spec.forecast(decision.model, decision.scoring, units)
     series = spec.symbol[units]
 
-    def measured(forecast: np.ndarray) -> dict:
-        return {**regression_metrics(y, forecast),
-                **windows.strategy_gain(y, forecast, cost=s.cost, horizon=s.horizon, series=series)}
-
     baselines = windows.baseline_forecasts(last.fold, spec.price, train=last.train, test=starts)
     ends = starts + s.lag - 1
     frame = pd.DataFrame({"fold": s.folds, "symbol": last.fold.symbols[series], "date": spec.dates[ends],
                           "actual_return": y, "predicted_return": pred, "price": spec.price[ends]})
-    return ({**measured(pred), "test_records": int(len(units))}, {k: measured(v) for k, v in baselines.items()},
+    return ({**forecast_metrics(y, pred, series, s), "test_records": int(len(units))},
+            {k: forecast_metrics(y, v, series, s) for k, v in baselines.items()},
             frame.iloc[np.argsort(spec.dates[ends], kind="stable")])
 
 
