@@ -401,17 +401,27 @@ class SatelliteSpec:
     def compatible(self, card: dict) -> bool:
         return card["bands"] == self.bands and (not self.class_names or card["class_names"] == self.class_names)
 
-    def patches(self, card: dict, units: np.ndarray, split_id: int) -> tuple[np.ndarray, np.ndarray, list]:
+    def patches(self, card: dict | None, units: np.ndarray, split_id: int) -> tuple[np.ndarray, np.ndarray, list]:
         """(X, Y, windows): the patches of the blocks at ``units`` (indices into the block grid) that belong to
-        ``split_id``, normalized for the model with ``card``."""
+        ``split_id``, normalized for the model with ``card`` (None: this run's statistics). Training blocks get
+        extra randomly placed patches, as the challenger is trained on."""
         chosen = np.zeros(self.block_split.size, dtype=bool)
         chosen[units] = True
         inside = chosen.reshape(self.block_split.shape).repeat(self.block, 0).repeat(self.block, 1)
         sub = np.where(inside[: self.split.shape[0], : self.split.shape[1]], self.split, 255)
-        patch = self.settings["patch"]
-        windows = training.patch_windows(sub, self.labels, split_id, patch=patch, block=self.block)
-        image = _champion_image(self.ds, card, self.image, self.stats)
-        return (*_patches(image, self.labels, sub, split_id, windows, patch), windows)
+        patch, train = self.settings["patch"], split_id == grid.SPLITS["train"]
+        windows = training.patch_windows(sub, self.labels, split_id, patch=patch, block=self.block,
+                                         random_per_block=8 if train else 0, seed=self.settings["seed"])
+        image = self.image if card is None else _champion_image(self.ds, card, self.image, self.stats)
+        return (*_patches(image, self.labels, sub, split_id, windows, patch, once=not train), windows)
+
+    def split_patches(self, card: dict | None, *, test: np.ndarray | None = None) -> tuple[dict, dict]:
+        """(data, windows) of every split: {name: (X, Y)} and {name: windows}; ``test``: only those test blocks."""
+        blocks, data, windows = self.block_split.ravel(), {}, {}
+        for name, split_id in grid.SPLITS.items():
+            chosen = test if name == "test" and test is not None else np.flatnonzero(blocks == split_id)
+            *data[name], windows[name] = self.patches(card, chosen, split_id)
+        return data, windows
 
     def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
         x, y, _ = self.patches(card, units, grid.SPLITS["val"])
@@ -420,11 +430,7 @@ class SatelliteSpec:
 
     def fit(self) -> Fitted:
         s, labels, split, block, patch = self.settings, self.labels, self.split, self.block, self.settings["patch"]
-        windows = {name: training.patch_windows(split, labels, i, patch=patch, block=block,
-                                                random_per_block=8 if name == "train" else 0, seed=s["seed"])
-                   for name, i in grid.SPLITS.items()}
-        data = {name: _patches(self.image, labels, split, grid.SPLITS[name], windows[name], patch,
-                               once=name != "train") for name in grid.SPLITS}
+        data, windows = self.split_patches(None)
         for name in ("train", "val"):
             if not (data[name][1] != labelling.UNLABELLED).any():
                 raise BadInputError(f"the {name} blocks hold no labelled pixels; label more of the area or use a "
@@ -510,13 +516,9 @@ def _champion_metrics(spec: SatelliteSpec, decision: Decision, registry: ModelRe
     units = honest_test(decision, registry, keys, np.flatnonzero(spec.block_split.ravel() == grid.SPLITS["test"]))
     if len(units) == 0:
         return {"note": NO_HONEST_TEST}, {}
-    blocks = spec.block_split.ravel()
-    data, windows = {}, {}
-    for name, split_id in grid.SPLITS.items():
-        chosen = units if name == "test" else np.flatnonzero(blocks == split_id)
-        *data[name], windows[name] = spec.patches(card, chosen, split_id)
-    metrics, baselines, _ = _test_metrics(decision.model, data, card["class_names"], 0, spec.run_dir,
-                                          mc_samples=mc_samples,
+    data, windows = spec.split_patches(card, test=units)
+    metrics, baselines, _ = _test_metrics(decision.model, data, card["class_names"], spec.settings["seed"],
+                                          spec.run_dir, mc_samples=mc_samples,
                                           scenes=_test_scenes(spec.ds, spec.scenes_uri, windows["test"],
                                                               data["test"][1], spec.settings["patch"]))
     return ({**metrics, "test_blocks": int(len(units))} if metrics else metrics), baselines
