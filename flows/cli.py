@@ -275,7 +275,6 @@ def _run(fn: Callable[..., dict], debug: bool, **kwargs) -> int:
 
 def models_command(args: argparse.Namespace) -> int:
     """``tessera models list|show|promote``: read and fix the registry by hand."""
-    import json
 
     from models.registry import ModelRegistry
     from tasks.evaluate import headline
@@ -288,13 +287,13 @@ def models_command(args: argparse.Namespace) -> int:
                 print(f"{name} (champion {champion or 'none'})")
                 for version in registry.versions(name):
                     card = registry.card(name, version)
-                    print(f"  {'*' if version == champion else ' '} {version}  {card.get('created', '')}  "
-                          f"{headline(card.get('metrics') or {}) or ''}")
+                    print(f"  {'*' if version == champion else ' '} {version}  {card.created}  "
+                          f"{headline(card.metrics) or ''}")
         elif args.action == "show":
             version = args.version or registry.champion_version(args.name)
             if version is None:
                 raise BadInputError(f"model {args.name!r} has no champion; name a version (tessera models list)")
-            print(json.dumps(registry.card(args.name, version), indent=2))
+            print(registry.card(args.name, version).model_dump_json(by_alias=True, indent=2))
         else:
             registry.promote(args.name, args.version)
             print(f"{args.name}: {args.version} is the champion")

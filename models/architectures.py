@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from models.card import Architecture, ModelCard
 from models.genome import KmerCNN2D, SeqCNN1D
 from models.market import LSTMForecaster
 from models.satellite import PixelFCN
@@ -14,10 +15,11 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     cls.__name__: cls for cls in (PixelFCN, SeqCNN1D, KmerCNN2D, TextCNN, LSTMForecaster)}
 
 
-def build(card: dict) -> nn.Module:
-    """A fresh, untrained model of the architecture a card names (``{"class": ..., "kwargs": {...}}``)."""
-    arch = card["architecture"]
-    if arch["class"] not in ARCHITECTURES:
-        raise BadInputError(f"model {card.get('name')} {card.get('version')}: unknown architecture {arch['class']!r}; "
+def build(spec: ModelCard | Architecture) -> nn.Module:
+    """A fresh, untrained model of the architecture a card (or an architecture alone) names."""
+    arch = spec.architecture if isinstance(spec, ModelCard) else spec
+    if arch.name not in ARCHITECTURES:
+        model = f"model {spec.name} {spec.version}" if isinstance(spec, ModelCard) else "architecture"
+        raise BadInputError(f"{model}: unknown architecture {arch.name!r}; "
                             f"this tessera knows {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[arch["class"]](**arch["kwargs"])
+    return ARCHITECTURES[arch.name](**arch.kwargs)

@@ -21,6 +21,7 @@ import numpy as np
 from torch import nn
 
 from models.architectures import build
+from models.card import ModelCard
 from models.registry import ModelRegistry
 from tasks.errors import BadInputError
 from tasks.store import write_json
@@ -37,11 +38,11 @@ def unit_keys(values: Iterable[str | bytes]) -> np.ndarray:
 
 @dataclass
 class Fitted:
-    """A challenger: the model, its card's fields (architecture, parameters, history ...), files to keep beside
-    its weights, and whatever else the domain computed while fitting for its report (``outputs``, not kept)."""
+    """A challenger: the model, its card (before registration), files to keep beside its weights, and whatever
+    else the domain computed while fitting for its report (``outputs``, not kept)."""
 
     model: nn.Module
-    card: dict
+    card: ModelCard
     extra_files: dict[str, bytes] = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
 
@@ -49,13 +50,13 @@ class Fitted:
 class ModelSpec(Protocol):
     """What a domain supplies to the lifecycle."""
 
-    def compatible(self, card: dict) -> bool:
+    def compatible(self, card: ModelCard) -> bool:
         """Whether a champion with this card can score this run's data (classes, bands, k, lag ...)."""
 
     def fit(self) -> Fitted:
         """A challenger fitted on the train units with early stopping on the validation units."""
 
-    def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
+    def score(self, model: nn.Module, card: ModelCard, units: np.ndarray) -> float:
         """The comparison metric (higher is better) of ``model`` on the units at ``units`` (indices)."""
 
 
@@ -63,9 +64,9 @@ class ModelSpec(Protocol):
 class Decision:
     """What the lifecycle decided, and the model whose outputs the run publishes."""
 
-    scoring: dict
+    scoring: ModelCard
     model: nn.Module
-    trained: dict | None
+    trained: ModelCard | None
     fitted: Fitted | None
     champion_before: str | None
     promoted: bool
@@ -74,18 +75,18 @@ class Decision:
     def summary(self) -> dict:
         """The ``model`` entry of run.json."""
         card = self.trained or self.scoring
-        return {"name": card["name"], "version": card["version"], "uri": card["uri"],
+        return {"name": card.name, "version": card.version, "uri": card.uri,
                 "trained": self.trained is not None, "promoted": self.promoted, "champion": self.champion_before,
-                "scored_with": self.scoring["version"], "comparison": self.comparison}
+                "scored_with": self.scoring.version, "comparison": self.comparison}
 
 
-def trained_on(registry: ModelRegistry, card: dict) -> np.ndarray | None:
+def trained_on(registry: ModelRegistry, card: ModelCard) -> np.ndarray | None:
     """The unit keys a model was trained and validated on; None for a model registered before they were kept."""
-    data = registry.file(card["name"], card["version"], TRAINED_ON)
+    data = registry.file(card.name, card.version, TRAINED_ON)
     return None if data is None else np.load(io.BytesIO(data))
 
 
-def unseen_by(registry: ModelRegistry, card: dict, keys: np.ndarray) -> np.ndarray:
+def unseen_by(registry: ModelRegistry, card: ModelCard, keys: np.ndarray) -> np.ndarray:
     """True for each key the model with ``card`` never trained or validated on (all True if its card predates
     these records)."""
     seen = trained_on(registry, card)
@@ -109,7 +110,7 @@ def write_result(decision: Decision, uri: str, *, metrics: dict, baselines: dict
     and classes of the model trained or reused, and ``extra``) and return what the flow records."""
     card = decision.trained or decision.scoring
     result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
-              "history": card.get("history", {}), "class_names": card.get("class_names"), **extra}
+              "history": card.history, "class_names": card.class_names, **extra}
     write_json(result, uri)
     return {"output": uri, "model": result["model"], "metrics": metrics, "baselines": baselines}
 
@@ -138,30 +139,29 @@ def run_lifecycle(spec: ModelSpec, registry: ModelRegistry, name: str, *, mode: 
     if mode == "never" or (mode == "auto" and usable is not None):
         if usable is None:
             raise BadInputError(no_champion)
-        model = registry.load(name, usable["version"], build(usable))
+        model = registry.load(name, usable.version, build(usable))
         return Decision(scoring=usable, model=model, trained=None, fitted=None,
-                        champion_before=usable["version"], promoted=False,
+                        champion_before=usable.version, promoted=False,
                         comparison={"decision": f"no training (--train {mode}): the champion scores"})
     fitted = spec.fit()
     seen = np.asarray(keys)[np.isin(split, (TRAIN, VAL))]
-    info = registry.register(name, fitted.model, fitted.card,
+    card = registry.register(name, fitted.model, fitted.card,
                              extra_files={**fitted.extra_files, TRAINED_ON: _keys_file(seen)})
-    card = registry.card(name, info["version"])
     comparison = _compare(spec, registry, usable, fitted.model, card, keys, split)
-    before = champion["version"] if champion else None
-    promoted = comparison["challenger_wins"] and registry.promote(name, info["version"], expected=before)
+    before = champion.version if champion else None
+    promoted = comparison["challenger_wins"] and registry.promote(name, card.version, expected=before)
     if comparison["challenger_wins"] and not promoted:
         comparison["decision"] = "another run promoted a model meanwhile: it stays champion"
     if promoted or usable is None:
         scoring, model = card, fitted.model
     else:
         scoring = registry.champion(name)
-        model = registry.load(name, scoring["version"], build(scoring))
+        model = registry.load(name, scoring.version, build(scoring))
     return Decision(scoring=scoring, model=model, trained=card, fitted=fitted, champion_before=before,
                     promoted=promoted, comparison=comparison)
 
 
-def _compare(spec: ModelSpec, registry: ModelRegistry, champion: dict | None, model: nn.Module, card: dict,
+def _compare(spec: ModelSpec, registry: ModelRegistry, champion: ModelCard | None, model: nn.Module, card: ModelCard,
              keys: np.ndarray, split: np.ndarray) -> dict:
     if champion is None:
         return {"challenger_wins": True, "decision": "no compatible champion: the challenger is promoted"}
@@ -174,7 +174,7 @@ def _compare(spec: ModelSpec, registry: ModelRegistry, champion: dict | None, mo
         return {"challenger_wins": False, "on": on, "units": 0,
                 "decision": "the champion trained or validated on every validation unit of this run, so the two "
                             "cannot be compared honestly: the champion stays"}
-    champion_model = registry.load(champion["name"], champion["version"], build(champion))
+    champion_model = registry.load(champion.name, champion.version, build(champion))
     ours, theirs = spec.score(model, card, units), spec.score(champion_model, champion, units)
     wins = bool(ours > theirs)
     return {"challenger_wins": wins, "on": on, "units": int(len(units)), "challenger": ours, "champion": theirs,

@@ -14,8 +14,10 @@ import json
 import os
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
+from models.card import ModelCard
 from tasks.errors import BadInputError
 from tasks.store import (
     check_name,
@@ -65,9 +67,10 @@ class ModelRegistry:
         found = [uri.replace(os.sep, "/").split("/")[-2] for uri in glob(self._dir(name, "v*", "card.json"))]
         return sorted((v for v in found if v[1:].isdigit()), key=lambda v: int(v[1:]))
 
-    def register(self, name: str, model: nn.Module, card: dict, *, extra_files: dict[str, bytes] | None = None) -> dict:
+    def register(self, name: str, model: nn.Module, card: ModelCard, *,
+                 extra_files: dict[str, bytes] | None = None) -> ModelCard:
         """Store the weights (their SHA-256 in the card), card and any extra files (a drift reference) as the next
-        version; return ``{"name", "version", "uri"}``."""
+        version; return the card as registered."""
         taken = [uri.replace(os.sep, "/").split("/")[-2]
                  for marker in (".claimed", "card.json") for uri in glob(self._dir(name, "v*", marker))]
         n = 1 + max((int(v[1:]) for v in taken if v[1:].isdigit()), default=0)
@@ -80,22 +83,22 @@ class ModelRegistry:
         write_bytes(weights, join(version_dir, "weights.pt"))
         for file_name, data in (extra_files or {}).items():
             write_bytes(data, join(version_dir, file_name))
-        card = {**card, "name": name, "version": f"v{n}", "created": now_iso(), "uri": version_dir,
-                "weights_sha256": hashlib.sha256(weights).hexdigest()}
-        write_json(card, join(version_dir, "card.json"))
-        return {"name": name, "version": f"v{n}", "uri": version_dir}
+        card = card.model_copy(update={"name": name, "version": f"v{n}", "created": now_iso(), "uri": version_dir,
+                                       "weights_sha256": hashlib.sha256(weights).hexdigest()})
+        write_json(card.to_json(), join(version_dir, "card.json"))
+        return card
 
-    def card(self, name: str, version: str) -> dict:
+    def card(self, name: str, version: str) -> ModelCard:
         uri = self._version_dir(name, version, "card.json")
         try:
-            card = read_json(uri)
+            return ModelCard.model_validate_json(read_bytes(uri))
         except FileNotFoundError as exc:
             raise RegistryError(f"{uri}: model card not found; {_recover(name)}") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RegistryError(f"{uri}: model card is not valid JSON ({exc}); {_recover(name)}") from exc
-        if not isinstance(card, dict):
-            raise RegistryError(f"{uri}: model card is not a JSON object; {_recover(name)}")
-        return card
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            problem = (f"is not valid JSON ({first['msg']})" if first["type"] == "json_invalid" else
+                       f"is not a valid card ({'.'.join(map(str, first['loc'])) or 'card'}: {first['msg']})")
+            raise RegistryError(f"{uri}: model card {problem}; {_recover(name)}") from exc
 
     def file(self, name: str, version: str, file_name: str) -> bytes | None:
         """A file kept beside a version's weights (a drift reference, a vocabulary), or None if there is none."""
@@ -119,7 +122,7 @@ class ModelRegistry:
         """The version promoted last, or None before any promotion."""
         return self._champion_at(name, self._last_promotion(name))
 
-    def champion(self, name: str) -> dict | None:
+    def champion(self, name: str) -> ModelCard | None:
         """The champion's card, or None before any model was promoted."""
         version = self.champion_version(name)
         return None if version is None else self.card(name, version)
@@ -144,7 +147,7 @@ class ModelRegistry:
             data = read_bytes(uri)
         except FileNotFoundError as exc:
             raise RegistryError(f"{uri}: model weights not found; {_recover(name)}") from exc
-        expected = self.card(name, version).get("weights_sha256")
+        expected = self.card(name, version).weights_sha256
         if expected and hashlib.sha256(data).hexdigest() != expected:
             raise RegistryError(f"{uri}: model weights do not match their card's checksum (truncated or replaced); "
                                 f"{_recover(name)}")

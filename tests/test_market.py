@@ -509,7 +509,12 @@ class TestWindowDataset:
 
 class TestMarketSpec:
     def test_a_champion_is_scored_with_its_own_scalers(self) -> None:
+        from models.card import Architecture, ModelCard
         from tasks.market.tasks import MarketSettings, MarketSpec
+
+        def card(scalers: dict, horizon: int = 1) -> ModelCard:
+            return ModelCard(architecture=Architecture(name="LSTMForecaster"), scalers=scalers,
+                             parameters={"lag": 5, "horizon": horizon})
 
         prices = synthetic_prices(symbols=2, days=160).assign(date=lambda f: pd.to_datetime(f["date"]))
         prices = prices.rename(columns={"close": "price"})[["date", "symbol", "price", "volume"]]
@@ -517,15 +522,15 @@ class TestMarketSpec:
                                                  mc_samples=0))
         fold, units = spec.last.fold, np.flatnonzero(spec.split == 1)
         own = {str(n): (m.tolist(), s.tolist()) for n, m, s in zip(fold.symbols, fold.mean, fold.std, strict=True)}
-        np.testing.assert_allclose(spec.inputs({"scalers": own}, units), fold.x[spec.starts[units]], atol=1e-5)
+        np.testing.assert_allclose(spec.inputs(card(own), units), fold.x[spec.starts[units]], atol=1e-5)
         other = {n: ([m + 1.0 for m in mean], [2.0 * s for s in std]) for n, (mean, std) in own.items()}
         mean, std = fold.mean[spec.symbol[units]][:, None], fold.std[spec.symbol[units]][:, None]
         raw = fold.x[spec.starts[units]] * std + mean
         expected = (raw - (mean + 1.0)) / (2.0 * std)
-        np.testing.assert_allclose(spec.inputs({"scalers": other}, units), expected, rtol=1e-4, atol=1e-5)
-        assert spec.compatible({"parameters": {"lag": 5, "horizon": 1}, "scalers": own})
-        assert not spec.compatible({"parameters": {"lag": 5, "horizon": 2}, "scalers": own})
-        assert not spec.compatible({"parameters": {"lag": 5, "horizon": 1}, "scalers": {"SYM0": own["SYM0"]}})
+        np.testing.assert_allclose(spec.inputs(card(other), units), expected, rtol=1e-4, atol=1e-5)
+        assert spec.compatible(card(own))
+        assert not spec.compatible(card(own, horizon=2))
+        assert not spec.compatible(card({"SYM0": own["SYM0"]}))
         val_dates = windows.target_dates(fold, spec.starts[units], spec.dates)
         test_dates = windows.target_dates(fold, spec.starts[spec.split == 2], spec.dates)
         assert val_dates.max() < spec.last.start <= test_dates.min()  # validation precedes the test period

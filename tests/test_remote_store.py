@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.card import Architecture, ModelCard
 from models.registry import ModelRegistry
 from tasks import store
 from tasks.testing import run_pipeline
@@ -57,15 +58,18 @@ class TestStoreOnUrls:
     def test_registry_versions_and_champion(self, memory_root: str) -> None:
         registry = ModelRegistry(memory_root)
         model = torch.nn.Linear(3, 2)
-        first = registry.register("m", model, {"metrics": {"f1": 0.5}}, extra_files={"ref.json": b"{}"})
-        second = registry.register("m", model, {"metrics": {"f1": 0.6}})
-        assert (first["version"], second["version"]) == ("v1", "v2")
-        assert first["uri"] == f"{memory_root}/models/m/v1"
+        def a_card(**fields: object) -> ModelCard:
+            return ModelCard(architecture=Architecture(name="Linear"), **fields)
+
+        first = registry.register("m", model, a_card(metrics={"f1": 0.5}), extra_files={"ref.json": b"{}"})
+        second = registry.register("m", model, a_card(metrics={"f1": 0.6}))
+        assert (first.version, second.version) == ("v1", "v2")
+        assert first.uri == f"{memory_root}/models/m/v1"
         registry.promote("m", "v2")
-        assert registry.champion("m")["metrics"] == {"f1": 0.6}
+        assert registry.champion("m").metrics == {"f1": 0.6}
         loaded = registry.load("m", "v1", torch.nn.Linear(3, 2))
         assert torch.equal(loaded.weight, model.weight)
-        assert store.read_bytes(store.join(first["uri"], "ref.json")) == b"{}"
+        assert store.read_bytes(store.join(first.uri, "ref.json")) == b"{}"
 
     def test_run_record_sync_uploads_and_rewrites_paths(self, memory_root: str, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:

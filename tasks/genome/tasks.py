@@ -15,6 +15,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
 from models.architectures import build
+from models.card import Architecture, ModelCard
 from models.lifecycle import (
     NO_HONEST_TEST,
     Decision,
@@ -128,19 +129,20 @@ def profile_encodings(encoded_uri: str, run_dir: str) -> dict:
     return {"output": write_parquet(pd.DataFrame(rows), _run(run_dir, "encoded_profile.parquet"))}
 
 
-def _inputs(codes: np.ndarray, counts: np.ndarray, card_kwargs: dict, encoding: str, k: int) -> np.ndarray:
-    if card_kwargs.get("class") == "KmerCNN2D" or encoding == "counts":
+def _inputs(codes: np.ndarray, counts: np.ndarray, arch: Architecture, k: int) -> np.ndarray:
+    encoding = arch.kwargs.get("encoding", "counts")
+    if arch.name == "KmerCNN2D" or encoding == "counts":
         return counts.astype(np.float32)
     return training.model_input(codes, encoding=encoding, k=k)
 
 
-def _new_model(architecture: str, n_classes: int, *, encoding: str, k: int) -> tuple[nn.Module, dict]:
+def _new_model(architecture: str, n_classes: int, *, encoding: str, k: int) -> tuple[nn.Module, Architecture]:
     if architecture == "kmer2d":
-        kwargs = {"n_classes": n_classes, "k": k}
-        return build({"architecture": {"class": "KmerCNN2D", "kwargs": kwargs}}), {"class": "KmerCNN2D",
-                                                                                     "kwargs": kwargs}
-    kwargs = {"n_classes": n_classes, "encoding": encoding, "vocab_size": encode.vocabulary_size(k)}
-    return build({"architecture": {"class": "SeqCNN1D", "kwargs": kwargs}}), {"class": "SeqCNN1D", "kwargs": kwargs}
+        arch = Architecture(name="KmerCNN2D", kwargs={"n_classes": n_classes, "k": k})
+    else:
+        arch = Architecture(name="SeqCNN1D", kwargs={"n_classes": n_classes, "encoding": encoding,
+                                                     "vocab_size": encode.vocabulary_size(k)})
+    return build(arch), arch
 
 
 def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding, k, epochs, seed, augment_rc):
@@ -152,8 +154,8 @@ def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding,
         tr_codes, tr_y = training.with_reverse_complements(tr_codes, tr_y)
         rc_tokens = encode.kmer_tokens(tr_codes[len(train):], k)
         tr_counts = np.concatenate([tr_counts, encode.kmer_counts(rc_tokens, k)])
-    xt = _inputs(tr_codes, tr_counts, arch, encoding, k)
-    xv = _inputs(x_codes[val], counts[val], arch, encoding, k)
+    xt = _inputs(tr_codes, tr_counts, arch, k)
+    xv = _inputs(x_codes[val], counts[val], arch, k)
     history = train_model(model, (torch.as_tensor(xt), torch.as_tensor(tr_y)), (torch.as_tensor(xv),
                           torch.as_tensor(y[val])), config=TrainConfig(epochs=epochs, seed=seed, batch_size=64))
     return model, arch, history
@@ -169,21 +171,19 @@ class GenomeSpec:
         self.params, self.architecture = params, architecture
         self.calibrate, self.mc_samples, self.seed = calibrate, mc_samples, seed
 
-    def compatible(self, card: dict) -> bool:
+    def compatible(self, card: ModelCard) -> bool:
         """Unlabelled records are re-encoded with the champion's own k and length when scored; labelled ones are
         compared on this run's encoding, so classes, k and length must match."""
         if self.class_names is None:
             return True
-        return card["class_names"] == self.class_names and all(
-            card["parameters"].get(key) == self.params[key] for key in ("k", "length"))
+        return card.class_names == self.class_names and all(
+            card.parameters.get(key) == self.params[key] for key in ("k", "length"))
 
-    def proba(self, model: nn.Module, card: dict, units: np.ndarray) -> np.ndarray:
-        arch = card["architecture"]
-        x = _inputs(self.codes[units], self.counts[units], arch, arch["kwargs"].get("encoding", "counts"),
-                    self.params["k"])
-        return insight.score_proba(model, x, calibration=card.get("calibration"))[0]
+    def proba(self, model: nn.Module, card: ModelCard, units: np.ndarray) -> np.ndarray:
+        x = _inputs(self.codes[units], self.counts[units], card.architecture, self.params["k"])
+        return insight.score_proba(model, x, calibration=card.calibration)[0]
 
-    def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
+    def score(self, model: nn.Module, card: ModelCard, units: np.ndarray) -> float:
         proba = self.proba(model, card, units)
         return classification_metrics(self.y[units], proba.argmax(1), proba, class_names=self.class_names)["macro_f1"]
 
@@ -192,17 +192,17 @@ class GenomeSpec:
         model, arch, history = _fit(self.architecture, self.class_names, self.codes, self.counts, self.y, idx["train"],
                                     idx["val"], encoding=p["encoding"], k=p["k"], epochs=p["epochs"], seed=self.seed,
                                     augment_rc=p["augment_rc"])
-        enc = arch["kwargs"].get("encoding", "counts")
-        inputs = {s: _inputs(self.codes[idx[s]], self.counts[idx[s]], arch, enc, p["k"]) for s in ("val", "test")}
+        enc = arch.kwargs.get("encoding", "counts")
+        inputs = {s: _inputs(self.codes[idx[s]], self.counts[idx[s]], arch, p["k"]) for s in ("val", "test")}
         val_proba, _ = insight.score_proba(model, inputs["val"], mc_samples=self.mc_samples, seed=self.seed)
         test_proba, uncertainty = insight.score_proba(model, inputs["test"], mc_samples=self.mc_samples,
                                                       seed=self.seed)
         metrics, evaluation, calibration = insight.analyse_predictions(
             self.y[idx["val"]], val_proba, self.y[idx["test"]], test_proba, self.class_names,
             calibrate=self.calibrate, uncertainty=uncertainty)
-        card = {"architecture": arch, "class_names": self.class_names, "metrics": metrics, "history": history,
-                "calibration": calibration, "parameters": {**p, "encoding": enc, "seed": self.seed},
-                "data": {"records": int(len(self.y)), "fingerprint": _fingerprint(self.codes, self.y)}}
+        card = ModelCard(architecture=arch, class_names=self.class_names, metrics=metrics, history=history,
+                         calibration=calibration, parameters={**p, "encoding": enc, "seed": self.seed},
+                         data={"records": int(len(self.y)), "fingerprint": _fingerprint(self.codes, self.y)})
         return Fitted(model, card, outputs={"evaluation": evaluation, "x_test": inputs["test"]})
 
 
@@ -258,26 +258,24 @@ def _evaluate(decision: Decision, spec: GenomeSpec, registry: ModelRegistry, key
     test records it never saw; the baselines on the same records; the evaluation table and explanations."""
     if decision.fitted is not None:
         model, card, test, outputs = decision.fitted.model, decision.trained, idx["test"], decision.fitted.outputs
-        metrics, evaluation, x_test = dict(card["metrics"]), outputs["evaluation"], outputs["x_test"]
+        metrics, evaluation, x_test = dict(card.metrics), outputs["evaluation"], outputs["x_test"]
     else:
         model, card = decision.model, decision.scoring
         test = honest_test(decision, registry, keys, idx["test"])
         if len(test) == 0:
             return {"note": NO_HONEST_TEST}, {}
         proba = spec.proba(model, card, test)
-        metrics = classification_metrics(y[test], proba.argmax(1), proba, class_names=card["class_names"])
+        metrics = classification_metrics(y[test], proba.argmax(1), proba, class_names=card.class_names)
         evaluation = insight.prediction_table(y[test], proba)
-        arch = card["architecture"]
-        x_test = _inputs(codes[test], counts[test], arch, arch["kwargs"].get("encoding", "counts"),
-                         card["parameters"]["k"])
+        x_test = _inputs(codes[test], counts[test], card.architecture, card.parameters["k"])
     metrics["test_records"] = int(len(test))
-    baselines = _baselines(codes, counts, y, {**idx, "test": test}, card["class_names"], seed)
+    baselines = _baselines(codes, counts, y, {**idx, "test": test}, card.class_names, seed)
     evaluation.insert(0, "id", np.array(ds["id"].values.tolist())[test])
     evaluation["length_bin"] = pd.cut(ds["length"].values[test], [0, 100, 150, 200, 250, 500, np.inf],
                                       labels=["<=100", "101-150", "151-200", "201-250", "251-500", ">500"])
     evaluation["sequence"] = training.code_strings(codes[test])
     write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
-    _explain(model, card["architecture"], x_test, evaluation, card["parameters"]["k"], run_dir, seed=seed)
+    _explain(model, card.architecture, x_test, evaluation, card.parameters["k"], run_dir, seed=seed)
     return metrics, baselines
 
 
@@ -308,13 +306,13 @@ def _cross_validate(architecture, class_names, codes, counts, y, idx, folds, *, 
     def fit_predict(fit: np.ndarray, stop: np.ndarray, held: np.ndarray, fold: int) -> np.ndarray:
         model, arch, _ = _fit(architecture, class_names, codes, counts, y, pool[fit], pool[stop], encoding=encoding,
                               k=k, epochs=epochs, seed=seed + fold, augment_rc=False)
-        return predict_proba(model, _inputs(codes[pool[held]], counts[pool[held]], arch, encoding, k))
+        return predict_proba(model, _inputs(codes[pool[held]], counts[pool[held]], arch, k))
 
     return insight.cross_validate(fit_predict, y[pool], folds, class_names=class_names, seed=seed)
 
 
-def _explain(model: nn.Module, arch: dict, x_test: np.ndarray, evaluation: pd.DataFrame, k: int, run_dir: str, *,
-             seed: int, per_class: int = 2) -> None:
+def _explain(model: nn.Module, arch: Architecture, x_test: np.ndarray, evaluation: pd.DataFrame, k: int,
+             run_dir: str, *, seed: int, per_class: int = 2) -> None:
     """Per-base importance (integrated gradients) for a few right predictions per class and the most confident
     mistakes, and the penultimate-layer embeddings of the test records."""
     y, y_pred = evaluation["y_true"].to_numpy(), evaluation["y_pred"].to_numpy()
@@ -322,8 +320,8 @@ def _explain(model: nn.Module, arch: dict, x_test: np.ndarray, evaluation: pd.Da
     rng = np.random.default_rng(seed)
     right = [rng.permutation(np.flatnonzero((y == c) & (y_pred == c)))[:per_class] for c in np.unique(y)]
     pick = np.concatenate([*right, insight.confident_mistakes(y, proba, n=per_class)]).astype(int)
-    encoding = arch["kwargs"].get("encoding")
-    if len(pick) and arch["class"] == "SeqCNN1D":
+    encoding = arch.kwargs.get("encoding")
+    if len(pick) and arch.name == "SeqCNN1D":
         x = torch.as_tensor(x_test[pick])
         if encoding == "kmer":
             tokens = insight.embedding_attributions(model, model.embed, x, y_pred[pick])
@@ -348,7 +346,7 @@ def score_sequences(sequences_uri: str, training_uri: str, run_dir: str, models_
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["scored_with"])
     model = registry.load(info["name"], info["scored_with"], build(card))
-    params = card["parameters"]
+    params = card.parameters
     length, k = params["length"], params["k"]
     table = read_parquet(sequences_uri)
     lengths = table["sequence"].str.len().to_numpy()
@@ -360,16 +358,15 @@ def score_sequences(sequences_uri: str, training_uri: str, run_dir: str, models_
         windows = [seqs[i][st:st + length] for i, st in zip(r, s, strict=True)]
         codes = encode.base_codes(windows, length, padding=params["padding"])
         counts = encode.kmer_counts(encode.kmer_tokens(codes, k), k)
-        proba, uncertainty = insight.score_proba(model, _inputs(codes, counts, card["architecture"],
-                                                                params["encoding"], k),
-                                                 mc_samples=mc_samples, calibration=card.get("calibration"))
-        frame = pd.DataFrame(proba, columns=[f"p_{c}" for c in card["class_names"]])
+        proba, uncertainty = insight.score_proba(model, _inputs(codes, counts, card.architecture, k),
+                                                 mc_samples=mc_samples, calibration=card.calibration)
+        frame = pd.DataFrame(proba, columns=[f"p_{c}" for c in card.class_names])
         if uncertainty is not None:
             frame["uncertainty"] = uncertainty
         frame.insert(0, "end", np.minimum(s + length, lengths[r]))
         frame.insert(0, "start", s)
         frame.insert(0, "id", table["id"].to_numpy()[r])
-        frame.insert(3, "predicted", np.asarray(card["class_names"])[proba.argmax(1)])
+        frame.insert(3, "predicted", np.asarray(card.class_names)[proba.argmax(1)])
         rows.append(frame)
     regions = pd.concat(rows, ignore_index=True)
     regions.to_csv(Path(run_dir) / "regions.bed.tmp", sep="\t", index=False, header=False)

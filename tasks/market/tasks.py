@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from models.architectures import build
+from models.card import Architecture, ModelCard
 from models.lifecycle import (
     NO_HONEST_TEST,
     Decision,
@@ -189,25 +190,25 @@ class MarketSpec:
         when = windows.target_dates(self.last.fold, self.starts, self.dates).astype("datetime64[s]").astype(str)
         return unit_keys(f"{name}|{day}" for name, day in zip(self.last.fold.symbols[self.symbol], when, strict=True))
 
-    def compatible(self, card: dict) -> bool:
+    def compatible(self, card: ModelCard) -> bool:
         """Same lag and horizon, and a scaler for every symbol the run forecasts."""
-        params, s = card.get("parameters", {}), self.settings
+        params, s = card.parameters, self.settings
         return params.get("lag") == s.lag and params.get("horizon") == s.horizon and all(
-            str(name) in card.get("scalers", {}) for name in self.last.fold.symbols)
+            str(name) in (card.scalers or {}) for name in self.last.fold.symbols)
 
-    def inputs(self, card: dict, units: np.ndarray) -> np.ndarray:
+    def inputs(self, card: ModelCard, units: np.ndarray) -> np.ndarray:
         """The windows at ``units`` scaled with the card's own per-symbol scalers."""
         fold, symbol = self.last.fold, self.symbol[units]
         raw = fold.x[self.starts[units]] * fold.std[symbol][:, None, :] + fold.mean[symbol][:, None, :]
         names = fold.symbols[symbol]
-        mean = np.array([card["scalers"][str(n)][0] for n in names]).reshape(-1, 1, raw.shape[2])
-        std = np.array([card["scalers"][str(n)][1] for n in names]).reshape(-1, 1, raw.shape[2])
+        mean = np.array([card.scalers[str(n)][0] for n in names]).reshape(-1, 1, raw.shape[2])
+        std = np.array([card.scalers[str(n)][1] for n in names]).reshape(-1, 1, raw.shape[2])
         return ((raw - mean) / std).astype(np.float32)
 
-    def forecast(self, model: nn.Module, card: dict, units: np.ndarray) -> np.ndarray:
-        return predict(model, torch.as_tensor(self.inputs(card, units))) * card["parameters"]["target_scale"]
+    def forecast(self, model: nn.Module, card: ModelCard, units: np.ndarray) -> np.ndarray:
+        return predict(model, torch.as_tensor(self.inputs(card, units))) * card.parameters["target_scale"]
 
-    def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
+    def score(self, model: nn.Module, card: ModelCard, units: np.ndarray) -> float:
         y = self.last.fold.y[self.starts[units]]
         return -regression_metrics(y, self.forecast(model, card, units))["rmse"]
 
@@ -221,15 +222,15 @@ class MarketSpec:
             per_fold.append(metrics)
             forecasts.append(frame)
         fold = self.last.fold
-        card = {"architecture": {"class": "LSTMForecaster", "kwargs": {
-                    "n_features": len(windows.FEATURES), "hidden": s.hidden,
-                    "head_dropout": 0.1 if s.mc_samples > 1 else 0.0}},
-                "parameters": {"lag": s.lag, "horizon": s.horizon, "folds": s.folds, "epochs": s.epochs,
-                               "target_scale": scale},
-                "scalers": {str(n): (m.tolist(), v.tolist()) for n, m, v in zip(fold.symbols, fold.mean, fold.std,
-                                                                                strict=True)},
-                "metrics": _mean_over_folds(per_fold)["lstm"], "history": history,
-                "data": {"trained_until": str(self.last.start)[:10]}}
+        arch = Architecture(name="LSTMForecaster", kwargs={"n_features": len(windows.FEATURES), "hidden": s.hidden,
+                                                           "head_dropout": 0.1 if s.mc_samples > 1 else 0.0})
+        card = ModelCard(
+            architecture=arch, metrics=_mean_over_folds(per_fold)["lstm"], history=history,
+            parameters={"lag": s.lag, "horizon": s.horizon, "folds": s.folds, "epochs": s.epochs,
+                        "target_scale": scale},
+            scalers={str(n): (m.tolist(), v.tolist()) for n, m, v in zip(fold.symbols, fold.mean, fold.std,
+                                                                         strict=True)},
+            data={"trained_until": str(self.last.start)[:10]})
         return Fitted(model, card, outputs={"per_fold": per_fold, "forecasts": pd.concat(forecasts, ignore_index=True)})
 
 
@@ -340,18 +341,18 @@ def forecast_next(prices_uri: str, training_uri: str, run_dir: str, models_root:
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["scored_with"])
     model = registry.load(info["name"], info["scored_with"], build(card))
-    lag = card["parameters"]["lag"]
+    lag = card.parameters["lag"]
     rows = []
     for symbol, group in sources.read_checked_prices(prices_uri).groupby("symbol", sort=True):
         if checks.PRE_SPLIT in symbol:  # the rows before a dropped split: that series has ended
             continue
         features, log_prices, dates = windows.symbol_features(group.reset_index(drop=True))
-        if len(features) < lag or symbol not in card["scalers"]:
+        if len(features) < lag or symbol not in card.scalers:
             continue
-        mean, std = (np.asarray(v) for v in card["scalers"][symbol])
+        mean, std = (np.asarray(v) for v in card.scalers[symbol])
         x = ((features[-lag:] - mean) / std)[None].astype(np.float32)
-        ret = float(predict(model, torch.as_tensor(x))[0] * card["parameters"]["target_scale"])
+        ret = float(predict(model, torch.as_tensor(x))[0] * card.parameters["target_scale"])
         rows.append({"symbol": symbol, "last_date": str(dates[-1])[:10], "last_price": float(np.exp(log_prices[-1])),
                      "predicted_log_return": ret, "predicted_price": float(np.exp(log_prices[-1] + ret)),
-                     "horizon": card["parameters"]["horizon"]})
+                     "horizon": card.parameters["horizon"]})
     return {"output": write_parquet(pd.DataFrame(rows), _run(run_dir, "forecasts.parquet"))}

@@ -23,6 +23,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
 from models.architectures import build
+from models.card import Architecture, ModelCard
 from models.lifecycle import (
     NO_HONEST_TEST,
     Decision,
@@ -398,10 +399,10 @@ class SatelliteSpec:
         return unit_keys(f"{self.ds.attrs['area']}|{self.block}|{r}|{c}" for r, c in zip(rows.ravel(), cols.ravel(),
                                                                                          strict=True))
 
-    def compatible(self, card: dict) -> bool:
-        return card["bands"] == self.bands and (not self.class_names or card["class_names"] == self.class_names)
+    def compatible(self, card: ModelCard) -> bool:
+        return card.bands == self.bands and (not self.class_names or card.class_names == self.class_names)
 
-    def patches(self, card: dict | None, units: np.ndarray, split_id: int) -> tuple[np.ndarray, np.ndarray, list]:
+    def patches(self, card: ModelCard | None, units: np.ndarray, split_id: int) -> tuple[np.ndarray, np.ndarray, list]:
         """(X, Y, windows): the patches of the blocks at ``units`` (indices into the block grid) that belong to
         ``split_id``, normalized for the model with ``card`` (None: this run's statistics). Training blocks get
         extra randomly placed patches, as the challenger is trained on."""
@@ -415,7 +416,7 @@ class SatelliteSpec:
         image = self.image if card is None else _champion_image(self.ds, card, self.image, self.stats)
         return (*_patches(image, self.labels, sub, split_id, windows, patch, once=not train), windows)
 
-    def split_patches(self, card: dict | None, *, test: np.ndarray | None = None) -> tuple[dict, dict]:
+    def split_patches(self, card: ModelCard | None, *, test: np.ndarray | None = None) -> tuple[dict, dict]:
         """(data, windows) of every split: {name: (X, Y)} and {name: windows}; ``test``: only those test blocks."""
         blocks, data, windows = self.block_split.ravel(), {}, {}
         for name, split_id in grid.SPLITS.items():
@@ -423,7 +424,7 @@ class SatelliteSpec:
             *data[name], windows[name] = self.patches(card, chosen, split_id)
         return data, windows
 
-    def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
+    def score(self, model: nn.Module, card: ModelCard, units: np.ndarray) -> float:
         x, y, _ = self.patches(card, units, grid.SPLITS["val"])
         proba, y = training.flatten_labelled(predict_proba(model, x), y)
         return classification_metrics(y, proba.argmax(1), proba, class_names=self.class_names)["macro_f1"]
@@ -454,13 +455,13 @@ class SatelliteSpec:
         buf = io.BytesIO()
         reference.to_parquet(buf, index=False)
         area = self.ds.attrs["area"]
-        card = {"architecture": {"class": "PixelFCN", "kwargs": kwargs}, "bands": self.bands,
-                "class_names": self.class_names, "metrics": metrics, "calibration": calibration,
-                "normalization": {k: self.stats[k] for k in ("mean", "std", "low", "high")},
-                "parameters": {key: s[key] for key in ("epochs", "patch", "seed", "batch_size")} | {"block": block},
-                "data": {"area": area, "train_patches": len(data["train"][0]),
-                         "fingerprint": _fingerprint(area, self.stats, labels, split)},
-                "history": history}
+        card = ModelCard(
+            architecture=Architecture(name="PixelFCN", kwargs=kwargs), bands=self.bands,
+            class_names=self.class_names, metrics=metrics, calibration=calibration, history=history,
+            normalization={k: self.stats[k] for k in ("mean", "std", "low", "high")},
+            parameters={key: s[key] for key in ("epochs", "patch", "seed", "batch_size")} | {"block": block},
+            data={"area": area, "train_patches": len(data["train"][0]),
+                  "fingerprint": _fingerprint(area, self.stats, labels, split)})
         return Fitted(model, card, extra_files={"reference.parquet": buf.getvalue()},
                       outputs={"baselines": baselines, "cv": cv, "test": data["test"]})
 
@@ -497,7 +498,7 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
                                          "labels and --train auto")
     if decision.fitted is not None:
         outputs = decision.fitted.outputs
-        metrics, baselines = dict(decision.trained["metrics"]), outputs["baselines"]
+        metrics, baselines = dict(decision.trained.metrics), outputs["baselines"]
         _explain(decision.fitted.model, outputs["test"], spec.bands, run_dir, seed=seed)
     else:
         metrics, baselines = _champion_metrics(spec, decision, registry, keys, mc_samples=mc_samples)
@@ -511,13 +512,13 @@ def _champion_metrics(spec: SatelliteSpec, decision: Decision, registry: ModelRe
     """The champion and the pixel baseline on the labelled test blocks the champion never saw (no metrics on
     unlabelled input or other classes)."""
     card = decision.scoring
-    if not (spec.labels != labelling.UNLABELLED).any() or spec.class_names != card["class_names"]:
+    if not (spec.labels != labelling.UNLABELLED).any() or spec.class_names != card.class_names:
         return {}, {}
     units = honest_test(decision, registry, keys, np.flatnonzero(spec.block_split.ravel() == grid.SPLITS["test"]))
     if len(units) == 0:
         return {"note": NO_HONEST_TEST}, {}
     data, windows = spec.split_patches(card, test=units)
-    metrics, baselines, _ = _test_metrics(decision.model, data, card["class_names"], spec.settings["seed"],
+    metrics, baselines, _ = _test_metrics(decision.model, data, card.class_names, spec.settings["seed"],
                                           spec.run_dir, mc_samples=mc_samples,
                                           scenes=_test_scenes(spec.ds, spec.scenes_uri, windows["test"],
                                                               data["test"][1], spec.settings["patch"]))
@@ -532,11 +533,11 @@ def _fingerprint(area: str, stats: dict, labels: np.ndarray, split: np.ndarray) 
     return digest.hexdigest()[:16]
 
 
-def _champion_image(ds: xr.Dataset, card: dict, image, stats: dict):
+def _champion_image(ds: xr.Dataset, card: ModelCard, image, stats: dict):
     """The mosaic normalized (lazily) with the champion's own training statistics."""
-    if all(card["normalization"].get(k) == stats[k] for k in ("mean", "std", "low", "high")):
+    if all(card.normalization.get(k) == stats[k] for k in ("mean", "std", "low", "high")):
         return image
-    return _normalized(ds, card["normalization"]).data
+    return _normalized(ds, card.normalization).data
 
 
 def _pixel_outputs(model: nn.Module, x: np.ndarray, y: np.ndarray, mc_samples: int,
@@ -639,8 +640,8 @@ def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_roo
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["scored_with"])
     model = registry.load(info["name"], info["scored_with"], build(card))
-    scored = classify_image(_normalized(ds, card["normalization"]), model, halo=2 * PixelFCN.halo,
-                            calibration=card.get("calibration"), mc_samples=mc_samples, seed=seed)
+    scored = classify_image(_normalized(ds, card.normalization), model, halo=2 * PixelFCN.halo,
+                            calibration=card.calibration, mc_samples=mc_samples, seed=seed)
     crs = ds.attrs["crs"]
     layers = {_run(run_dir, "classmap.tif"): (scored["class"].rio.write_crs(crs), NODATA_CLASS),
               _run(run_dir, "confidence.tif"): (scored["confidence"].rio.write_crs(crs), float("nan"))}
@@ -651,7 +652,7 @@ def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_roo
     if uncertainty_map:
         result["uncertainty"] = uncertainty_map[0]
         step, (uncertainty, classes) = _overview([result["uncertainty"], classmap])
-        result["uncertainty_summary"] = {**uncertainty_summary(uncertainty, classes, card["class_names"]),
+        result["uncertainty_summary"] = {**uncertainty_summary(uncertainty, classes, card.class_names),
                                          "samples": mc_samples, "every_nth_pixel": step}
     return result
 

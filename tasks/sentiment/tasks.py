@@ -14,6 +14,7 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
 from models.architectures import build
+from models.card import Architecture, ModelCard
 from models.lifecycle import (
     NO_HONEST_TEST,
     Decision,
@@ -105,18 +106,18 @@ class SentimentSpec:
                                                                                    mc_samples, seed)
         self.fingerprint = fingerprint
 
-    def compatible(self, card: dict) -> bool:
-        return self.class_names is None or card["class_names"] == self.class_names
+    def compatible(self, card: ModelCard) -> bool:
+        return self.class_names is None or card.class_names == self.class_names
 
-    def ids(self, card: dict, units: np.ndarray) -> np.ndarray:
+    def ids(self, card: ModelCard, units: np.ndarray) -> np.ndarray:
         """Token ids of the posts at ``units`` in the vocabulary of the model with ``card``."""
-        vocabulary = json.loads(self.registry.file(card["name"], card["version"], "vocabulary.json"))
-        return features.token_ids([self.tokens[i] for i in units], vocabulary, card["parameters"]["max_tokens"])
+        vocabulary = json.loads(self.registry.file(card.name, card.version, "vocabulary.json"))
+        return features.token_ids([self.tokens[i] for i in units], vocabulary, card.parameters["max_tokens"])
 
-    def proba(self, model: nn.Module, card: dict, units: np.ndarray) -> np.ndarray:
-        return insight.score_proba(model, self.ids(card, units), calibration=card.get("calibration"))[0]
+    def proba(self, model: nn.Module, card: ModelCard, units: np.ndarray) -> np.ndarray:
+        return insight.score_proba(model, self.ids(card, units), calibration=card.calibration)[0]
 
-    def score(self, model: nn.Module, card: dict, units: np.ndarray) -> float:
+    def score(self, model: nn.Module, card: ModelCard, units: np.ndarray) -> float:
         proba = self.proba(model, card, units)
         return classification_metrics(self.y[units], proba.argmax(1), proba, class_names=self.class_names)["macro_f1"]
 
@@ -131,11 +132,11 @@ class SentimentSpec:
         metrics, evaluation, calibration = insight.analyse_predictions(
             self.y[idx["val"]], val_proba, self.y[idx["test"]], proba, self.class_names, calibrate=self.calibrate,
             uncertainty=uncertainty)
-        card = {"architecture": {"class": "TextCNN", "kwargs": {"vocab_size": len(vocabulary) + 2,
-                                                                "n_classes": n_classes}},
-                "class_names": self.class_names, "metrics": metrics, "history": history, "calibration": calibration,
-                "parameters": {"max_tokens": self.max_tokens, "epochs": self.epochs, "seed": self.seed},
-                "data": {"posts": len(self.y), "fingerprint": self.fingerprint}}
+        card = ModelCard(architecture=Architecture(name="TextCNN", kwargs={"vocab_size": len(vocabulary) + 2,
+                                                                          "n_classes": n_classes}),
+                         class_names=self.class_names, metrics=metrics, history=history, calibration=calibration,
+                         parameters={"max_tokens": self.max_tokens, "epochs": self.epochs, "seed": self.seed},
+                         data={"posts": len(self.y), "fingerprint": self.fingerprint})
         return Fitted(model, card, extra_files={"vocabulary.json": json.dumps(vocabulary).encode()},
                       outputs={"evaluation": evaluation, "x_test": ids[idx["test"]]})
 
@@ -188,11 +189,11 @@ def _evaluate(decision: Decision, spec: SentimentSpec, registry: ModelRegistry, 
     card, y, tokens = decision.trained or decision.scoring, spec.y, spec.tokens
     if decision.fitted is not None:
         model, outputs = decision.fitted.model, decision.fitted.outputs
-        metrics, evaluation, x_test = dict(card["metrics"]), outputs["evaluation"], outputs["x_test"]
+        metrics, evaluation, x_test = dict(card.metrics), outputs["evaluation"], outputs["x_test"]
     else:
         model, x_test = decision.model, spec.ids(card, test)
         proba = spec.proba(model, card, test)
-        metrics = classification_metrics(y[test], proba.argmax(1), proba, class_names=card["class_names"])
+        metrics = classification_metrics(y[test], proba.argmax(1), proba, class_names=card.class_names)
         evaluation = insight.prediction_table(y[test], proba)
     metrics["test_records"] = int(len(test))
     tfidf = features.fit_tfidf([tokens[i] for i in idx["train"]])
@@ -200,10 +201,10 @@ def _evaluate(decision: Decision, spec: SentimentSpec, registry: ModelRegistry, 
 
     baseline = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
     baseline.fit(features.tfidf_matrix(tfidf, [tokens[i] for i in idx["train"]]), y[idx["train"]])
-    base_proba = np.zeros((len(test), len(card["class_names"])))
+    base_proba = np.zeros((len(test), len(card.class_names)))
     base_proba[:, baseline.classes_] = baseline.predict_proba(features.tfidf_matrix(tfidf, [tokens[i] for i in test]))
     baselines = {"tfidf_logreg": classification_metrics(y[test], base_proba.argmax(1), base_proba,
-                                                        class_names=card["class_names"])}
+                                                        class_names=card.class_names)}
     posts = table.iloc[test]
     evaluation.insert(0, "text", posts["text"].to_numpy())
     evaluation.insert(0, "id", posts["id"].to_numpy())
@@ -272,13 +273,13 @@ def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: st
     vocabulary = json.loads(registry.file(info["name"], info["scored_with"], "vocabulary.json"))
     model = registry.load(info["name"], info["scored_with"], build(card))
     table = read_parquet(clean_uri)
-    ids = features.token_ids(table["tokens"].map(list).tolist(), vocabulary, card["parameters"]["max_tokens"])
-    proba, uncertainty = insight.score_proba(model, ids, mc_samples=mc_samples, calibration=card.get("calibration"))
+    ids = features.token_ids(table["tokens"].map(list).tolist(), vocabulary, card.parameters["max_tokens"])
+    proba, uncertainty = insight.score_proba(model, ids, mc_samples=mc_samples, calibration=card.calibration)
     if not len(ids):
-        proba = np.zeros((0, len(card["class_names"])))
-    out = pd.DataFrame(proba, columns=[f"p_{c}" for c in card["class_names"]])
+        proba = np.zeros((0, len(card.class_names)))
+    out = pd.DataFrame(proba, columns=[f"p_{c}" for c in card.class_names])
     if uncertainty is not None:
         out["uncertainty"] = uncertainty
-    out.insert(0, "predicted", np.asarray(card["class_names"])[proba.argmax(1)] if len(ids) else [])
+    out.insert(0, "predicted", np.asarray(card.class_names)[proba.argmax(1)] if len(ids) else [])
     out.insert(0, "id", table["id"].to_numpy())
     return {"output": write_parquet(out, _run(run_dir, "predictions.parquet"))}
