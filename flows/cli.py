@@ -110,8 +110,10 @@ def _genome_parser(sub) -> None:
     p.add_argument("--length", type=int, default=200, help="pad or truncate every sequence to this length")
     p.add_argument("-k", "--k", type=int, default=4, help="k-mer size")
     p.add_argument("--padding", choices=["right", "left", "centre"], default="centre")
-    p.add_argument("--model", choices=["cnn1d", "kmer2d"], default="cnn1d")
-    p.add_argument("--encoding", choices=["kmer", "onehot"], default="kmer", help="input of the 1D CNN")
+    p.add_argument("--model", choices=["poscnn", "cnn1d", "kmer2d"], default="poscnn",
+                   help="position-aware 1D CNN (default), 1D CNN with global pooling, or 2D k-mer CNN")
+    p.add_argument("--encoding", choices=["onehot", "kmer"], default="onehot",
+                   help="input of the 1D CNNs: one-hot bases (default) or k-mer tokens")
     p.add_argument("--train", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--model-name", default="genome", type=_name("model name", "--model-name"))
     p.add_argument("--epochs", type=int, default=20)

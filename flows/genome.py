@@ -19,7 +19,7 @@ from tasks.store import data_root
 
 @flow(name="genome")
 def genome(input: str | list[str] | None = None, labels: str | None = None, label_from_filename: bool = False,
-           length: int = 200, k: int = 4, padding: str = "centre", model: str = "cnn1d", encoding: str = "kmer",
+           length: int = 200, k: int = 4, padding: str = "centre", model: str = "poscnn", encoding: str = "onehot",
            train: str = "auto", model_name: str = "genome", epochs: int = 20, folds: int = 0,
            augment_rc: bool = False, min_length: int = 20, stride: int | None = None, synthetic_n: int = 2000,
            seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, out: str | None = None,

@@ -87,8 +87,9 @@ class GenomeParams(PipelineParams):
     length: int = Field(200, ge=8, le=100_000, description="pad or truncate every sequence to this length")
     k: int = Field(4, ge=1, le=8, description="k-mer size")
     padding: Literal["right", "left", "centre"] = Field("centre", description="where short sequences are padded")
-    model: Literal["cnn1d", "kmer2d"] = Field("cnn1d", description="1D sequence CNN or 2D k-mer CNN")
-    encoding: Literal["kmer", "onehot"] = Field("kmer", description="input of the 1D CNN")
+    model: Literal["poscnn", "cnn1d", "kmer2d"] = Field(
+        "poscnn", description="position-aware 1D CNN, 1D CNN with global pooling, or 2D k-mer CNN")
+    encoding: Literal["onehot", "kmer"] = Field("onehot", description="input of the 1D CNNs: bases or k-mer tokens")
     train: Train = Field("auto", description=TRAIN)
     model_name: str = Field("genome", pattern=NAME_PATTERN, description="model registry name")
     epochs: int = Field(20, ge=1, le=1000, description="training epochs")

@@ -1,4 +1,5 @@
-"""Sequence classifiers: a 1D CNN over k-mer embeddings or one-hot bases, and the 2D k-mer CNN."""
+"""Sequence classifiers: a position-aware 1D CNN (the default), a 1D CNN with global pooling over k-mer
+embeddings or one-hot bases, and the 2D k-mer CNN."""
 
 from __future__ import annotations
 
@@ -31,6 +32,31 @@ class SeqCNN1D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.embed(x.long()).transpose(1, 2) if self.embed is not None else x.transpose(1, 2)
         return self.head(self.conv(x).amax(dim=2))
+
+
+class PosCNN1D(nn.Module):
+    """Position-aware CNN, the default: two convolutions, then the feature maps averaged in ``bins`` windows along
+    the sequence and a dense layer over those positions, beside a global max pool. The bins learn where a motif
+    sits (promoters, splice sites); the max pool learns that it is there at all (binding sites anywhere)."""
+
+    def __init__(self, n_classes: int, *, length: int, encoding: str = "onehot", vocab_size: int = 4**4 + 2,
+                 embed_dim: int = 32, channels: int = 64, kernel: int = 9, bins: int = 16, dropout: float = 0.3):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0) if encoding == "kmer" else None
+        in_channels = embed_dim if encoding == "kmer" else 4
+        self.conv = nn.Sequential(
+            nn.Conv1d(in_channels, channels, kernel, padding=kernel // 2), nn.BatchNorm1d(channels), nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(channels, channels, 5, padding=2), nn.BatchNorm1d(channels), nn.ReLU(),
+        )
+        self.bins = nn.AdaptiveAvgPool1d(max(1, min(bins, length // 4)))
+        self.head = nn.Sequential(nn.Dropout(dropout),
+                                  nn.Linear(channels * (self.bins.output_size + 1), n_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x.long()).transpose(1, 2) if self.embed is not None else x.transpose(1, 2)
+        h = self.conv(x)
+        return self.head(torch.cat([self.bins(h).flatten(1), h.amax(dim=2)], dim=1))
 
 
 class KmerCNN2D(nn.Module):

@@ -22,6 +22,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 5
+    min_steps: int = 0
     seed: int = 0
     device: str | None = None
     progress: bool | None = None
@@ -55,7 +56,8 @@ def _mean_loss(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: 
 
 def train_model(model: nn.Module, train: Dataset | tuple, val: Dataset | tuple, *,
                 loss_fn: Callable | None = None, config: TrainConfig | None = None) -> dict:
-    """Fit ``model`` in place and restore the weights of the epoch with the lowest validation loss.
+    """Fit ``model`` in place and restore the weights of the epoch with the lowest validation loss. A small set
+    gets more epochs than ``config.epochs`` when that many would take fewer than ``config.min_steps`` batches.
 
     Returns the history: ``train_loss``, ``val_loss`` per epoch, ``best_epoch``, ``seconds``, ``device``.
     """
@@ -73,7 +75,7 @@ def train_model(model: nn.Module, train: Dataset | tuple, val: Dataset | tuple, 
     history: dict = {"train_loss": [], "val_loss": [], "best_epoch": 0, "device": str(device)}
     best_loss, best_state, stale = float("inf"), copy.deepcopy(model.state_dict()), 0
     started = time.perf_counter()
-    epochs = range(1, config.epochs + 1)
+    epochs = range(1, max(config.epochs, -(-config.min_steps // max(len(train_loader), 1))) + 1)
     if show:
         from tqdm.auto import tqdm
 

@@ -204,7 +204,7 @@ def embed_2d(features: np.ndarray, *, seed: int = 0, tsne_max: int = 1500) -> pd
     components = min(2, features.shape[1])
     out.iloc[:, :components] = PCA(n_components=components, random_state=seed).fit_transform(features)
     pick = np.random.default_rng(seed).permutation(len(features))[:tsne_max]
-    if len(pick) > 5:
+    if len(np.unique(features[pick], axis=0)) > 5:  # Barnes-Hut t-SNE crashes the process on all-equal points
         tsne = TSNE(n_components=2, perplexity=min(30.0, (len(pick) - 1) / 3), init="pca", random_state=seed)
         out.iloc[pick, 2:] = tsne.fit_transform(features[pick])
     return out

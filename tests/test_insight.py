@@ -217,3 +217,10 @@ def test_the_class_map_scores_with_the_models_calibration():
         proba = torch.softmax(model(torch.from_numpy(block)[None]), dim=1)[0].numpy()
     expected = insight.apply_calibration(calibration, proba.reshape(3, -1).T).max(axis=1).reshape(4, 5)
     assert np.allclose(calibrated[1], expected, atol=1e-6) and not np.allclose(calibrated[1], raw[1])
+
+
+def test_identical_points_get_pca_but_no_tsne():
+    from tasks.insight import embed_2d
+
+    table = embed_2d(np.ones((40, 8), dtype=np.float32))
+    assert table[["pca_1", "pca_2"]].notna().all().all() and table[["tsne_1", "tsne_2"]].isna().all().all()

@@ -66,7 +66,8 @@ def test_each_deployment_form_is_its_parameter_model() -> None:
     assert sat["source"]["enum"] == ["synthetic", "local", "sentinelhub"]
     assert sat["mosaic_method"]["enum"] == ["first", "median", "least-cloudy"]
     genome = parameter_schema(PIPELINES["genome"]).model_dump()["definitions"]["GenomeParams"]["properties"]
-    assert genome["model"]["enum"] == ["cnn1d", "kmer2d"] and genome["padding"]["enum"] == ["right", "left", "centre"]
+    assert genome["model"]["enum"] == ["poscnn", "cnn1d", "kmer2d"]
+    assert genome["padding"]["enum"] == ["right", "left", "centre"]
 
 
 def _api(url: str):

@@ -66,6 +66,10 @@ class TestTrainModel:
         for name, value in model.state_dict().items():
             assert torch.equal(value, before[name])
 
+    def test_a_small_set_gets_enough_batches(self) -> None:
+        history = fit(linear(), epochs=1, lr=1e-4, patience=50, min_steps=10)  # 64 records of 16: 4 batches/epoch
+        assert len(history["val_loss"]) == 3
+
     def test_same_seed_gives_identical_weights(self) -> None:
         first, second = linear(seed=7), linear(seed=7)
         history_1 = fit(first, epochs=5, seed=3)

@@ -36,6 +36,7 @@ from tasks.store import fetch, open_zarr, read_json, read_parquet, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 20_000
+MIN_STEPS = 400  # a hundred records still get enough updates to learn
 
 
 def _run(run_dir: str, name: str) -> str:
@@ -136,9 +137,14 @@ def _inputs(codes: np.ndarray, counts: np.ndarray, arch: Architecture, k: int) -
     return training.model_input(codes, encoding=encoding, k=k)
 
 
-def _new_model(architecture: str, n_classes: int, *, encoding: str, k: int) -> tuple[nn.Module, Architecture]:
+def _new_model(architecture: str, n_classes: int, *, encoding: str, k: int,
+               length: int) -> tuple[nn.Module, Architecture]:
     if architecture == "kmer2d":
         arch = Architecture(name="KmerCNN2D", kwargs={"n_classes": n_classes, "k": k})
+    elif architecture == "poscnn":
+        arch = Architecture(name="PosCNN1D", kwargs={
+            "n_classes": n_classes, "encoding": encoding, "vocab_size": encode.vocabulary_size(k),
+            "length": length - k + 1 if encoding == "kmer" else length})
     else:
         arch = Architecture(name="SeqCNN1D", kwargs={"n_classes": n_classes, "encoding": encoding,
                                                      "vocab_size": encode.vocabulary_size(k)})
@@ -147,7 +153,7 @@ def _new_model(architecture: str, n_classes: int, *, encoding: str, k: int) -> t
 
 def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding, k, epochs, seed, augment_rc):
     seed_everything(seed)
-    model, arch = _new_model(architecture, len(class_names), encoding=encoding, k=k)
+    model, arch = _new_model(architecture, len(class_names), encoding=encoding, k=k, length=x_codes.shape[1])
     tr_codes, tr_y = x_codes[train], y[train]
     tr_counts = counts[train]
     if augment_rc:
@@ -157,7 +163,8 @@ def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding,
     xt = _inputs(tr_codes, tr_counts, arch, k)
     xv = _inputs(x_codes[val], counts[val], arch, k)
     history = train_model(model, (torch.as_tensor(xt), torch.as_tensor(tr_y)), (torch.as_tensor(xv),
-                          torch.as_tensor(y[val])), config=TrainConfig(epochs=epochs, seed=seed, batch_size=64))
+                          torch.as_tensor(y[val])), config=TrainConfig(epochs=epochs, seed=seed, batch_size=64,
+                                                                          min_steps=MIN_STEPS))
     return model, arch, history
 
 
@@ -208,7 +215,7 @@ class GenomeSpec:
 
 @task(name="train or load the classifier", **CACHED)
 def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
-                              model_name: str = "genome", architecture: str = "cnn1d", encoding: str = "kmer",
+                              model_name: str = "genome", architecture: str = "poscnn", encoding: str = "onehot",
                               epochs: int = 20, folds: int = 0, augment_rc: bool = False, seed: int = 0,
                               calibrate: str | None = None, mc_samples: int = 0) -> dict:
     """Stratified split, then the one model lifecycle (models/lifecycle.py): train a challenger or reuse the
@@ -321,7 +328,7 @@ def _explain(model: nn.Module, arch: Architecture, x_test: np.ndarray, evaluatio
     right = [rng.permutation(np.flatnonzero((y == c) & (y_pred == c)))[:per_class] for c in np.unique(y)]
     pick = np.concatenate([*right, insight.confident_mistakes(y, proba, n=per_class)]).astype(int)
     encoding = arch.kwargs.get("encoding")
-    if len(pick) and arch.name == "SeqCNN1D":
+    if len(pick) and arch.name in ("PosCNN1D", "SeqCNN1D"):
         x = torch.as_tensor(x_test[pick])
         if encoding == "kmer":
             tokens = insight.embedding_attributions(model, model.embed, x, y_pred[pick])
