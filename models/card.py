@@ -1,8 +1,8 @@
 """The model card: one typed record of what a registered model is, what it was trained on, and how to use it.
 
 A domain fills the fields it needs (``bands`` and ``normalization`` for satellite, ``scalers`` for market); the
-registry fills the identity fields (``name``, ``version``, ``created``, ``uri``, ``weights_sha256``) when it stores
-the weights. Cards are JSON on disk (``card.json``) and are validated when read.
+registry fills the identity fields (``name``, ``version``, ``created``, ``uri``, ``weights_sha256``, ``tessera``)
+when it stores the weights. Cards are JSON on disk (``card.json``) and are validated when read.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class ModelCard(BaseModel):
         default=None, description="satellite: per-band mean, std, low and high of the training area")
     scalers: dict[str, tuple[list[float], list[float]]] | None = Field(
         default=None, description="market: per-symbol feature mean and std")
-    tessera: str = Field(default_factory=tessera_version, description="the tessera version that trained it")
+    tessera: str = Field("unknown", description="the tessera version that registered it")
     name: str = ""
     version: str = ""
     created: str = ""

@@ -17,7 +17,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from models.card import ModelCard
+from models.card import ModelCard, tessera_version
 from tasks.errors import BadInputError
 from tasks.store import (
     check_name,
@@ -84,7 +84,8 @@ class ModelRegistry:
         for file_name, data in (extra_files or {}).items():
             write_bytes(data, join(version_dir, file_name))
         card = card.model_copy(update={"name": name, "version": f"v{n}", "created": now_iso(), "uri": version_dir,
-                                       "weights_sha256": hashlib.sha256(weights).hexdigest()})
+                                       "weights_sha256": hashlib.sha256(weights).hexdigest(),
+                                       "tessera": tessera_version()})
         write_json(card.to_json(), join(version_dir, "card.json"))
         return card
 

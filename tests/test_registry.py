@@ -41,7 +41,7 @@ class TestModelRegistry:
         card = registry.card("genome_cnn", "v2")
         assert card.metrics == {"macro_f1": 0.8}
         assert (card.name, card.version, card.uri) == ("genome_cnn", "v2", second.uri)
-        assert card.created
+        assert card.created and card.tessera != "unknown"
         assert (Path(first.uri) / "weights.pt").is_file()
 
     def test_versions_are_per_name(self, registry: ModelRegistry) -> None:
