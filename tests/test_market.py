@@ -534,3 +534,14 @@ class TestMarketSpec:
         val_dates = windows.target_dates(fold, spec.starts[units], spec.dates)
         test_dates = windows.target_dates(fold, spec.starts[spec.split == 2], spec.dates)
         assert val_dates.max() < spec.last.start <= test_dates.min()  # validation precedes the test period
+
+
+class TestShrinkOnValidation:
+    def test_a_forecast_without_signal_is_shrunk_to_no_change_and_a_good_one_kept(self) -> None:
+        from tasks.market.tasks import shrink_on_validation
+
+        rng = np.random.default_rng(0)
+        actual = rng.normal(0, 0.01, 500)
+        assert shrink_on_validation(actual, rng.normal(0, 0.01, 500)) == 0.0
+        assert shrink_on_validation(actual, actual) == 1.0
+        assert shrink_on_validation(actual, 2 * actual) == 0.5

@@ -130,9 +130,12 @@ def build_report(run: dict) -> evaluate.Report:
         if run["metrics"].get("folds"):
             report.table([{"fold": f["fold"], "validation from": f.get("validation_from"),
                            "test": f"{f['test_from']} .. {f['test_to']}", "windows": f["test_windows"],
+                           "forecast kept": f.get("shrink"),
                            **{f"{m}_rmse": f[m]["rmse"] for m in ("lstm", "persistence", "moving_average",
                                                                    "linear_window")}}
-                          for f in run["metrics"]["folds"]], caption="RMSE per fold")
+                          for f in run["metrics"]["folds"]],
+                         caption="RMSE per fold; 'forecast kept' is the share of the LSTM's forecast it keeps, chosen "
+                                 "on the validation windows")
     frame_path = run_dir / "walk_forward.parquet"
     if frame_path.exists() and len(pd.read_parquet(frame_path)):
         frame = pd.read_parquet(frame_path)
