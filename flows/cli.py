@@ -137,7 +137,8 @@ def _sentiment_parser(sub) -> None:
                    choices=sorted(_clean_steps()), help="turn a cleaning step off (repeatable)")
     p.add_argument("--train", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--model-name", default="sentiment", type=_name("model name", "--model-name"))
-    p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="tokens per post the model reads (default: the 99th percentile of the training posts, 8-512)")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     _common(p)

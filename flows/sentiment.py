@@ -13,7 +13,7 @@ from tasks.store import data_root
 @flow(name="sentiment")
 def sentiment(input: str | None = None, text_column: str | None = None, label_column: str | None = None,
               encoding: str = "utf-8", max_chars: int = 5000, clean_options: dict | None = None,
-              train: str = "auto", model_name: str = "sentiment", max_tokens: int = 48, epochs: int = 15,
+              train: str = "auto", model_name: str = "sentiment", max_tokens: int | None = None, epochs: int = 15,
               synthetic_n: int = 3000, seed: int = 0, calibrate: str | None = None, mc_samples: int = 0,
               folds: int = 0, out: str | None = None, dask_address: str | None = None,
               run_id: str | None = None) -> dict:

@@ -17,3 +17,70 @@ class TextCNN(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         x = self.embed(ids.long()).transpose(1, 2)
         return self.head(torch.cat([torch.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1))
+
+
+class HybridTextCNN(nn.Module):
+    """TF-IDF features and a text CNN's pooled features into one linear decision, the default.
+
+    The linear part reads the post's TF-IDF over its word unigrams and bigrams (sublinear term frequency, L2
+    norm), computed inside the model from the token ids with the training posts' bigram list and IDF kept as
+    buffers; it is fitted first as a logistic regression. The CNN part learns its own features on the same
+    training posts, and ``beta``, chosen on the validation posts, says how much its logits add. A few thousand
+    posts are too few for a CNN alone to match a linear model on TF-IDF; on top of one it can add what the bag
+    of words misses (word order beyond bigrams, misspelt or rare forms near known ones).
+    """
+
+    def __init__(self, vocab_size: int, n_classes: int, n_bigrams: int, *, embed_dim: int = 64, channels: int = 64,
+                 kernels: tuple[int, ...] = (2, 3, 4), dropout: float = 0.5):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.register_buffer("bigrams", torch.zeros(n_bigrams, dtype=torch.long))
+        self.register_buffer("idf", torch.ones(vocab_size + n_bigrams))
+        self.register_buffer("beta", torch.ones(()))
+        self.linear = nn.EmbeddingBag(vocab_size + n_bigrams, n_classes, mode="sum", padding_idx=0)
+        self.bias = nn.Parameter(torch.zeros(n_classes))
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.convs = nn.ModuleList(nn.Conv1d(embed_dim, channels, k, padding=k // 2) for k in kernels)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels * len(kernels), n_classes))
+
+    def bigram_keys(self, ids: torch.Tensor) -> torch.Tensor:
+        """One integer per pair of neighbouring known tokens, -1 where either is padding or unknown."""
+        a, b = ids[:, :-1].long(), ids[:, 1:].long()
+        return torch.where((a > 1) & (b > 1), a * self.vocab_size + b, -1)
+
+    def tfidf(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(feature index, weight) per token and bigram of each post: summed per post, its TF-IDF vector."""
+        ids = ids.long()
+        keys = self.bigram_keys(ids)
+        if len(self.bigrams):
+            at = torch.searchsorted(self.bigrams, keys.clamp(min=0)).clamp(max=len(self.bigrams) - 1)
+            known = (keys >= 0) & (self.bigrams[at] == keys)
+        else:
+            at, known = torch.zeros_like(keys), torch.zeros_like(keys, dtype=torch.bool)
+        feats = torch.cat([torch.where(ids > 1, ids, 0), torch.where(known, self.vocab_size + at, 0)], dim=1)
+        count = _occurrences(feats)
+        idf = self.idf[feats] * (feats > 0)
+        tf = 1 + torch.log(count)
+        norm = (idf.square() * tf.square() / count).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-12)
+        return feats, idf * tf / count / norm
+
+    def linear_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        feats, weights = self.tfidf(ids)
+        return self.linear(feats, per_sample_weights=weights) + self.bias
+
+    def cnn_logits(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(ids.long()).transpose(1, 2)
+        return self.head(torch.cat([torch.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.linear_logits(ids) + self.beta * self.cnn_logits(ids)
+
+
+def _occurrences(feats: torch.Tensor) -> torch.Tensor:
+    """How often each entry's value occurs in its row, for every entry."""
+    ordered, order = feats.sort(dim=1)
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    group = starts.long().cumsum(dim=1) - 1
+    sizes = torch.zeros_like(group).scatter_add_(1, group, torch.ones_like(group))
+    return torch.empty_like(group).scatter_(1, order, sizes.gather(1, group)).float()

@@ -25,17 +25,17 @@ from models.lifecycle import (
     write_result,
 )
 from models.registry import ModelRegistry
-from models.sentiment import TextCNN
-from models.train import TrainConfig, predict_proba, seed_everything, train_model
+from models.train import predict_proba
 from tasks import insight, splits
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
-from tasks.sentiment import checks, clean, features, sources
+from tasks.sentiment import checks, clean, features, sources, training
 from tasks.store import fetch, read_json, read_parquet, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 50_000
+VOCABULARY = 100_000  # every training token up to this many: the linear part reads them all, as TF-IDF does
 
 
 def _run(run_dir: str, name: str) -> str:
@@ -95,12 +95,13 @@ def _fingerprint(table: pd.DataFrame) -> str:
 
 
 class SentimentSpec:
-    """The sentiment domain for the model lifecycle: posts as token lists, a text CNN with its own vocabulary
-    fitted on the training posts, early-stopped and calibrated on validation, scored by macro F1."""
+    """The sentiment domain for the model lifecycle: posts as token lists, the hybrid TF-IDF + text CNN model with
+    its own vocabulary fitted on the training posts, early-stopped and calibrated on validation, scored by macro
+    F1."""
 
     def __init__(self, tokens: list[list[str]], y: np.ndarray, idx: dict, class_names: list[str] | None,
-                 registry: ModelRegistry, *, max_tokens: int, epochs: int, calibrate: str | None, mc_samples: int,
-                 seed: int, fingerprint: str) -> None:
+                 registry: ModelRegistry, *, max_tokens: int | None, epochs: int, calibrate: str | None,
+                 mc_samples: int, seed: int, fingerprint: str) -> None:
         self.tokens, self.y, self.idx, self.class_names, self.registry = tokens, y, idx, class_names, registry
         self.max_tokens, self.epochs, self.calibrate, self.mc_samples, self.seed = (max_tokens, epochs, calibrate,
                                                                                    mc_samples, seed)
@@ -123,19 +124,22 @@ class SentimentSpec:
 
     def fit(self) -> Fitted:
         idx, n_classes = self.idx, len(self.class_names)
-        vocabulary = features.build_vocabulary([self.tokens[i] for i in idx["train"]])
-        ids = features.token_ids(self.tokens, vocabulary, self.max_tokens)
-        model, history = _fit_text_cnn(ids, self.y, idx["train"], idx["val"], len(vocabulary) + 2, n_classes,
-                                       epochs=self.epochs, seed=self.seed)
+        vocabulary = features.build_vocabulary([self.tokens[i] for i in idx["train"]], min_count=1,
+                                               max_size=VOCABULARY)
+        length = self.max_tokens or training.post_length([self.tokens[i] for i in idx["train"]])
+        ids = features.token_ids(self.tokens, vocabulary, length)
+        model, history = training.fit_hybrid(ids, self.y, idx["train"], idx["val"], len(vocabulary) + 2, n_classes,
+                                             epochs=self.epochs, seed=self.seed)
         val_proba, _ = insight.score_proba(model, ids[idx["val"]], mc_samples=self.mc_samples, seed=self.seed)
         proba, uncertainty = insight.score_proba(model, ids[idx["test"]], mc_samples=self.mc_samples, seed=self.seed)
         metrics, evaluation, calibration = insight.analyse_predictions(
             self.y[idx["val"]], val_proba, self.y[idx["test"]], proba, self.class_names, calibrate=self.calibrate,
             uncertainty=uncertainty)
-        card = ModelCard(architecture=Architecture(name="TextCNN", kwargs={"vocab_size": len(vocabulary) + 2,
-                                                                          "n_classes": n_classes}),
+        kwargs = {"vocab_size": len(vocabulary) + 2, "n_classes": n_classes, "n_bigrams": model.bigrams.numel()}
+        card = ModelCard(architecture=Architecture(name="HybridTextCNN", kwargs=kwargs),
                          class_names=self.class_names, metrics=metrics, history=history, calibration=calibration,
-                         parameters={"max_tokens": self.max_tokens, "epochs": self.epochs, "seed": self.seed},
+                         parameters={"max_tokens": length, "epochs": self.epochs, "seed": self.seed,
+                                     "beta": history["beta"]},
                          data={"posts": len(self.y), "fingerprint": self.fingerprint})
         return Fitted(model, card, extra_files={"vocabulary.json": json.dumps(vocabulary).encode()},
                       outputs={"evaluation": evaluation, "x_test": ids[idx["test"]]})
@@ -143,7 +147,7 @@ class SentimentSpec:
 
 @task(name="train or load the classifier", **CACHED)
 def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
-                          model_name: str = "sentiment", max_tokens: int = 48, epochs: int = 15,
+                          model_name: str = "sentiment", max_tokens: int | None = None, epochs: int = 15,
                           seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, folds: int = 0) -> dict:
     """Split first, then the one model lifecycle (models/lifecycle.py): a challenger text CNN (vocabulary and
     TF-IDF fitted on the training posts only) or the champion, compared on validation posts the champion never
@@ -216,31 +220,18 @@ def _evaluate(decision: Decision, spec: SentimentSpec, registry: ModelRegistry, 
 
 
 def _cross_validate(tokens: list[list[str]], y: np.ndarray, idx: dict, folds: int, class_names: list[str], *,
-                    max_tokens: int, epochs: int, seed: int) -> dict:
+                    max_tokens: int | None, epochs: int, seed: int) -> dict:
     """Stratified k-fold over the train and validation posts, a vocabulary per fold."""
     pool = np.concatenate([idx["train"], idx["val"]])
 
     def fit_predict(fit: np.ndarray, stop: np.ndarray, held: np.ndarray, fold: int) -> np.ndarray:
-        vocab = features.build_vocabulary([tokens[i] for i in pool[fit]])
-        x = features.token_ids(tokens, vocab, max_tokens)
-        fitted, _ = _fit_text_cnn(x, y, pool[fit], pool[stop], len(vocab) + 2, len(class_names), epochs=epochs,
-                                  seed=seed + fold)
+        vocab = features.build_vocabulary([tokens[i] for i in pool[fit]], min_count=1, max_size=VOCABULARY)
+        x = features.token_ids(tokens, vocab, max_tokens or training.post_length([tokens[i] for i in pool[fit]]))
+        fitted, _ = training.fit_hybrid(x, y, pool[fit], pool[stop], len(vocab) + 2, len(class_names),
+                                        epochs=epochs, seed=seed + fold)
         return predict_proba(fitted, x[pool[held]])
 
     return insight.cross_validate(fit_predict, y[pool], folds, class_names=class_names, seed=seed)
-
-
-def _fit_text_cnn(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, vocab_size: int,
-                  n_classes: int, *, epochs: int, seed: int) -> tuple[nn.Module, dict]:
-    """A text CNN with class weights from the training posts, early-stopped on the validation posts."""
-    seed_everything(seed)
-    model = TextCNN(vocab_size, n_classes)
-    counts = np.bincount(y[train], minlength=n_classes).astype(np.float32)
-    weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_classes, dtype=torch.float32)
-    history = train_model(model, (ids[train], y[train]), (ids[val], y[val]),
-                          loss_fn=nn.CrossEntropyLoss(weight=weights),
-                          config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, patience=4))
-    return model, history
 
 
 def _explain(model: nn.Module, x_test: np.ndarray, evaluation: pd.DataFrame, tokens: list[list[str]], run_dir: str,
