@@ -22,22 +22,26 @@ class TextCNN(nn.Module):
 class HybridTextCNN(nn.Module):
     """TF-IDF features and a text CNN's pooled features into one linear decision, the default.
 
-    The linear part reads the post's TF-IDF over its word unigrams and bigrams (sublinear term frequency, L2
-    norm), computed inside the model from the token ids with the training posts' bigram list and IDF kept as
-    buffers; it is fitted first as a logistic regression. The CNN part learns its own features on the same
-    training posts, and ``beta``, chosen on the validation posts, says how much its logits add. A few thousand
-    posts are too few for a CNN alone to match a linear model on TF-IDF; on top of one it can add what the bag
-    of words misses (word order beyond bigrams, misspelt or rare forms near known ones).
+    The linear part reads two TF-IDF blocks (sublinear term frequency, each L2-normed, together of unit norm):
+    the post's word unigrams and bigrams, and the character 2- to 5-grams inside its words (``subwords``: a
+    table from each vocabulary token to its n-gram features). Both are computed inside the model from the token
+    ids, with the training posts' bigram list, n-gram table and IDF kept as buffers, and fitted first as a
+    logistic regression. The CNN part learns its own features on the same training posts, and ``beta``, chosen
+    on the validation posts, says how much its logits add. A few thousand posts are too few for a CNN alone to
+    match a linear model on TF-IDF; beside one it can add what a bag of words misses.
     """
 
-    def __init__(self, vocab_size: int, n_classes: int, n_bigrams: int, *, embed_dim: int = 64, channels: int = 64,
-                 kernels: tuple[int, ...] = (2, 3, 4), dropout: float = 0.5):
+    def __init__(self, vocab_size: int, n_classes: int, n_bigrams: int, n_subwords: int = 0, subword_slots: int = 0,
+                 *, embed_dim: int = 64, channels: int = 64, kernels: tuple[int, ...] = (2, 3, 4),
+                 dropout: float = 0.5):
         super().__init__()
         self.vocab_size = vocab_size
+        n_features = vocab_size + n_bigrams + n_subwords
         self.register_buffer("bigrams", torch.zeros(n_bigrams, dtype=torch.long))
-        self.register_buffer("idf", torch.ones(vocab_size + n_bigrams))
+        self.register_buffer("subwords", torch.zeros(vocab_size, subword_slots, dtype=torch.int32))
+        self.register_buffer("idf", torch.ones(n_features))
         self.register_buffer("beta", torch.ones(()))
-        self.linear = nn.EmbeddingBag(vocab_size + n_bigrams, n_classes, mode="sum", padding_idx=0)
+        self.linear = nn.EmbeddingBag(n_features, n_classes, mode="sum", padding_idx=0)
         self.bias = nn.Parameter(torch.zeros(n_classes))
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, channels, k, padding=k // 2) for k in kernels)
@@ -48,8 +52,8 @@ class HybridTextCNN(nn.Module):
         a, b = ids[:, :-1].long(), ids[:, 1:].long()
         return torch.where((a > 1) & (b > 1), a * self.vocab_size + b, -1)
 
-    def tfidf(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(feature index, weight) per token and bigram of each post: summed per post, its TF-IDF vector."""
+    def word_features(self, ids: torch.Tensor) -> torch.Tensor:
+        """The feature index of every token and known bigram of each post (0 for none)."""
         ids = ids.long()
         keys = self.bigram_keys(ids)
         if len(self.bigrams):
@@ -57,12 +61,16 @@ class HybridTextCNN(nn.Module):
             known = (keys >= 0) & (self.bigrams[at] == keys)
         else:
             at, known = torch.zeros_like(keys), torch.zeros_like(keys, dtype=torch.bool)
-        feats = torch.cat([torch.where(ids > 1, ids, 0), torch.where(known, self.vocab_size + at, 0)], dim=1)
-        count = _occurrences(feats)
-        idf = self.idf[feats] * (feats > 0)
-        tf = 1 + torch.log(count)
-        norm = (idf.square() * tf.square() / count).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-12)
-        return feats, idf * tf / count / norm
+        return torch.cat([torch.where(ids > 1, ids, 0), torch.where(known, self.vocab_size + at, 0)], dim=1)
+
+    def tfidf(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(feature index, weight) per word, bigram and character n-gram of each post: summed per post, its
+        TF-IDF vector."""
+        blocks = [self.word_features(ids)]
+        if self.subwords.shape[1]:
+            blocks.append(self.subwords[ids.long()].flatten(1).long())
+        weights = [_tfidf_weights(feats, self.idf) / len(blocks) ** 0.5 for feats in blocks]
+        return torch.cat(blocks, dim=1), torch.cat(weights, dim=1)
 
     def linear_logits(self, ids: torch.Tensor) -> torch.Tensor:
         feats, weights = self.tfidf(ids)
@@ -74,6 +82,15 @@ class HybridTextCNN(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.linear_logits(ids) + self.beta * self.cnn_logits(ids)
+
+
+def _tfidf_weights(feats: torch.Tensor, idf: torch.Tensor) -> torch.Tensor:
+    """Per entry, the share of its feature's sublinear TF-IDF in its row's L2-normed vector (0 for index 0)."""
+    count = _occurrences(feats)
+    weight = idf[feats] * (feats > 0)
+    tf = 1 + torch.log(count)
+    norm = (weight.square() * tf.square() / count).sum(dim=1, keepdim=True).sqrt().clamp(min=1e-12)
+    return weight * tf / count / norm
 
 
 def _occurrences(feats: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from models.architectures import build
 from models.card import Architecture, ModelCard
+from models.sentiment import HybridTextCNN
 from tasks.sentiment import features, training
 
 POSTS = [["good", "good", "good", "film"], ["bad", "film", "bad"], ["good", "plot", "bad", "acting"],
@@ -23,30 +24,39 @@ def fitted() -> tuple:
     vocabulary = features.build_vocabulary(POSTS, min_count=1)
     ids = features.token_ids(POSTS, vocabulary, 8)
     train, val = np.arange(12), np.arange(12, 24)
-    model, history = training.fit_hybrid(ids, LABELS, train, val, len(vocabulary) + 2, 2, epochs=2, seed=0)
+    model, history = training.fit_hybrid(ids, LABELS, train, val, vocabulary, 2, epochs=2, seed=0)
     return model, history, vocabulary, ids
 
 
 def test_the_linear_part_reads_the_same_tfidf_as_sklearn() -> None:
-    model, _, vocabulary, ids = fitted()
-    ours = training.tfidf_design(model, ids[:12]).toarray()
-    sk = TfidfVectorizer(analyzer=grams, sublinear_tf=True).fit(POSTS[:12])
-    theirs = sk.transform(POSTS[:12]).toarray()
+    vocabulary = features.build_vocabulary(POSTS, min_count=1)
+    ids = features.token_ids(POSTS, vocabulary, 8)
+    model = HybridTextCNN(len(vocabulary) + 2, 2, 0)
+    training.fit_linear_part(model, ids[:12], LABELS[:12], vocabulary, subwords=True, seed=0)
+    ours = training.tfidf_design(model, ids[:12]).toarray() * np.sqrt(2)  # two blocks, each of norm 1/sqrt(2)
     names = {v: k for k, v in vocabulary.items()}
-    bigrams = model.bigrams.numpy()
+    n_words = model.vocab_size + model.bigrams.numel()
     label = [names.get(i, "") for i in range(model.vocab_size)] + [
-        f"{names[k // model.vocab_size]}_{names[k % model.vocab_size]}" for k in bigrams]
-    columns = [sk.vocabulary_[name] for name in label if name in sk.vocabulary_]
-    kept = [i for i, name in enumerate(label) if name in sk.vocabulary_]
-    np.testing.assert_allclose(ours[:, kept], theirs[:, columns], rtol=1e-5, atol=1e-6)
-    assert len(kept) == theirs.shape[1] and not ours[:, [i for i in range(len(label)) if i not in kept]].any()
+        f"{names[k // model.vocab_size]}_{names[k % model.vocab_size]}" for k in model.bigrams.numpy()]
+    words = TfidfVectorizer(analyzer=grams, sublinear_tf=True).fit(POSTS[:12])
+    kept = [i for i, name in enumerate(label) if name in words.vocabulary_]
+    assert len(kept) == len(words.vocabulary_) and not np.delete(ours[:, :n_words], kept, axis=1).any()
+    np.testing.assert_allclose(ours[:, kept], words.transform(POSTS[:12]).toarray()[
+        :, [words.vocabulary_[label[i]] for i in kept]], rtol=1e-5, atol=1e-6)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True)
+    theirs = chars.fit_transform([" ".join(post) for post in POSTS[:12]]).toarray()
+    np.testing.assert_allclose(ours[:, n_words:], theirs, rtol=1e-5, atol=1e-6)
 
 
 def test_beta_is_chosen_on_validation_and_the_model_rebuilds_from_its_card() -> None:
     model, history, vocabulary, ids = fitted()
+    assert history["subwords"] in (True, False) and set(history["linear_val_macro_f1"]) == {
+        "words", "words and characters"}
     assert history["beta"] in training.BETAS and set(history["beta_val_macro_f1"]) == {str(b) for b in training.BETAS}
     card = ModelCard(architecture=Architecture(name="HybridTextCNN", kwargs={
-        "vocab_size": len(vocabulary) + 2, "n_classes": 2, "n_bigrams": model.bigrams.numel()}))
+        "vocab_size": len(vocabulary) + 2, "n_classes": 2, "n_bigrams": model.bigrams.numel(),
+        "n_subwords": len(model.idf) - model.vocab_size - model.bigrams.numel(),
+        "subword_slots": model.subwords.shape[1]}))
     again = build(card)
     again.load_state_dict(model.state_dict())
     again.eval()

@@ -128,14 +128,16 @@ class SentimentSpec:
                                                max_size=VOCABULARY)
         length = self.max_tokens or training.post_length([self.tokens[i] for i in idx["train"]])
         ids = features.token_ids(self.tokens, vocabulary, length)
-        model, history = training.fit_hybrid(ids, self.y, idx["train"], idx["val"], len(vocabulary) + 2, n_classes,
+        model, history = training.fit_hybrid(ids, self.y, idx["train"], idx["val"], vocabulary, n_classes,
                                              epochs=self.epochs, seed=self.seed)
         val_proba, _ = insight.score_proba(model, ids[idx["val"]], mc_samples=self.mc_samples, seed=self.seed)
         proba, uncertainty = insight.score_proba(model, ids[idx["test"]], mc_samples=self.mc_samples, seed=self.seed)
         metrics, evaluation, calibration = insight.analyse_predictions(
             self.y[idx["val"]], val_proba, self.y[idx["test"]], proba, self.class_names, calibrate=self.calibrate,
             uncertainty=uncertainty)
-        kwargs = {"vocab_size": len(vocabulary) + 2, "n_classes": n_classes, "n_bigrams": model.bigrams.numel()}
+        kwargs = {"vocab_size": len(vocabulary) + 2, "n_classes": n_classes, "n_bigrams": model.bigrams.numel(),
+                  "n_subwords": len(model.idf) - model.vocab_size - model.bigrams.numel(),
+                  "subword_slots": model.subwords.shape[1]}
         card = ModelCard(architecture=Architecture(name="HybridTextCNN", kwargs=kwargs),
                          class_names=self.class_names, metrics=metrics, history=history, calibration=calibration,
                          parameters={"max_tokens": length, "epochs": self.epochs, "seed": self.seed,
@@ -227,7 +229,7 @@ def _cross_validate(tokens: list[list[str]], y: np.ndarray, idx: dict, folds: in
     def fit_predict(fit: np.ndarray, stop: np.ndarray, held: np.ndarray, fold: int) -> np.ndarray:
         vocab = features.build_vocabulary([tokens[i] for i in pool[fit]], min_count=1, max_size=VOCABULARY)
         x = features.token_ids(tokens, vocab, max_tokens or training.post_length([tokens[i] for i in pool[fit]]))
-        fitted, _ = training.fit_hybrid(x, y, pool[fit], pool[stop], len(vocab) + 2, len(class_names),
+        fitted, _ = training.fit_hybrid(x, y, pool[fit], pool[stop], vocab, len(class_names),
                                         epochs=epochs, seed=seed + fold)
         return predict_proba(fitted, x[pool[held]])
 

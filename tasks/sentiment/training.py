@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
@@ -14,6 +15,7 @@ from models.train import TrainConfig, predict_proba, seed_everything, train_mode
 from tasks.evaluate import classification_metrics
 
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0)
+SUBWORD_SLOTS = 32  # character n-grams kept per token: all of them for words up to 9 letters
 
 
 def post_length(token_lists: list[list[str]]) -> int:
@@ -43,19 +45,39 @@ def tfidf_design(model: HybridTextCNN, ids: np.ndarray) -> sparse.csr_matrix:
     return matrix
 
 
-def fit_linear_part(model: HybridTextCNN, ids: np.ndarray, y: np.ndarray, n_classes: int, *, seed: int) -> None:
-    """Keep the training posts' bigrams and IDF in the model, then fit its linear part as a class-balanced
-    logistic regression on its TF-IDF (the same estimator as the baseline, on the same kind of features)."""
+def subword_table(vocabulary: dict[str, int], texts: list[str], first: int) -> tuple[np.ndarray, np.ndarray]:
+    """(token id -> its character 2- to 5-gram features, numbered from ``first``; the n-grams' IDF): the n-grams
+    inside the words of at least two training posts, as sklearn's ``char_wb`` analyzer cuts them."""
+    table = np.zeros((len(vocabulary) + 2, SUBWORD_SLOTS), dtype=np.int32)
+    try:
+        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True).fit(texts)
+    except ValueError:  # no n-gram in two posts
+        return table[:, :0], np.zeros(0)
+    cut = chars.build_analyzer()
+    for token, i in vocabulary.items():
+        grams = [first + chars.vocabulary_[g] for g in cut(token) if g in chars.vocabulary_][:SUBWORD_SLOTS]
+        table[i, : len(grams)] = grams
+    return table, chars.idf_
+
+
+def fit_linear_part(model: HybridTextCNN, ids: np.ndarray, y: np.ndarray, vocabulary: dict[str, int], *,
+                    subwords: bool, seed: int) -> None:
+    """Keep the training posts' bigrams, character n-grams (with ``subwords``) and IDF in the model, then fit its
+    linear part as a class-balanced logistic regression on its TF-IDF (the baseline's estimator)."""
     t = torch.as_tensor(ids).long()
+    n_classes = model.bias.numel()
     keys = model.bigram_keys(t)
-    bigrams = torch.unique(keys[keys >= 0])
-    model.bigrams = bigrams
-    model.idf = torch.ones(model.vocab_size + len(bigrams))
-    model.linear = nn.EmbeddingBag(model.vocab_size + len(bigrams), n_classes, mode="sum", padding_idx=0)
-    feats, _ = model.tfidf(t)
-    present = np.unique(np.stack([np.repeat(np.arange(len(t)), feats.shape[1]), feats.numpy().ravel()], 1), axis=0)
-    df = np.bincount(present[:, 1], minlength=model.linear.num_embeddings)
-    model.idf = torch.as_tensor(np.log((1 + len(t)) / (1 + df)) + 1, dtype=torch.float32)
+    model.bigrams = torch.unique(keys[keys >= 0])
+    n_words = model.vocab_size + len(model.bigrams)
+    feats = model.word_features(t).numpy()
+    present = np.unique(np.stack([np.repeat(np.arange(len(t)), feats.shape[1]), feats.ravel()], 1), axis=0)
+    word_idf = np.log((1 + len(t)) / (1 + np.bincount(present[:, 1], minlength=n_words))) + 1
+    names = {i: token for token, i in vocabulary.items()}
+    texts = [" ".join(names[i] for i in row if i > 1) for row in ids] if subwords else []
+    table, char_idf = subword_table(vocabulary, texts, n_words)
+    model.subwords = torch.as_tensor(table)
+    model.idf = torch.as_tensor(np.concatenate([word_idf, char_idf]), dtype=torch.float32)
+    model.linear = nn.EmbeddingBag(len(model.idf), n_classes, mode="sum", padding_idx=0)
     fitted = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
     fitted.fit(tfidf_design(model, ids), y)
     coef, intercept = np.zeros((n_classes, model.linear.num_embeddings)), np.zeros(n_classes)
@@ -68,13 +90,20 @@ def fit_linear_part(model: HybridTextCNN, ids: np.ndarray, y: np.ndarray, n_clas
         model.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
 
 
-def fit_hybrid(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, vocab_size: int,
+def fit_hybrid(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, vocabulary: dict[str, int],
                n_classes: int, *, epochs: int, seed: int) -> tuple[HybridTextCNN, dict]:
-    """The hybrid model and its history: the CNN part's losses per epoch, ``beta`` and the validation macro F1
-    of every ``beta`` tried (0 is the linear part alone)."""
+    """The hybrid model and its history: whether the linear part reads character n-grams besides words (chosen
+    on the validation posts, as is everything here), the CNN part's losses per epoch, ``beta`` and the
+    validation macro F1 of every choice tried."""
     seed_everything(seed)
-    model = HybridTextCNN(vocab_size, n_classes, 0)
-    fit_linear_part(model, ids[train], y[train], n_classes, seed=seed)
+    linear, linear_scores = {}, {}
+    for subwords in (True, False):
+        linear[subwords] = HybridTextCNN(len(vocabulary) + 2, n_classes, 0)
+        fit_linear_part(linear[subwords], ids[train], y[train], vocabulary, subwords=subwords, seed=seed)
+        linear[subwords].beta.fill_(0.0)
+        linear_scores[subwords] = _macro_f1(linear[subwords], ids[val], y[val])
+    use_subwords = max((True, False), key=lambda s: (round(linear_scores[s], 6), s))
+    model = linear[use_subwords]
     counts = np.bincount(y[train], minlength=n_classes).astype(np.float32)
     weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_classes, dtype=torch.float32)
     history = train_model(_CNNPart(model), (ids[train], y[train]), (ids[val], y[val]),
@@ -83,8 +112,15 @@ def fit_hybrid(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarra
     scores = {}
     for beta in BETAS:
         model.beta.fill_(beta)
-        proba = predict_proba(model, ids[val])
-        scores[beta] = classification_metrics(y[val], proba.argmax(1), proba)["macro_f1"]
+        scores[beta] = _macro_f1(model, ids[val], y[val])
     best = max(BETAS, key=lambda b: (round(scores[b], 6), -b))
     model.beta.fill_(best)
-    return model.eval(), {**history, "beta": best, "beta_val_macro_f1": {str(b): s for b, s in scores.items()}}
+    return model.eval(), {**history, "subwords": use_subwords, "beta": best,
+                          "linear_val_macro_f1": {"words and characters": linear_scores[True],
+                                                  "words": linear_scores[False]},
+                          "beta_val_macro_f1": {str(b): s for b, s in scores.items()}}
+
+
+def _macro_f1(model: nn.Module, ids: np.ndarray, y: np.ndarray) -> float:
+    proba = predict_proba(model, ids)
+    return classification_metrics(y, proba.argmax(1), proba)["macro_f1"]
