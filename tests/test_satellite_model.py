@@ -244,3 +244,19 @@ class TestSynthetic:
             assert scl.crs.to_epsg() == 32633 and synthetic.SCL_CLOUD in np.unique(scl.read(1))
         with rasterio.open(out["labels"]) as labels:
             assert set(np.unique(labels.read(1))) <= {0, 1, 2, 3, 4, 5}
+
+
+def test_flipped_patches_keep_labels_on_their_pixels_and_draw_every_orientation() -> None:
+    import torch
+
+    from tasks.satellite.training import FlippedPatches
+
+    x = np.arange(2 * 4 * 4, dtype=np.float32).reshape(1, 2, 4, 4)
+    y = x[:, 0].astype(np.int64)  # each label equals its pixel's first band
+    patches, seen = FlippedPatches(x, y), set()
+    torch.manual_seed(0)
+    for _ in range(64):
+        xi, yi = patches[0]
+        assert torch.equal(xi[0].long(), yi) and torch.equal(xi[1], xi[0] + 16)
+        seen.add(tuple(yi.flatten().tolist()))
+    assert len(seen) == 8

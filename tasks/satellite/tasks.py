@@ -307,10 +307,10 @@ def _fit_pixel_fcn(kwargs: dict, train: tuple, val: tuple, *, epochs: int, batch
     seed_everything(seed)
     model = PixelFCN(**kwargs)
     counts = np.bincount(train[1][train[1] >= 0].ravel(), minlength=n_classes).astype("float32")
-    weights = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0.0)
+    weights = np.where(counts > 0, np.sqrt(counts.sum() / np.maximum(counts, 1) / n_classes), 0.0)
     weights = torch.tensor(weights, dtype=torch.float32)
     loss = nn.CrossEntropyLoss(weight=weights, ignore_index=labelling.UNLABELLED)
-    history = train_model(model, train, val, loss_fn=loss,
+    history = train_model(model, training.FlippedPatches(*train), val, loss_fn=loss,
                           config=TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, patience=6))
     return model, history
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
+from torch.utils.data import Dataset
 
 from tasks.satellite.labels import UNLABELLED
 
@@ -166,3 +168,21 @@ def scene_membership(footprints: dict, x: np.ndarray, y: np.ndarray) -> np.ndarr
     if not footprints:
         return np.zeros((len(x), 0), dtype=bool)
     return np.stack([shapely.contains_xy(geom, x, y) for geom in footprints.values()], axis=1)
+
+
+class FlippedPatches(Dataset):
+    """Training patches (X: n, bands, h, w; Y: n, h, w), each drawn in one of its eight flips and quarter turns:
+    imagery has no "up", so the network should not learn one. Seeded by the training loop's torch generator."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        turns, flip = (int(v) for v in torch.randint(0, 4, (2,)))
+        x, y = np.rot90(self.x[i], turns, axes=(-2, -1)), np.rot90(self.y[i], turns, axes=(-2, -1))
+        if flip % 2:
+            x, y = x[..., ::-1], y[..., ::-1]
+        return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
