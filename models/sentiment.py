@@ -83,6 +83,21 @@ class HybridTextCNN(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.linear_logits(ids) + self.beta * self.cnn_logits(ids)
 
+    def linear_attributions(self, ids: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Each token's exact share of the linear part's logit for ``target`` (n, length): its word, half of each
+        bigram it is in, and its character n-grams. The CNN part's share comes from integrated gradients."""
+        length = ids.shape[1]
+        with torch.no_grad():
+            feats, weights = self.tfidf(ids)
+            share = self.linear.weight[feats, target.long()[:, None]] * weights
+            per_token = share[:, :length].clone()
+            bigram = share[:, length:2 * length - 1] / 2
+            per_token[:, :-1] += bigram
+            per_token[:, 1:] += bigram
+            if self.subwords.shape[1]:
+                per_token += share[:, 2 * length - 1:].reshape(len(ids), length, -1).sum(dim=-1)
+        return per_token
+
 
 def _tfidf_weights(feats: torch.Tensor, idf: torch.Tensor) -> torch.Tensor:
     """Per entry, the share of its feature's sublinear TF-IDF in its row's L2-normed vector (0 for index 0)."""

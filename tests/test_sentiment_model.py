@@ -63,3 +63,11 @@ def test_beta_is_chosen_on_validation_and_the_model_rebuilds_from_its_card() -> 
     x = torch.as_tensor(ids)
     torch.testing.assert_close(again(x), model(x))
     assert float(again.beta) == history["beta"]
+
+
+def test_token_shares_of_the_linear_part_add_up_to_its_logit() -> None:
+    model, _, _, ids = fitted()
+    x, target = torch.as_tensor(ids[:6]), torch.tensor([0, 1, 0, 1, 0, 1])
+    shares = model.linear_attributions(x, target).sum(dim=1)
+    logits = model.linear_logits(x) - model.bias
+    torch.testing.assert_close(shares, logits.gather(1, target[:, None]).squeeze(1), rtol=1e-4, atol=1e-5)

@@ -25,6 +25,7 @@ from models.lifecycle import (
     write_result,
 )
 from models.registry import ModelRegistry
+from models.sentiment import HybridTextCNN
 from models.train import predict_proba
 from tasks import insight, splits
 from tasks.common import save_quarantine
@@ -248,6 +249,8 @@ def _explain(model: nn.Module, x_test: np.ndarray, evaluation: pd.DataFrame, tok
     if len(pick):
         ids = torch.as_tensor(x_test[pick])
         importance = insight.embedding_attributions(model, model.embed, ids, y_pred[pick])
+        if isinstance(model, HybridTextCNN):
+            importance = importance + model.linear_attributions(ids, torch.as_tensor(y_pred[pick])).numpy()
         rows = [{"id": evaluation["id"].iloc[i], "text": evaluation["text"].iloc[i], "y_true": int(y[i]),
                  "y_pred": int(y_pred[i]), "mistake": bool(y[i] != y_pred[i]), "tokens": tokens[i][:ids.shape[1]],
                  "importance": importance[j, :len(tokens[i][:ids.shape[1]])].tolist()} for j, i in enumerate(pick)]
