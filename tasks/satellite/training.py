@@ -172,7 +172,8 @@ def scene_membership(footprints: dict, x: np.ndarray, y: np.ndarray) -> np.ndarr
 
 class FlippedPatches(Dataset):
     """Training patches (X: n, bands, h, w; Y: n, h, w), each drawn in one of its eight flips and quarter turns:
-    imagery has no "up", so the network should not learn one. Seeded by the training loop's torch generator."""
+    imagery has no "up", so the network should not learn one. Drawn from torch's global generator, which the
+    training loop seeds."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
         self.x, self.y = x, y
