@@ -15,7 +15,7 @@ from models.train import TrainConfig, predict_proba, seed_everything, train_mode
 from tasks.evaluate import classification_metrics
 
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0)
-SUBWORD_SLOTS = 32  # character n-grams kept per token: all of them for words up to 9 letters
+SUBWORD_SLOTS = 32  # character n-grams kept per token: all of them for words up to 8 letters
 
 
 def post_length(token_lists: list[list[str]]) -> int:
