@@ -127,7 +127,7 @@ def _genome_parser(sub) -> None:
 
 
 def _sentiment_parser(sub) -> None:
-    p = sub.add_parser("sentiment", help="social-media posts to a text CNN")
+    p = sub.add_parser("sentiment", help="social-media posts to a hybrid TF-IDF + text CNN classifier")
     p.add_argument("--input", help="CSV, JSONL or Parquet of posts (default: the synthetic set)")
     p.add_argument("--text-column", help="default: text, content, post, tweet, review ...")
     p.add_argument("--label-column", help="default: label, sentiment, category ...")

@@ -107,7 +107,7 @@ class GenomeParams(PipelineParams):
 
 
 class SentimentParams(PipelineParams):
-    """Sentiment: social-media posts to a text CNN."""
+    """Sentiment: social-media posts to a hybrid TF-IDF + text CNN classifier."""
 
     input: str | None = Field(None, description="CSV, JSONL or Parquet of posts (empty: the synthetic set)")
     text_column: str | None = Field(None, description="text column (empty: text, content, post, tweet, review ...)")

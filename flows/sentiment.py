@@ -1,4 +1,4 @@
-"""Sentiment: posts in, cleaned and gated, a text CNN against TF-IDF + logistic regression."""
+"""Sentiment: posts in, cleaned and gated, a hybrid TF-IDF + text CNN against TF-IDF + logistic regression."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def build_report(run: dict) -> evaluate.Report:
                      caption="Most confident mistakes")
     if (run_dir / "explanations.parquet").exists():
         explained = pd.read_parquet(run_dir / "explanations.parquet")
-        report.heading("Why: per-token importance (integrated gradients)")
+        report.heading("Why: per-token importance (linear part's share and the CNN's integrated gradients)")
         report.figure("token_importance", insight_report.plot_token_importance(explained, class_names),
                       caption="Importance of each token for the predicted class; the first posts are the most "
                               "confident mistakes")
@@ -52,5 +52,5 @@ def build_report(run: dict) -> evaluate.Report:
 @task(name="publish the report")
 def publish_report(run: dict) -> str:
     """Write report.html and publish its metrics and summary as Prefect artifacts."""
-    description = "Test-post metrics of the text CNN and its baseline"
+    description = "Test-post metrics of the hybrid text model and its baseline"
     return evaluate.publish_run(run, build_report(run), metrics_description=description)

@@ -152,7 +152,7 @@ class SentimentSpec:
 def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                           model_name: str = "sentiment", max_tokens: int | None = None, epochs: int = 15,
                           seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, folds: int = 0) -> dict:
-    """Split first, then the one model lifecycle (models/lifecycle.py): a challenger text CNN (vocabulary and
+    """Split first, then the one model lifecycle (models/lifecycle.py): a challenger hybrid text model (vocabulary and
     TF-IDF fitted on the training posts only) or the champion, compared on validation posts the champion never
     saw; the model that scores and the TF-IDF + logistic regression baseline on the same test posts."""
     table = read_parquet(clean_uri)
