@@ -87,6 +87,9 @@ def _satellite_parser(sub) -> None:
                    help="auto: train when no champion exists; always: train a challenger; never: score only")
     p.add_argument("--model-name", type=_name("model name", "--model-name"),
                    help="registry name (default: satellite-<area id>)")
+    p.add_argument("--model", choices=["unet", "fcn"], default="unet",
+                   help="U-Net (two poolings, 53 x 53 pixels of context) or the three-layer fully-convolutional "
+                        "network")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--folds", type=int, default=0,
                    help="blocked spatial cross-validation over the training blocks: whole blocks held out in "

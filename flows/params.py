@@ -61,6 +61,9 @@ class SatelliteParams(PipelineParams):
     train: Train = Field("auto", description=TRAIN)
     model_name: str | None = Field(None, pattern=NAME_PATTERN,
                                    description="model registry name (empty: satellite-AREA, AREA the area id)")
+    model: Literal["unet", "fcn"] = Field(
+        "unet", description="U-Net (two poolings, 53 x 53 pixels of context) or the three-layer "
+                            "fully-convolutional network")
     epochs: int = Field(30, ge=1, le=1000, description="training epochs of the CNN")
     folds: int = Field(0, ge=0, le=20, description="blocked spatial cross-validation over the training blocks: "
                        "whole blocks held out in turn (0: off)")

@@ -26,7 +26,8 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
               time_from: str | None = None, time_to: str | None = None, resolution: float | None = None,
               crs: str | None = None, bands: list[str] | None = None, scale: float | None = None,
               mosaic_method: str = "first", mosaicking_order: str = "leastCC",
-              resampling: str = "average", train: str = "auto", model_name: str | None = None, epochs: int = 30,
+              resampling: str = "average", train: str = "auto", model_name: str | None = None, model: str = "unet",
+              epochs: int = 30,
               folds: int = 0, block: int = 64, seed: int = 0, two_zones: bool = False, psi_threshold: float = 0.2,
               change_threshold: float = 0.05, fail_on_drift: bool = False, calibrate: str | None = None,
               mc_samples: int = 0, out: str | None = None,
@@ -58,7 +59,8 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
         mosaic_profile = run.stage("profile_mosaic", profile_mosaic, mosaic["output"], norm["output"], run_dir)
         gate(run, mosaic_profile["output"], "satellite_mosaic", "mosaic")
         trained = run.stage("train", train_classifier, mosaic["output"], norm["output"], run_dir, root,
-                            mode=train, model_name=model_name, epochs=epochs, seed=seed, calibrate=calibrate,
+                            mode=train, model_name=model_name, model=model, epochs=epochs, seed=seed,
+                            calibrate=calibrate,
                             mc_samples=mc_samples, folds=folds, scenes_uri=profile["output"])
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
         scored = run.stage("score", score_class_map, mosaic["output"], trained["output"], run_dir, root,

@@ -7,12 +7,13 @@ from torch import nn
 from models.card import Architecture, ModelCard
 from models.genome import KmerCNN2D, PosCNN1D, SeqCNN1D
 from models.market import LSTMForecaster
-from models.satellite import PixelFCN
+from models.satellite import PixelFCN, UNet
 from models.sentiment import HybridTextCNN, TextCNN
 from tasks.errors import BadInputError
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (PixelFCN, PosCNN1D, SeqCNN1D, KmerCNN2D, HybridTextCNN, TextCNN, LSTMForecaster)}
+    cls.__name__: cls
+    for cls in (UNet, PixelFCN, PosCNN1D, SeqCNN1D, KmerCNN2D, HybridTextCNN, TextCNN, LSTMForecaster)}
 
 
 def build(spec: ModelCard | Architecture) -> nn.Module:

@@ -113,7 +113,7 @@ class TestLifecycle:
 def test_every_model_is_rebuilt_from_its_card_through_one_table() -> None:
     from models.architectures import ARCHITECTURES, build
 
-    assert set(ARCHITECTURES) == {"PixelFCN", "PosCNN1D", "SeqCNN1D", "KmerCNN2D", "HybridTextCNN",
+    assert set(ARCHITECTURES) == {"UNet", "PixelFCN", "PosCNN1D", "SeqCNN1D", "KmerCNN2D", "HybridTextCNN",
                                  "TextCNN", "LSTMForecaster"}
     assert isinstance(build(TINY), LSTMForecaster)
     assert isinstance(build(ModelCard(architecture=TINY)), LSTMForecaster)

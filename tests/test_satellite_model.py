@@ -10,7 +10,7 @@ import pytest
 import torch
 import xarray as xr
 
-from models.satellite import PixelFCN
+from models.satellite import PixelFCN, UNet
 from tasks.satellite import change, scoring, synthetic, training
 from tasks.satellite.labels import UNLABELLED
 
@@ -87,10 +87,38 @@ class TestClassMap:
         image[:, 5, 7] = np.nan
         whole = scoring.classify_block(image, model)
         lazy = xr.DataArray(image, dims=("band", "y", "x")).chunk({"band": 1, "y": 16, "x": 16})
-        out = scoring.classify_image(lazy, model, halo=8)
+        out = scoring.classify_image(lazy, model, halo=8, tile=16)
         np.testing.assert_array_equal(out["class"].values, whole[0].astype("uint8"))
         assert out["class"].values[5, 7] == scoring.NODATA_CLASS
         np.testing.assert_allclose(out["confidence"].values, whole[1], rtol=1e-5)
+
+    def test_a_unet_tiled_with_its_halo_joins_without_a_seam(self) -> None:
+        torch.manual_seed(0)
+        model = UNet(3, 4, width=4, depth=2).eval()
+        image = np.random.default_rng(0).normal(size=(3, 150, 170)).astype("float32")
+        whole = scoring.classify_block(image, model)
+        lazy = xr.DataArray(image, dims=("band", "y", "x")).chunk({"band": 1, "y": 50, "x": 50})
+        out = scoring.classify_image(lazy, model, halo=model.halo, tile=64)
+        np.testing.assert_allclose(out["confidence"].values, whole[1], rtol=1e-4)
+        np.testing.assert_array_equal(out["class"].values, whole[0].astype("uint8"))
+
+    @pytest.mark.parametrize(("size", "sizes"), [(150, (64, 86)), (170, (64, 64, 42)), (64, (64,)), (20, (20,))])
+    def test_tiles_keep_to_the_grid_and_never_end_shorter_than_the_halo(self, size, sizes) -> None:
+        assert scoring.tile_sizes(size, 28, 64) == sizes
+
+
+class TestUNet:
+    @pytest.mark.parametrize("shape", [(32, 32), (37, 50), (5, 9)])
+    def test_gives_a_class_score_for_every_pixel_of_any_image_size(self, shape) -> None:
+        out = UNet(4, 6, width=4, depth=2).eval()(torch.randn(2, 4, *shape))
+        assert out.shape == (2, 6, *shape)
+
+    def test_halo_covers_the_receptive_field(self) -> None:
+        model = UNet(2, 3, width=4, depth=2).eval()
+        x = torch.zeros(1, 2, 128, 128, requires_grad=True)
+        model(x)[0, 0, 64, 64].backward()
+        rows, cols = np.nonzero(x.grad.abs().sum((0, 1)).numpy())
+        assert max(64 - rows.min(), rows.max() - 64, 64 - cols.min(), cols.max() - 64) <= model.halo
 
 
 class TestBlockedCrossValidation:

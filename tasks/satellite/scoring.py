@@ -14,6 +14,7 @@ from models.train import predict_proba_mc
 from tasks.insight import apply_calibration
 
 NODATA_CLASS = 255
+TILE = 1024  # side of a scoring tile in pixels: a multiple of every network's pooling factor
 # Monte Carlo dropout seeds torch's global generator and flips the model's dropout layers to training mode:
 # one chunk at a time per process, so concurrent Dask threads neither share draws nor see each other's mode.
 _MC_LOCK = threading.Lock()
@@ -56,16 +57,31 @@ def classify_block(block: np.ndarray, model: nn.Module, calibration: dict | None
     return out
 
 
-def classify_image(image: xr.DataArray, model: nn.Module, *, halo: int = 8, calibration: dict | None = None,
-                   mc_samples: int = 0, seed: int = 0) -> xr.Dataset:
-    """Class id and confidence for every pixel of a (band, y, x) image, and with ``mc_samples`` > 1 the
-    Monte Carlo dropout ``uncertainty``; lazy, one Dask task per chunk.
+def tile_sizes(size: int, halo: int, tile: int = TILE) -> tuple[int, ...]:
+    """Tile sides along one axis of ``size`` pixels: whole tiles, then the rest, joined to the last tile when
+    shorter than the halo (Dask's overlap needs every chunk at least that long, and would otherwise rechunk
+    off the tile grid)."""
+    sizes = [tile] * (size // tile)
+    rest = size % tile
+    if rest and sizes and rest < halo:
+        sizes[-1] += rest
+    elif rest:
+        sizes.append(rest)
+    return tuple(sizes)
 
-    Chunks overlap by ``halo`` pixels (at least the model's receptive radius), so tile edges do not show.
+
+def classify_image(image: xr.DataArray, model: nn.Module, *, halo: int = 8, calibration: dict | None = None,
+                   mc_samples: int = 0, seed: int = 0, tile: int = TILE) -> xr.Dataset:
+    """Class id and confidence for every pixel of a (band, y, x) image, and with ``mc_samples`` > 1 the
+    Monte Carlo dropout ``uncertainty``; lazy, one Dask task per tile.
+
+    Tiles overlap by ``halo`` pixels (at least the model's receptive radius) and are cropped by it, so tile
+    edges do not show. With ``tile`` and ``halo`` multiples of a network's pooling factor, every tile starts on
+    its pooling grid, and the map equals one pass over the whole image.
     """
     model = model.cpu().eval()
-    data = image.data if isinstance(image.data, da.Array) else da.from_array(image.data, chunks=(-1, 1024, 1024))
-    data = data.rechunk({0: -1})
+    data = image.data if isinstance(image.data, da.Array) else da.from_array(image.data)
+    data = data.rechunk({0: -1, 1: tile_sizes(data.shape[1], halo, tile), 2: tile_sizes(data.shape[2], halo, tile)})
     depth = {0: 0, 1: halo, 2: halo}
     padded = da.overlap.overlap(data, depth=depth, boundary="none")
     layers = 3 if mc_samples and mc_samples > 1 else 2

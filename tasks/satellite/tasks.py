@@ -34,7 +34,6 @@ from models.lifecycle import (
     write_result,
 )
 from models.registry import ModelRegistry
-from models.satellite import PixelFCN
 from models.train import TrainConfig, predict_proba, predict_proba_mc, seed_everything, train_model
 from tasks import insight
 from tasks.common import save_quarantine
@@ -299,13 +298,21 @@ def _patches(image, labels, split, split_id: int, windows, patch: int, *,
     return training.extract_patches(np.asarray(taken), labels, split, split_id, windows, patch=patch, once=once)
 
 
-def _fit_pixel_fcn(kwargs: dict, train: tuple, val: tuple, *, epochs: int, batch_size: int,
+ARCHITECTURES = {"unet": "UNet", "fcn": "PixelFCN"}
+
+
+def _architecture(model: str, bands: int, classes: int, width: int) -> Architecture:
+    kwargs = {"in_bands": bands, "n_classes": classes, "width": width}
+    return Architecture(name=ARCHITECTURES[model], kwargs=kwargs | ({"depth": 2} if model == "unet" else {}))
+
+
+def _fit_segmenter(arch: Architecture, train: tuple, val: tuple, *, epochs: int, batch_size: int,
                    seed: int) -> tuple[nn.Module, dict]:
-    """A seeded PixelFCN trained on (X, Y) patches with class weights from the training labels, early stopping
-    on the validation patches."""
-    n_classes = kwargs["n_classes"]
+    """A seeded segmentation network trained on (X, Y) patches in their eight orientations, with class weights
+    from the training labels, early stopping on the validation patches."""
+    n_classes = arch.kwargs["n_classes"]
     seed_everything(seed)
-    model = PixelFCN(**kwargs)
+    model = build(arch)
     counts = np.bincount(train[1][train[1] >= 0].ravel(), minlength=n_classes).astype("float32")
     weights = np.where(counts > 0, np.sqrt(counts.sum() / np.maximum(counts, 1) / n_classes), 0.0)
     weights = torch.tensor(weights, dtype=torch.float32)
@@ -328,8 +335,8 @@ def _block_folds(split: np.ndarray, labels: np.ndarray, folds: int, *, block: in
 
 
 def _cross_validate(ds: xr.Dataset, labels: np.ndarray, split: np.ndarray, fold_ids: np.ndarray,
-                    val_windows: list, class_names: list[str], kwargs: dict, *, block: int, patch: int, epochs: int,
-                    batch_size: int, seed: int) -> dict:
+                    val_windows: list, class_names: list[str], arch: Architecture, *, block: int, patch: int,
+                    epochs: int, batch_size: int, seed: int) -> dict:
     """Blocked spatial k-fold over the training blocks: each fold's blocks are held out in turn, a CNN is
     trained on the other training blocks (band statistics from those blocks only, early stopping on the
     validation blocks as for the main model) and scored on the held-out blocks. The test blocks are never used.
@@ -346,7 +353,7 @@ def _cross_validate(ds: xr.Dataset, labels: np.ndarray, split: np.ndarray, fold_
         train = _patches(image, labels, fold_split, training.CV_TRAIN, train_windows, patch, once=False)
         val = _patches(image, labels, fold_split, training.CV_VAL, val_windows, patch)
         held = _patches(image, labels, fold_split, training.CV_HELD, held_windows, patch)
-        model, _ = _fit_pixel_fcn(kwargs, train, val, epochs=epochs, batch_size=batch_size, seed=seed + fold)
+        model, _ = _fit_segmenter(arch, train, val, epochs=epochs, batch_size=batch_size, seed=seed + fold)
         proba, y = training.flatten_labelled(predict_proba(model, held[0]), held[1])
         scores.append(classification_metrics(y, proba.argmax(1), proba, class_names=class_names))
         rows.append({"fold": fold + 1, "blocks": int((fold_ids == fold).sum()), "pixels": int(len(y)),
@@ -382,7 +389,7 @@ def _test_scenes(ds: xr.Dataset, scenes_uri: str | None, windows: list, y_patche
 
 class SatelliteSpec:
     """The satellite domain for the model lifecycle: the blocks of the spatial split as the units (keyed by area,
-    block size and position), a PixelFCN fitted on patches of the training blocks with early stopping on the
+    block size and position), a U-Net (or PixelFCN) fitted on patches of the training blocks with early stopping on the
     validation blocks, calibrated there, scored by macro F1 over the labelled pixels, each model on the mosaic
     normalized with its own training statistics."""
 
@@ -438,8 +445,8 @@ class SatelliteSpec:
                                     "smaller --block")
         fold_ids = _block_folds(split, labels, s["folds"], block=block, patch=patch, seed=s["seed"]) \
             if s["folds"] > 1 else None
-        kwargs = {"in_bands": len(self.bands), "n_classes": len(self.class_names), "width": s["width"]}
-        model, history = _fit_pixel_fcn(kwargs, data["train"], data["val"], epochs=s["epochs"],
+        arch = _architecture(s["model"], len(self.bands), len(self.class_names), s["width"])
+        model, history = _fit_segmenter(arch, data["train"], data["val"], epochs=s["epochs"],
                                         batch_size=s["batch_size"], seed=s["seed"])
         metrics, baselines, calibration = _test_metrics(
             model, data, self.class_names, s["seed"], self.run_dir, calibrate=s["calibrate"],
@@ -447,7 +454,7 @@ class SatelliteSpec:
                                                             data["test"][1], patch))
         cv = None
         if fold_ids is not None:
-            cv = _cross_validate(self.ds, labels, split, fold_ids, windows["val"], self.class_names, kwargs,
+            cv = _cross_validate(self.ds, labels, split, fold_ids, windows["val"], self.class_names, arch,
                                  block=block, patch=patch, epochs=s["epochs"], batch_size=s["batch_size"],
                                  seed=s["seed"])
             metrics["cv"] = cv.pop("summary")
@@ -456,7 +463,7 @@ class SatelliteSpec:
         reference.to_parquet(buf, index=False)
         area = self.ds.attrs["area"]
         card = ModelCard(
-            architecture=Architecture(name="PixelFCN", kwargs=kwargs), bands=self.bands,
+            architecture=arch, bands=self.bands,
             class_names=self.class_names, metrics=metrics, calibration=calibration, history=history,
             normalization={k: self.stats[k] for k in ("mean", "std", "low", "high")},
             parameters={key: s[key] for key in ("epochs", "patch", "seed", "batch_size")} | {"block": block},
@@ -468,7 +475,8 @@ class SatelliteSpec:
 
 @task(name="train or load the classifier", **CACHED)
 def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
-                     model_name: str | None = None, epochs: int = 30, patch: int = training.PATCH, width: int = 32,
+                     model_name: str | None = None, model: str = "unet", epochs: int = 30,
+                     patch: int = training.PATCH, width: int = 32,
                      batch_size: int = 16, seed: int = 0, calibrate: str | None = None,
                      mc_samples: int = 0, folds: int = 0, scenes_uri: str | None = None) -> dict:
     """The one model lifecycle (models/lifecycle.py) over the blocks of the spatial split: a challenger trained
@@ -482,8 +490,8 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
     name = model_name or f"satellite-{ds.attrs['area']}"
     image, labels, split = _load_arrays(ds, stats)
     labelled = bool((labels != labelling.UNLABELLED).any())
-    settings = {"epochs": epochs, "patch": patch, "width": width, "batch_size": batch_size, "seed": seed,
-                "calibrate": calibrate, "mc_samples": mc_samples, "folds": folds}
+    settings = {"model": model, "epochs": epochs, "patch": patch, "width": width, "batch_size": batch_size,
+                "seed": seed, "calibrate": calibrate, "mc_samples": mc_samples, "folds": folds}
     spec = SatelliteSpec(ds, stats, image, labels, split, settings=settings, run_dir=run_dir, scenes_uri=scenes_uri)
     registry = ModelRegistry(models_root)
     keys = spec.keys()
@@ -640,7 +648,7 @@ def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_roo
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["scored_with"])
     model = registry.load(info["name"], info["scored_with"], build(card))
-    scored = classify_image(_normalized(ds, card.normalization), model, halo=2 * PixelFCN.halo,
+    scored = classify_image(_normalized(ds, card.normalization), model, halo=model.halo,
                             calibration=card.calibration, mc_samples=mc_samples, seed=seed)
     crs = ds.attrs["crs"]
     layers = {_run(run_dir, "classmap.tif"): (scored["class"].rio.write_crs(crs), NODATA_CLASS),
