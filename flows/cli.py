@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from models.tuning import TUNE
 from tasks.errors import BadInputError, exit_code_for
 
 DOMAINS = ("satellite", "genome", "sentiment", "market")
@@ -64,6 +65,10 @@ def _trust(parser: argparse.ArgumentParser) -> None:
                              "(0: off; 20-50 is typical)")
 
 
+def _tune(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tune", type=int, default=0, metavar="N", help=TUNE)
+
+
 def _satellite_parser(sub) -> None:
     p = sub.add_parser("satellite", help="satellite monitoring: mosaic, CNN class map, change and drift")
     p.add_argument("--source", choices=["synthetic", "local", "sentinelhub"], default="synthetic")
@@ -102,6 +107,7 @@ def _satellite_parser(sub) -> None:
     p.add_argument("--fail-on-drift", action="store_true", help="end the run failed (exit 3) when flagged")
     _common(p)
     _trust(p)
+    _tune(p)
 
 
 def _genome_parser(sub) -> None:
@@ -127,6 +133,7 @@ def _genome_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     _common(p)
     _trust(p)
+    _tune(p)
 
 
 def _sentiment_parser(sub) -> None:
@@ -146,6 +153,7 @@ def _sentiment_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     _common(p)
     _trust(p)
+    _tune(p)
     _folds(p)
 
 
@@ -175,6 +183,7 @@ def _market_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mc-samples", type=int, default=0,
                    help="Monte Carlo dropout passes: 90%% forecast intervals and their coverage (0: off)")
+    _tune(p)
     _common(p)
 
 

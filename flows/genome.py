@@ -22,7 +22,7 @@ def genome(input: str | list[str] | None = None, labels: str | None = None, labe
            length: int = 200, k: int = 4, padding: str = "centre", model: str = "poscnn", encoding: str = "onehot",
            train: str = "auto", model_name: str = "genome", epochs: int = 20, folds: int = 0,
            augment_rc: bool = False, min_length: int = 20, stride: int | None = None, synthetic_n: int = 2000,
-           seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, out: str | None = None,
+           seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, tune: int = 0, out: str | None = None,
            dask_address: str | None = None, run_id: str | None = None) -> dict:
     """Ingest, check and gate, encode in Dask and gate, train or load the champion, score, publish."""
     with pipeline_run("genome", dict(locals()), publish=publish_report, out=out, run_id=run_id,
@@ -41,7 +41,7 @@ def genome(input: str | list[str] | None = None, labels: str | None = None, labe
         trained = run.stage("train", train_sequence_classifier, encoded["output"], run_dir, root, mode=train,
                             model_name=model_name, architecture=model, encoding=encoding, epochs=epochs,
                             folds=folds, augment_rc=augment_rc, seed=seed, calibrate=calibrate,
-                            mc_samples=mc_samples)
+                            mc_samples=mc_samples, tune=tune)
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
         if trained.get("rare_classes"):
             run.inputs["rare_classes"] = trained["rare_classes"]

@@ -15,7 +15,7 @@ def market(input: str | None = None, symbol: str | None = None, target: str | No
            date_column: str | None = None, volume_column: str | None = None, splits: str = "adjust",
            train: str = "auto", lag: int = 20,
            horizon: int = 1, folds: int = 3, epochs: int = 15, hidden: int = 32, cost: float = 0.0005,
-           model_name: str = "market", seed: int = 0, mc_samples: int = 0, out: str | None = None,
+           model_name: str = "market", seed: int = 0, mc_samples: int = 0, tune: int = 0, out: str | None = None,
            dask_address: str | None = None, run_id: str | None = None) -> dict:
     """Ingest, check and gate, walk forward (leakage-free windows, LSTM and baselines), forecast, publish."""
     with pipeline_run("market", dict(locals()), publish=publish_report, out=out, run_id=run_id,
@@ -31,7 +31,7 @@ def market(input: str | None = None, symbol: str | None = None, target: str | No
         gate(run, checked["profile"], "market_prices", "prices", min_rows=lag + horizon + 1)
         trained = run.stage("walk_forward", walk_forward, checked["output"], run_dir, root, mode=train, lag=lag,
                             horizon=horizon, folds=folds, epochs=epochs, hidden=hidden, cost=cost,
-                            model_name=model_name, seed=seed, mc_samples=mc_samples)
+                            model_name=model_name, seed=seed, mc_samples=mc_samples, tune=tune)
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
         run.stage("forecast", forecast_next, checked["output"], trained["output"], run_dir, root)
     return run.to_dict()

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.tuning import TUNE
 from tasks.store import NAME_PATTERN
 
 Train = Literal["auto", "always", "never"]
@@ -75,6 +76,7 @@ class SatelliteParams(PipelineParams):
     fail_on_drift: bool = Field(False, description="end the run failed when drift or change is flagged")
     calibrate: Calibration | None = Field(None, description=CALIBRATE)
     mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
+    tune: int = Field(0, ge=0, le=500, description=TUNE)
     out: str | None = Field(None, description=OUT)
     dask_address: str | None = Field(None, description=DASK)
     run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
@@ -104,6 +106,7 @@ class GenomeParams(PipelineParams):
     seed: int = Field(0, ge=0, description=SEED)
     calibrate: Calibration | None = Field(None, description=CALIBRATE)
     mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
+    tune: int = Field(0, ge=0, le=500, description=TUNE)
     out: str | None = Field(None, description=OUT)
     dask_address: str | None = Field(None, description=DASK)
     run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
@@ -128,6 +131,7 @@ class SentimentParams(PipelineParams):
     seed: int = Field(0, ge=0, description=SEED)
     calibrate: Calibration | None = Field(None, description=CALIBRATE)
     mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
+    tune: int = Field(0, ge=0, le=500, description=TUNE)
     folds: int = Field(0, ge=0, le=20, description="stratified k-fold cross-validation on train+val (0: off)")
     out: str | None = Field(None, description=OUT)
     dask_address: str | None = Field(None, description=DASK)
@@ -160,6 +164,7 @@ class MarketParams(PipelineParams):
     seed: int = Field(0, ge=0, description=SEED)
     mc_samples: int = Field(0, ge=0, le=1000, description="Monte Carlo dropout passes for 90% forecast "
                             "intervals and their coverage (0: off)")
+    tune: int = Field(0, ge=0, le=500, description=TUNE)
     out: str | None = Field(None, description=OUT)
     dask_address: str | None = Field(None, description=DASK)
     run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)

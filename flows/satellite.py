@@ -30,7 +30,7 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
               epochs: int = 30,
               folds: int = 0, block: int = 64, seed: int = 0, two_zones: bool = False, psi_threshold: float = 0.2,
               change_threshold: float = 0.05, fail_on_drift: bool = False, calibrate: str | None = None,
-              mc_samples: int = 0, out: str | None = None,
+              mc_samples: int = 0, tune: int = 0, out: str | None = None,
               dask_address: str | None = None, run_id: str | None = None) -> dict:
     """Ingest, gate, mosaic, gate, train or load the champion, score, monitor, publish."""
     parameters = dict(locals())
@@ -61,7 +61,7 @@ def satellite(source: str = "synthetic", input: str | None = None, labels: str |
         trained = run.stage("train", train_classifier, mosaic["output"], norm["output"], run_dir, root,
                             mode=train, model_name=model_name, model=model, epochs=epochs, seed=seed,
                             calibrate=calibrate,
-                            mc_samples=mc_samples, folds=folds, scenes_uri=profile["output"])
+                            mc_samples=mc_samples, folds=folds, tune=tune, scenes_uri=profile["output"])
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
         scored = run.stage("score", score_class_map, mosaic["output"], trained["output"], run_dir, root,
                            mc_samples=mc_samples, seed=seed)

@@ -15,7 +15,7 @@ def sentiment(input: str | None = None, text_column: str | None = None, label_co
               encoding: str = "utf-8", max_chars: int = 5000, clean_options: dict | None = None,
               train: str = "auto", model_name: str = "sentiment", max_tokens: int | None = None, epochs: int = 15,
               synthetic_n: int = 3000, seed: int = 0, calibrate: str | None = None, mc_samples: int = 0,
-              folds: int = 0, out: str | None = None, dask_address: str | None = None,
+              folds: int = 0, tune: int = 0, out: str | None = None, dask_address: str | None = None,
               run_id: str | None = None) -> dict:
     """Ingest, check and gate, clean in Dask and gate, train or load the champion, score, publish."""
     with pipeline_run("sentiment", dict(locals()), publish=publish_report, out=out, run_id=run_id,
@@ -34,7 +34,7 @@ def sentiment(input: str | None = None, text_column: str | None = None, label_co
         gate(run, cleaned["profile"], "sentiment_clean", "clean")
         trained = run.stage("train", train_text_classifier, cleaned["output"], run_dir, root, mode=train,
                             model_name=model_name, max_tokens=max_tokens, epochs=epochs, seed=seed,
-                            calibrate=calibrate, mc_samples=mc_samples, folds=folds)
+                            calibrate=calibrate, mc_samples=mc_samples, folds=folds, tune=tune)
         run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
         if trained.get("rare_classes"):
             run.inputs["rare_classes"] = trained["rare_classes"]

@@ -46,6 +46,8 @@ class ModelCard(BaseModel):
         default=None, description="satellite: per-band mean, std, low and high of the training area")
     scalers: dict[str, tuple[list[float], list[float]]] | None = Field(
         default=None, description="market: per-symbol feature mean and std")
+    tuning: dict[str, Any] | None = Field(
+        default=None, description="--tune: the search space, every trial's validation score, the chosen values")
     tessera: str = Field("unknown", description="the tessera version that registered it")
     name: str = ""
     version: str = ""

@@ -111,6 +111,8 @@ def write_result(decision: Decision, uri: str, *, metrics: dict, baselines: dict
     card = decision.trained or decision.scoring
     result = {"model": decision.summary(), "metrics": metrics, "baselines": baselines,
               "history": card.history, "class_names": card.class_names, **extra}
+    if card.tuning:
+        result["tuning"] = card.tuning
     write_json(result, uri)
     return {"output": uri, "model": result["model"], "metrics": metrics, "baselines": baselines}
 

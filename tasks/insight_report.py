@@ -3,11 +3,13 @@ and attribution figures, drawn from the files a train stage wrote."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from tasks import insight
 from tasks.evaluate import Report, _png
@@ -189,3 +191,47 @@ def plot_cross_validation(cv: dict) -> bytes:
            title=f"Cross-validation over {len(cv[names[0]]['folds'])} folds")
     ax.legend(fontsize=8, loc="lower left")
     return _png(fig)
+
+
+def plot_tuning(tuning: dict) -> bytes:
+    """Each trial's validation score in the order tried, the best so far as a line, the chosen trial ringed; beside
+    it the score against the learning rate when the search had one."""
+    trials = tuning["trials"]
+    number = np.array([t["trial"] for t in trials])
+    score = np.array([t["score"] for t in trials], dtype=float)
+    better = np.fmax.accumulate(score) if tuning["direction"] == "maximize" else np.fmin.accumulate(score)
+    best = int(np.argmax(score) if tuning["direction"] == "maximize" else np.argmin(score))
+    has_lr = all("lr" in t["values"] for t in trials)
+    fig, axes = plt.subplots(1, 2 if has_lr else 1, figsize=(9.5 if has_lr else 5.5, 3.4), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(number, score, "o", color="tab:blue", label="trial")
+    ax.step(number, better, where="post", color="k", lw=1, label="best so far")
+    ax.plot(number[best], score[best], "o", ms=13, mfc="none", mec="tab:red", label="chosen")
+    ax.set(xlabel="trial", ylabel=tuning["metric"], title=f"{len(trials)} trials, scored on the validation split")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8)
+    if has_lr:
+        lr = np.array([t["values"]["lr"] for t in trials], dtype=float)
+        axes[0, 1].scatter(lr, score, color="tab:blue")
+        axes[0, 1].scatter(lr[best], score[best], s=160, facecolors="none", edgecolors="tab:red")
+        low, high = tuning["space"]["lr"][1:3]
+        axes[0, 1].set(xscale="log", xlim=(low / 1.2, high * 1.2), xlabel="learning rate (the searched range)",
+                       ylabel=tuning["metric"])
+        axes[0, 1].xaxis.set_minor_formatter(NullFormatter())
+    return _png(fig)
+
+
+def tuning_section(report: Report, run_dir: Path) -> None:
+    """What --tune tried and chose, when the run tuned."""
+    training = run_dir / "training.json"
+    tuning = json.loads(training.read_text()).get("tuning") if training.exists() else None
+    if not tuning:
+        return
+    report.heading("Tuning (--tune)")
+    chosen = ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in tuning["chosen"].items())
+    report.text(f"Optuna's TPE sampler tried {len(tuning['trials'])} settings of the search space, each trained on "
+                f"the training split and scored by {tuning['metric']}; the test split was never used. Chosen: "
+                f"{chosen}, which trained the model above.")
+    report.figure("tuning", plot_tuning(tuning))
+    report.table([{"trial": t["trial"], **t["values"], tuning["metric"]: t["score"], "seconds": t["seconds"]}
+                  for t in tuning["trials"]], caption="Every trial")

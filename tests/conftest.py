@@ -6,11 +6,40 @@ import os
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import rasterio
 from rasterio.transform import from_origin
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# processes Python itself keeps until the interpreter exits, not left behind by a test
+INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "loky", "forkserver")
+
+
+def surviving_children(grace: float = 15.0) -> list[psutil.Process]:
+    """This process's descendants still running after ``grace`` seconds, Python's own helpers aside."""
+    children = [p for p in psutil.Process().children(recursive=True)
+                if not any(helper in " ".join(_cmdline(p)) for helper in INTERPRETER_HELPERS)]
+    _, alive = psutil.wait_procs(children, timeout=grace)
+    return alive
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test left a process running (and stop it, so nothing outlives the run)."""
+    alive = surviving_children()
+    if not alive:
+        return
+    for process in alive:
+        print(f"\nleft running by the tests: pid {process.pid}: {' '.join(_cmdline(process))[:200]}")
+        process.kill()
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

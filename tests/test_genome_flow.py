@@ -56,6 +56,17 @@ def test_the_2d_kmer_cnn_option(data_root: Path) -> None:
     assert card["architecture"]["class"] == "KmerCNN2D"
 
 
+def test_tune_trains_with_the_best_trial_and_records_every_trial(data_root: Path) -> None:
+    result = genome(tune=2, train="always", **FAST)
+    run_dir = Path(result["dir"])
+    tuning = json.loads((run_dir / "training.json").read_text())["tuning"]
+    assert len(tuning["trials"]) == 2 and tuning["metric"] == "validation macro F1"
+    card = json.loads((Path(result["model"]["uri"]) / "card.json").read_text())
+    assert card["tuning"]["chosen"] == tuning["chosen"]
+    assert card["architecture"]["kwargs"]["channels"] == tuning["chosen"]["channels"]
+    assert "Tuning (--tune)" in (run_dir / "report.html").read_text()
+
+
 @pytest.mark.parametrize("content, message", [
     (b"", "empty file"),
     (bytes(range(256)) * 8, "binary data"),

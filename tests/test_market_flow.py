@@ -37,6 +37,17 @@ def test_text_in_prices_is_quarantined(tmp_path: Path, data_root: Path) -> None:
     assert result["counts"]["records_quarantined"] == 1 and result["status"] == "completed"
 
 
+def test_tune_from_the_command_line_picks_the_lowest_validation_rmse(data_root: Path) -> None:
+    assert main(["run", "market", "--epochs", "2", "--folds", "2", "--lag", "10", "--tune", "3"]) == 0
+    run_dir = next((data_root / "market" / "runs").iterdir())
+    tuning = json.loads((run_dir / "training.json").read_text())["tuning"]
+    assert tuning["direction"] == "minimize" and len(tuning["trials"]) == 3
+    assert tuning["best_score"] == min(t["score"] for t in tuning["trials"])
+    model = json.loads((run_dir / "run.json").read_text())["model"]
+    card = json.loads((Path(model["uri"]) / "card.json").read_text())
+    assert card["architecture"]["kwargs"]["hidden"] == tuning["chosen"]["hidden"]
+
+
 @pytest.mark.parametrize("args, message, code", [
     (["--target", "vwap"], "target column 'vwap' not found", 2),
     (["--lag", "150"], "training and", 2),

@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def tessera(*args: str, env: dict) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "tessera"
     return subprocess.Popen([str(exe), "run", "satellite", "--date", "2024-05-01", "--epochs", "3", *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
 
 
 def test_killed_run_resumes_from_its_completed_stages(tmp_path: Path) -> None:
@@ -34,7 +35,7 @@ def test_killed_run_resumes_from_its_completed_stages(tmp_path: Path) -> None:
         assert first.poll() is None, first.stdout.read()
         assert time.monotonic() < deadline, "the first run never reached the normalize stage"
         time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
+    os.killpg(first.pid, signal.SIGKILL)  # the flow process and the temporary Prefect server it started
     first.wait()
     assert not (run_dir / "classmap.tif").exists()
 

@@ -27,6 +27,7 @@ from models.lifecycle import (
 )
 from models.registry import ModelRegistry
 from models.train import TrainConfig, predict_proba, seed_everything, train_model
+from models.tuning import split_values, tuned
 from tasks import insight, splits
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
@@ -137,23 +138,32 @@ def _inputs(codes: np.ndarray, counts: np.ndarray, arch: Architecture, k: int) -
     return training.model_input(codes, encoding=encoding, k=k)
 
 
-def _new_model(architecture: str, n_classes: int, *, encoding: str, k: int,
-               length: int) -> tuple[nn.Module, Architecture]:
+ARCHITECTURES = {"kmer2d": "KmerCNN2D", "poscnn": "PosCNN1D", "cnn1d": "SeqCNN1D"}
+# --tune: the arguments every architecture of the domain takes
+SEARCH = {"lr": ("log", 3e-4, 3e-3), "channels": ("choice", [32, 64, 128]), "dropout": ("float", 0.1, 0.5)}
+
+
+def _new_model(architecture: str, n_classes: int, *, encoding: str, k: int, length: int,
+               tuned_kwargs: dict | None = None) -> tuple[nn.Module, Architecture]:
     if architecture == "kmer2d":
-        arch = Architecture(name="KmerCNN2D", kwargs={"n_classes": n_classes, "k": k})
+        kwargs = {"n_classes": n_classes, "k": k}
     elif architecture == "poscnn":
-        arch = Architecture(name="PosCNN1D", kwargs={
-            "n_classes": n_classes, "encoding": encoding, "vocab_size": encode.vocabulary_size(k),
-            "length": length - k + 1 if encoding == "kmer" else length})
+        kwargs = {"n_classes": n_classes, "encoding": encoding, "vocab_size": encode.vocabulary_size(k),
+                  "length": length - k + 1 if encoding == "kmer" else length}
     else:
-        arch = Architecture(name="SeqCNN1D", kwargs={"n_classes": n_classes, "encoding": encoding,
-                                                     "vocab_size": encode.vocabulary_size(k)})
+        kwargs = {"n_classes": n_classes, "encoding": encoding, "vocab_size": encode.vocabulary_size(k)}
+    arch = Architecture(name=ARCHITECTURES[architecture], kwargs=kwargs | (tuned_kwargs or {}))
     return build(arch), arch
 
 
-def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding, k, epochs, seed, augment_rc):
+def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding, k, epochs, seed, augment_rc,
+         values=None):
+    """(model, architecture, history) trained on ``train`` with early stopping on ``val``; ``values`` (from
+    --tune) set network arguments and the learning rate."""
     seed_everything(seed)
-    model, arch = _new_model(architecture, len(class_names), encoding=encoding, k=k, length=x_codes.shape[1])
+    model_kwargs, train_kwargs = split_values(values)
+    model, arch = _new_model(architecture, len(class_names), encoding=encoding, k=k, length=x_codes.shape[1],
+                             tuned_kwargs=model_kwargs)
     tr_codes, tr_y = x_codes[train], y[train]
     tr_counts = counts[train]
     if augment_rc:
@@ -164,7 +174,7 @@ def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding,
     xv = _inputs(x_codes[val], counts[val], arch, k)
     history = train_model(model, (torch.as_tensor(xt), torch.as_tensor(tr_y)), (torch.as_tensor(xv),
                           torch.as_tensor(y[val])), config=TrainConfig(epochs=epochs, seed=seed, batch_size=64,
-                                                                          min_steps=MIN_STEPS))
+                                                                          min_steps=MIN_STEPS, **train_kwargs))
     return model, arch, history
 
 
@@ -194,11 +204,23 @@ class GenomeSpec:
         proba = self.proba(model, card, units)
         return classification_metrics(self.y[units], proba.argmax(1), proba, class_names=self.class_names)["macro_f1"]
 
+    def _fit(self, values: dict | None = None) -> tuple[nn.Module, Architecture, dict]:
+        p, idx = self.params, self.idx
+        return _fit(self.architecture, self.class_names, self.codes, self.counts, self.y, idx["train"], idx["val"],
+                    encoding=p["encoding"], k=p["k"], epochs=p["epochs"], seed=self.seed, augment_rc=p["augment_rc"],
+                    values=values)
+
+    def _validation_f1(self, values: dict) -> float:
+        model, arch, _ = self._fit(values)
+        val = self.idx["val"]
+        proba = predict_proba(model, _inputs(self.codes[val], self.counts[val], arch, self.params["k"]))
+        return classification_metrics(self.y[val], proba.argmax(1), proba)["macro_f1"]
+
     def fit(self) -> Fitted:
         p, idx = self.params, self.idx
-        model, arch, history = _fit(self.architecture, self.class_names, self.codes, self.counts, self.y, idx["train"],
-                                    idx["val"], encoding=p["encoding"], k=p["k"], epochs=p["epochs"], seed=self.seed,
-                                    augment_rc=p["augment_rc"])
+        values, tuning = tuned(self._validation_f1, SEARCH, trials=p["tune"], seed=self.seed,
+                               metric="validation macro F1")
+        model, arch, history = self._fit(values)
         enc = arch.kwargs.get("encoding", "counts")
         inputs = {s: _inputs(self.codes[idx[s]], self.counts[idx[s]], arch, p["k"]) for s in ("val", "test")}
         val_proba, _ = insight.score_proba(model, inputs["val"], mc_samples=self.mc_samples, seed=self.seed)
@@ -209,6 +231,7 @@ class GenomeSpec:
             calibrate=self.calibrate, uncertainty=uncertainty)
         card = ModelCard(architecture=arch, class_names=self.class_names, metrics=metrics, history=history,
                          calibration=calibration, parameters={**p, "encoding": enc, "seed": self.seed},
+                         tuning=tuning,
                          data={"records": int(len(self.y)), "fingerprint": _fingerprint(self.codes, self.y)})
         return Fitted(model, card, outputs={"evaluation": evaluation, "x_test": inputs["test"]})
 
@@ -217,7 +240,7 @@ class GenomeSpec:
 def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                               model_name: str = "genome", architecture: str = "poscnn", encoding: str = "onehot",
                               epochs: int = 20, folds: int = 0, augment_rc: bool = False, seed: int = 0,
-                              calibrate: str | None = None, mc_samples: int = 0) -> dict:
+                              calibrate: str | None = None, mc_samples: int = 0, tune: int = 0) -> dict:
     """Stratified split, then the one model lifecycle (models/lifecycle.py): train a challenger or reuse the
     champion, compare them on validation records the champion never saw, promote, and score with the champion
     after the decision; the model that scores and the two logistic-regression baselines are measured on the same
@@ -234,7 +257,7 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
     split = splits.stratified_split(y, seed=seed) if labelled else np.full(len(y), splits.SPLITS["test"], np.uint8)
     idx = {name: np.flatnonzero(split == i) for name, i in splits.SPLITS.items()}
     params = {"k": k, "length": int(ds.attrs["length"]), "padding": ds.attrs["padding"], "encoding": encoding,
-              "epochs": epochs, "augment_rc": augment_rc}
+              "epochs": epochs, "augment_rc": augment_rc, "tune": tune}
     spec = GenomeSpec(codes, counts, y, idx, class_names, params=params, architecture=architecture,
                       calibrate=calibrate, mc_samples=mc_samples, seed=seed)
     keys = unit_keys(row.tobytes() for row in codes)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from tasks import evaluate
+from tasks import evaluate, insight_report
 
 
 def plot_forecasts(frame: pd.DataFrame, symbols: list[str]) -> bytes:
@@ -157,6 +157,7 @@ def build_report(run: dict) -> evaluate.Report:
             report.figure("loss", evaluate.plot_loss(history), caption="Loss of the last fold's LSTM")
     if (run_dir / "forecasts.parquet").exists():
         report.table(pd.read_parquet(run_dir / "forecasts.parquet"), caption="Next-step forecasts")
+    insight_report.tuning_section(report, run_dir)
     return report
 
 

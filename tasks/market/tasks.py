@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from models.lifecycle import (
 from models.market import LSTMForecaster
 from models.registry import ModelRegistry
 from models.train import TrainConfig, predict, predict_mc, seed_everything, train_model
+from models.tuning import split_values, tuned
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import regression_metrics
@@ -34,6 +35,8 @@ from tasks.market import checks, sources, windows
 from tasks.store import fetch, read_parquet, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
+# --tune: the LSTM's width, the learning rate and weight decay
+SEARCH = {"lr": ("log", 3e-4, 3e-3), "hidden": ("choice", [16, 32, 64]), "weight_decay": ("log", 1e-6, 1e-3)}
 
 
 def _run(run_dir: str, name: str) -> str:
@@ -165,6 +168,8 @@ class MarketSettings:
     cost: float
     seed: int
     mc_samples: int
+    tune: int = 0
+    values: dict | None = None  # chosen by --tune: LSTM arguments and training-loop fields
 
 
 class MarketSpec:
@@ -212,8 +217,17 @@ class MarketSpec:
         y = self.last.fold.y[self.starts[units]]
         return -regression_metrics(y, self.forecast(model, card, units))["rmse"]
 
+    def validation_rmse(self, values: dict) -> float:
+        """RMSE on the last fold's validation windows of an LSTM trained on its fit windows with ``values``."""
+        s = replace(self.settings, values=values)
+        model, _, scale = fit_fold(self.last, s.folds - 1, s)
+        val = self.last.val
+        return regression_metrics(self.last.fold.y[val], predict_windows(model, self.last.fold, val) * scale)["rmse"]
+
     def fit(self) -> Fitted:
-        s, per_fold, forecasts = self.settings, [], []
+        values, tuning = tuned(self.validation_rmse, SEARCH, trials=self.settings.tune, seed=self.settings.seed,
+                               metric="validation RMSE", direction="minimize")
+        s, per_fold, forecasts = replace(self.settings, values=values), [], []
         for k in range(s.folds):
             prepared = self.last if k == s.folds - 1 else prepare_fold(
                 self.prices, self.dates, self.bounds[k], self.bounds[k + 1], lag=s.lag, horizon=s.horizon,
@@ -222,15 +236,14 @@ class MarketSpec:
             per_fold.append(metrics)
             forecasts.append(frame)
         fold = self.last.fold
-        arch = Architecture(name="LSTMForecaster", kwargs={"n_features": len(windows.FEATURES), "hidden": s.hidden,
-                                                           "head_dropout": 0.1 if s.mc_samples > 1 else 0.0})
+        arch = Architecture(name="LSTMForecaster", kwargs=_lstm_kwargs(s))
         card = ModelCard(
             architecture=arch, metrics=_mean_over_folds(per_fold)["lstm"], history=history,
             parameters={"lag": s.lag, "horizon": s.horizon, "folds": s.folds, "epochs": s.epochs,
                         "target_scale": scale},
             scalers={str(n): (m.tolist(), v.tolist()) for n, m, v in zip(fold.symbols, fold.mean, fold.std,
                                                                          strict=True)},
-            data={"trained_until": str(self.last.start)[:10]})
+            data={"trained_until": str(self.last.start)[:10]}, tuning=tuning)
         return Fitted(model, card, outputs={"per_fold": per_fold, "forecasts": pd.concat(forecasts, ignore_index=True)})
 
 
@@ -251,21 +264,34 @@ def shrink_on_validation(actual: np.ndarray, forecast: np.ndarray) -> float:
     return min(SHRINKS, key=lambda shrink: (errors[shrink], -shrink))
 
 
-def walk_fold(prepared: PreparedFold, k: int, price: np.ndarray, dates: np.ndarray,
-              s: MarketSettings) -> tuple[nn.Module, dict, float, dict, pd.DataFrame]:
-    """Train the LSTM of one fold (fit windows, early stopping on validation) and measure it and the baselines on
-    the fold's test windows: (model, history, target scale, fold metrics, test forecasts)."""
-    fold, fit, val, test = prepared.fold, prepared.fit, prepared.val, prepared.test
-    y_test = fold.y[test]
+def _lstm_kwargs(s: MarketSettings) -> dict:
+    kwargs = {"n_features": len(windows.FEATURES), "hidden": s.hidden, "head_dropout": 0.1 if s.mc_samples > 1 else 0.0}
+    return kwargs | split_values(s.values)[0]
+
+
+def fit_fold(prepared: PreparedFold, k: int, s: MarketSettings) -> tuple[nn.Module, dict, float]:
+    """The LSTM of one fold trained on its fit windows with early stopping on its validation windows, and the
+    target scale, shrunk on validation: (model, history, scale)."""
+    fold, fit, val = prepared.fold, prepared.fit, prepared.val
     scale = float(fold.y[fit].std()) or 1.0
-    ends = test + s.lag - 1
     seed_everything(s.seed + k)
-    model = LSTMForecaster(fold.x.shape[2], hidden=s.hidden, head_dropout=0.1 if s.mc_samples > 1 else 0.0)
+    model = LSTMForecaster(**_lstm_kwargs(s))
     history = train_model(model, WindowDataset(fold, fit, target_scale=scale),
                           WindowDataset(fold, val, target_scale=scale), loss_fn=nn.MSELoss(),
-                          config=TrainConfig(epochs=s.epochs, seed=s.seed + k, batch_size=64))
+                          config=TrainConfig(epochs=s.epochs, seed=s.seed + k, batch_size=64,
+                                             **split_values(s.values)[1]))
     history["shrink"] = shrink_on_validation(fold.y[val], predict_windows(model, fold, val) * scale)
-    scale *= history["shrink"]
+    return model, history, scale * history["shrink"]
+
+
+def walk_fold(prepared: PreparedFold, k: int, price: np.ndarray, dates: np.ndarray,
+              s: MarketSettings) -> tuple[nn.Module, dict, float, dict, pd.DataFrame]:
+    """Train the LSTM of one fold (see fit_fold) and measure it and the baselines on the fold's test windows:
+    (model, history, target scale, fold metrics, test forecasts)."""
+    fold, val, test = prepared.fold, prepared.val, prepared.test
+    y_test = fold.y[test]
+    ends = test + s.lag - 1
+    model, history, scale = fit_fold(prepared, k, s)
     pred = predict_windows(model, fold, test) * scale
     series = windows.window_symbols(fold.test)
 
@@ -294,14 +320,14 @@ def walk_fold(prepared: PreparedFold, k: int, price: np.ndarray, dates: np.ndarr
 @task(name="walk-forward evaluation and training", **CACHED)
 def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, mode: str = "auto", lag: int = 20,
                  horizon: int = 1, folds: int = 3, epochs: int = 15, hidden: int = 32, cost: float = 0.0005,
-                 model_name: str = "market", seed: int = 0, mc_samples: int = 0) -> dict:
+                 model_name: str = "market", seed: int = 0, mc_samples: int = 0, tune: int = 0) -> dict:
     """The one model lifecycle (models/lifecycle.py) over expanding-window folds by time: a challenger is the LSTM
     walked forward against three baselines on the same windows of every fold, the last fold's model kept; it is
     compared with a compatible champion (same lag and horizon) on the last fold's validation windows (which
     precede its test period) that the champion never saw, each with its own scalers. Without training, the
     champion is measured on the last fold's test windows it never saw."""
     settings = MarketSettings(lag=lag, horizon=horizon, folds=folds, epochs=epochs, hidden=hidden, cost=cost,
-                              seed=seed, mc_samples=mc_samples)
+                              seed=seed, mc_samples=mc_samples, tune=tune)
     spec = MarketSpec(sources.read_checked_prices(prices_uri), settings)
     registry = ModelRegistry(models_root)
     keys = spec.keys()

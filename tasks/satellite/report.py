@@ -68,6 +68,7 @@ def build_report(run: dict) -> evaluate.Report:
                           caption="Where the network looked to classify the centre pixel (+) of test chips")
     if (run_dir / "monitor.json").exists():
         _monitoring_section(report, read_json(run_dir / "monitor.json"), run_dir)
+    insight_report.tuning_section(report, run_dir)
     return report
 
 

@@ -35,6 +35,7 @@ from models.lifecycle import (
 )
 from models.registry import ModelRegistry
 from models.train import TrainConfig, predict_proba, predict_proba_mc, seed_everything, train_model
+from models.tuning import split_values, tuned
 from tasks import insight
 from tasks.common import save_quarantine
 from tasks.compute import returning_freed_memory
@@ -299,15 +300,16 @@ def _patches(image, labels, split, split_id: int, windows, patch: int, *,
 
 
 ARCHITECTURES = {"unet": "UNet", "fcn": "PixelFCN"}
+SEARCH = {"lr": ("log", 3e-4, 3e-3), "width": ("choice", [16, 32, 48]), "dropout": ("float", 0.0, 0.3)}  # --tune
 
 
-def _architecture(model: str, bands: int, classes: int, width: int) -> Architecture:
-    kwargs = {"in_bands": bands, "n_classes": classes, "width": width}
-    return Architecture(name=ARCHITECTURES[model], kwargs=kwargs | ({"depth": 2} if model == "unet" else {}))
+def _architecture(model: str, bands: int, classes: int, width: int, tuned_kwargs: dict | None = None) -> Architecture:
+    kwargs = {"in_bands": bands, "n_classes": classes, "width": width} | ({"depth": 2} if model == "unet" else {})
+    return Architecture(name=ARCHITECTURES[model], kwargs=kwargs | (tuned_kwargs or {}))
 
 
 def _fit_segmenter(arch: Architecture, train: tuple, val: tuple, *, epochs: int, batch_size: int,
-                   seed: int) -> tuple[nn.Module, dict]:
+                   seed: int, train_kwargs: dict | None = None) -> tuple[nn.Module, dict]:
     """A seeded segmentation network trained on (X, Y) patches in their eight orientations, with class weights
     from the training labels, early stopping on the validation patches."""
     n_classes = arch.kwargs["n_classes"]
@@ -318,7 +320,8 @@ def _fit_segmenter(arch: Architecture, train: tuple, val: tuple, *, epochs: int,
     weights = torch.tensor(weights, dtype=torch.float32)
     loss = nn.CrossEntropyLoss(weight=weights, ignore_index=labelling.UNLABELLED)
     history = train_model(model, training.FlippedPatches(*train), val, loss_fn=loss,
-                          config=TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, patience=6))
+                          config=TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, patience=6,
+                                             **(train_kwargs or {})))
     return model, history
 
 
@@ -445,9 +448,18 @@ class SatelliteSpec:
                                     "smaller --block")
         fold_ids = _block_folds(split, labels, s["folds"], block=block, patch=patch, seed=s["seed"]) \
             if s["folds"] > 1 else None
-        arch = _architecture(s["model"], len(self.bands), len(self.class_names), s["width"])
-        model, history = _fit_segmenter(arch, data["train"], data["val"], epochs=s["epochs"],
-                                        batch_size=s["batch_size"], seed=s["seed"])
+        def fit(values: dict) -> tuple[nn.Module, dict, Architecture]:
+            model_kwargs, train_kwargs = split_values(values)
+            arch = _architecture(s["model"], len(self.bands), len(self.class_names), s["width"], model_kwargs)
+            return (*_fit_segmenter(arch, data["train"], data["val"], epochs=s["epochs"], batch_size=s["batch_size"],
+                                    seed=s["seed"], train_kwargs=train_kwargs), arch)
+
+        def validation_f1(values: dict) -> float:
+            proba, y = training.flatten_labelled(predict_proba(fit(values)[0], data["val"][0]), data["val"][1])
+            return classification_metrics(y, proba.argmax(1), proba)["macro_f1"]
+
+        values, tuning = tuned(validation_f1, SEARCH, trials=s["tune"], seed=s["seed"], metric="validation macro F1")
+        model, history, arch = fit(values)
         metrics, baselines, calibration = _test_metrics(
             model, data, self.class_names, s["seed"], self.run_dir, calibrate=s["calibrate"],
             mc_samples=s["mc_samples"], scenes=_test_scenes(self.ds, self.scenes_uri, windows["test"],
@@ -463,7 +475,7 @@ class SatelliteSpec:
         reference.to_parquet(buf, index=False)
         area = self.ds.attrs["area"]
         card = ModelCard(
-            architecture=arch, bands=self.bands,
+            architecture=arch, bands=self.bands, tuning=tuning,
             class_names=self.class_names, metrics=metrics, calibration=calibration, history=history,
             normalization={k: self.stats[k] for k in ("mean", "std", "low", "high")},
             parameters={key: s[key] for key in ("epochs", "patch", "seed", "batch_size")} | {"block": block},
@@ -478,7 +490,7 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
                      model_name: str | None = None, model: str = "unet", epochs: int = 30,
                      patch: int = training.PATCH, width: int = 32,
                      batch_size: int = 16, seed: int = 0, calibrate: str | None = None,
-                     mc_samples: int = 0, folds: int = 0, scenes_uri: str | None = None) -> dict:
+                     mc_samples: int = 0, folds: int = 0, tune: int = 0, scenes_uri: str | None = None) -> dict:
     """The one model lifecycle (models/lifecycle.py) over the blocks of the spatial split: a challenger trained
     on the training blocks or the champion, compared on validation blocks the champion never saw; the model that
     scores and the per-pixel baseline on the same test pixels, which that model never saw.
@@ -491,7 +503,7 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
     image, labels, split = _load_arrays(ds, stats)
     labelled = bool((labels != labelling.UNLABELLED).any())
     settings = {"model": model, "epochs": epochs, "patch": patch, "width": width, "batch_size": batch_size,
-                "seed": seed, "calibrate": calibrate, "mc_samples": mc_samples, "folds": folds}
+                "seed": seed, "calibrate": calibrate, "mc_samples": mc_samples, "folds": folds, "tune": tune}
     spec = SatelliteSpec(ds, stats, image, labels, split, settings=settings, run_dir=run_dir, scenes_uri=scenes_uri)
     registry = ModelRegistry(models_root)
     keys = spec.keys()

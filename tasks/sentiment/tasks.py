@@ -27,6 +27,7 @@ from models.lifecycle import (
 from models.registry import ModelRegistry
 from models.sentiment import HybridTextCNN
 from models.train import predict_proba
+from models.tuning import split_values, tuned
 from tasks import insight, splits
 from tasks.common import save_quarantine
 from tasks.errors import BadInputError
@@ -37,6 +38,8 @@ from tasks.store import fetch, read_json, read_parquet, write_parquet
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 50_000
 VOCABULARY = 100_000  # every training token up to this many: the linear part reads them all, as TF-IDF does
+# --tune: the CNN part's size and dropout, and the learning rate
+SEARCH = {"lr": ("log", 3e-4, 3e-3), "channels": ("choice", [32, 64, 128]), "dropout": ("float", 0.2, 0.6)}
 
 
 def _run(run_dir: str, name: str) -> str:
@@ -102,11 +105,11 @@ class SentimentSpec:
 
     def __init__(self, tokens: list[list[str]], y: np.ndarray, idx: dict, class_names: list[str] | None,
                  registry: ModelRegistry, *, max_tokens: int | None, epochs: int, calibrate: str | None,
-                 mc_samples: int, seed: int, fingerprint: str) -> None:
+                 mc_samples: int, seed: int, fingerprint: str, tune: int = 0) -> None:
         self.tokens, self.y, self.idx, self.class_names, self.registry = tokens, y, idx, class_names, registry
         self.max_tokens, self.epochs, self.calibrate, self.mc_samples, self.seed = (max_tokens, epochs, calibrate,
                                                                                    mc_samples, seed)
-        self.fingerprint = fingerprint
+        self.fingerprint, self.tune = fingerprint, tune
 
     def compatible(self, card: ModelCard) -> bool:
         return self.class_names is None or card.class_names == self.class_names
@@ -129,8 +132,13 @@ class SentimentSpec:
                                                max_size=VOCABULARY)
         length = self.max_tokens or training.post_length([self.tokens[i] for i in idx["train"]])
         ids = features.token_ids(self.tokens, vocabulary, length)
-        model, history = training.fit_hybrid(ids, self.y, idx["train"], idx["val"], vocabulary, n_classes,
-                                             epochs=self.epochs, seed=self.seed)
+        def fit(values: dict) -> tuple[nn.Module, dict]:
+            return training.fit_hybrid(ids, self.y, idx["train"], idx["val"], vocabulary, n_classes,
+                                       epochs=self.epochs, seed=self.seed, values=values)
+
+        values, tuning = tuned(lambda v: max(fit(v)[1]["beta_val_macro_f1"].values()), SEARCH, trials=self.tune,
+                               seed=self.seed, metric="validation macro F1")
+        model, history = fit(values)
         val_proba, _ = insight.score_proba(model, ids[idx["val"]], mc_samples=self.mc_samples, seed=self.seed)
         proba, uncertainty = insight.score_proba(model, ids[idx["test"]], mc_samples=self.mc_samples, seed=self.seed)
         metrics, evaluation, calibration = insight.analyse_predictions(
@@ -138,12 +146,12 @@ class SentimentSpec:
             uncertainty=uncertainty)
         kwargs = {"vocab_size": len(vocabulary) + 2, "n_classes": n_classes, "n_bigrams": model.bigrams.numel(),
                   "n_subwords": len(model.idf) - model.vocab_size - model.bigrams.numel(),
-                  "subword_slots": model.subwords.shape[1]}
+                  "subword_slots": model.subwords.shape[1], **split_values(values)[0]}
         card = ModelCard(architecture=Architecture(name="HybridTextCNN", kwargs=kwargs),
                          class_names=self.class_names, metrics=metrics, history=history, calibration=calibration,
                          parameters={"max_tokens": length, "epochs": self.epochs, "seed": self.seed,
                                      "beta": history["beta"]},
-                         data={"posts": len(self.y), "fingerprint": self.fingerprint})
+                         data={"posts": len(self.y), "fingerprint": self.fingerprint}, tuning=tuning)
         return Fitted(model, card, extra_files={"vocabulary.json": json.dumps(vocabulary).encode()},
                       outputs={"evaluation": evaluation, "x_test": ids[idx["test"]]})
 
@@ -151,7 +159,8 @@ class SentimentSpec:
 @task(name="train or load the classifier", **CACHED)
 def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                           model_name: str = "sentiment", max_tokens: int | None = None, epochs: int = 15,
-                          seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, folds: int = 0) -> dict:
+                          seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, folds: int = 0,
+                          tune: int = 0) -> dict:
     """Split first, then the one model lifecycle (models/lifecycle.py): a challenger hybrid text model (vocabulary and
     TF-IDF fitted on the training posts only) or the champion, compared on validation posts the champion never
     saw; the model that scores and the TF-IDF + logistic regression baseline on the same test posts."""
@@ -167,7 +176,8 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     tokens = table["tokens"].map(list).tolist()
     registry = ModelRegistry(models_root)
     spec = SentimentSpec(tokens, y, idx, class_names, registry, max_tokens=max_tokens, epochs=epochs,
-                         calibrate=calibrate, mc_samples=mc_samples, seed=seed, fingerprint=_fingerprint(table))
+                         calibrate=calibrate, mc_samples=mc_samples, seed=seed, fingerprint=_fingerprint(table),
+                         tune=tune)
     keys = unit_keys(table["text"].astype(str))
     decision = run_lifecycle(
         spec, registry, model_name, mode=mode if labelled else "never", keys=keys, split=split,

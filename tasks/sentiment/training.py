@@ -12,6 +12,7 @@ from torch import nn
 
 from models.sentiment import HybridTextCNN
 from models.train import TrainConfig, predict_proba, seed_everything, train_model
+from models.tuning import split_values
 from tasks.evaluate import classification_metrics
 
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0)
@@ -91,14 +92,16 @@ def fit_linear_part(model: HybridTextCNN, ids: np.ndarray, y: np.ndarray, vocabu
 
 
 def fit_hybrid(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, vocabulary: dict[str, int],
-               n_classes: int, *, epochs: int, seed: int) -> tuple[HybridTextCNN, dict]:
+               n_classes: int, *, epochs: int, seed: int, values: dict | None = None) -> tuple[HybridTextCNN, dict]:
     """The hybrid model and its history: whether the linear part reads character n-grams besides words (chosen
     on the validation posts, as is everything here), the CNN part's losses per epoch, ``beta`` and the
-    validation macro F1 of every choice tried."""
+    validation macro F1 of every choice tried. ``values`` (from --tune) set the CNN part's arguments and the
+    learning rate."""
+    model_kwargs, train_kwargs = split_values(values)
     seed_everything(seed)
     linear, linear_scores = {}, {}
     for subwords in (True, False):
-        linear[subwords] = HybridTextCNN(len(vocabulary) + 2, n_classes, 0)
+        linear[subwords] = HybridTextCNN(len(vocabulary) + 2, n_classes, 0, **model_kwargs)
         fit_linear_part(linear[subwords], ids[train], y[train], vocabulary, subwords=subwords, seed=seed)
         linear[subwords].beta.fill_(0.0)
         linear_scores[subwords] = _macro_f1(linear[subwords], ids[val], y[val])
@@ -108,7 +111,7 @@ def fit_hybrid(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarra
     weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_classes, dtype=torch.float32)
     history = train_model(_CNNPart(model), (ids[train], y[train]), (ids[val], y[val]),
                           loss_fn=nn.CrossEntropyLoss(weight=weights),
-                          config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, patience=4))
+                          config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, patience=4, **train_kwargs))
     scores = {}
     for beta in BETAS:
         model.beta.fill_(beta)
