@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +13,29 @@ import rasterio
 from rasterio.transform import from_origin
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Every process the tests start inherits this mark, also one orphaned when its parent was killed.
+SESSION_MARK = "PYTEST_TESSERA_SESSION"
+os.environ[SESSION_MARK] = f"{os.getpid()}-{uuid.uuid4().hex}"
 # processes Python itself keeps until the interpreter exits, not left behind by a test
 INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "loky", "forkserver")
 
 
+def started_here() -> list[psutil.Process]:
+    """Running processes carrying this session's mark, Python's own helpers aside."""
+    mark, me, found = os.environ[SESSION_MARK], os.getpid(), []
+    for process in psutil.process_iter():
+        try:
+            if process.pid != me and process.environ().get(SESSION_MARK) == mark:
+                found.append(process)
+        except psutil.Error:
+            continue
+    return [p for p in found if not any(helper in " ".join(_cmdline(p)) for helper in INTERPRETER_HELPERS)]
+
+
 def surviving_children(grace: float = 15.0) -> list[psutil.Process]:
-    """This process's descendants still running after ``grace`` seconds, Python's own helpers aside."""
-    children = [p for p in psutil.Process().children(recursive=True)
-                if not any(helper in " ".join(_cmdline(p)) for helper in INTERPRETER_HELPERS)]
-    _, alive = psutil.wait_procs(children, timeout=grace)
-    return alive
+    """Processes started by this session still running after ``grace`` seconds for them to end."""
+    psutil.wait_procs(started_here(), timeout=grace)
+    return started_here()
 
 
 def _cmdline(process: psutil.Process) -> list[str]:
