@@ -545,3 +545,13 @@ class TestShrinkOnValidation:
         assert shrink_on_validation(actual, rng.normal(0, 0.01, 500)) == 0.0
         assert shrink_on_validation(actual, actual) == 1.0
         assert shrink_on_validation(actual, 2 * actual) == 0.5
+
+    def test_a_gain_on_validation_within_the_noise_keeps_no_change(self) -> None:
+        from tasks.market.tasks import shrink_on_validation
+
+        rng = np.random.default_rng(1)
+        actual = rng.normal(0, 0.01, 250)
+        faint = rng.normal(0, 0.01, 250) + 0.1 * actual  # a quarter of it lowers the validation error, by too little
+        assert np.mean((actual - 0.25 * faint) ** 2) < np.mean(actual**2)
+        assert shrink_on_validation(actual, faint) == 0.0
+        assert shrink_on_validation(actual, 0.5 * actual + rng.normal(0, 0.002, 250)) > 0.0
