@@ -555,3 +555,13 @@ class TestShrinkOnValidation:
         assert np.mean((actual - 0.25 * faint) ** 2) < np.mean(actual**2)
         assert shrink_on_validation(actual, faint) == 0.0
         assert shrink_on_validation(actual, 0.5 * actual + rng.normal(0, 0.002, 250)) > 0.0
+
+    def test_symbols_moving_together_on_a_day_count_as_one_piece_of_evidence(self) -> None:
+        from tasks.market.tasks import shrink_on_validation
+
+        rng = np.random.default_rng(1)
+        day = rng.normal(0, 0.01, 40)  # five symbols with the same return each day
+        forecast = rng.normal(0, 0.01, 40) + 0.15 * day
+        actual, forecast = np.repeat(day, 5), np.repeat(forecast, 5) + rng.normal(0, 1e-4, 200)
+        assert shrink_on_validation(actual, forecast) == 0.25  # 200 windows seem to show a gain
+        assert shrink_on_validation(actual, forecast, np.repeat(np.arange(40), 5)) == 0.0  # 40 days do not

@@ -220,7 +220,7 @@ class MarketSpec:
     def validation_rmse(self, values: dict) -> float:
         """RMSE on the last fold's validation windows of an LSTM trained on its fit windows with ``values``."""
         s = replace(self.settings, values=values)
-        model, _, scale = fit_fold(self.last, s.folds - 1, s)
+        model, _, scale = fit_fold(self.last, s.folds - 1, s, self.dates)
         val = self.last.val
         return regression_metrics(self.last.fold.y[val], predict_windows(model, self.last.fold, val) * scale)["rmse"]
 
@@ -256,19 +256,22 @@ def forecast_metrics(actual: np.ndarray, forecast: np.ndarray, series: np.ndarra
 SHRINKS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def shrink_on_validation(actual: np.ndarray, forecast: np.ndarray) -> float:
+def shrink_on_validation(actual: np.ndarray, forecast: np.ndarray, dates: np.ndarray | None = None) -> float:
     """How much of the network's forecast to keep, chosen on the validation windows: daily returns are mostly
     noise, and a forecast scaled towards zero loses less where the network learnt little (0 forecasts no change,
     as persistence does). A share is kept only when its gain over no change is clear of the noise (its mean
     squared-error reduction over twice its standard error, the Diebold-Mariano test at about 5%); among those,
     the one with the lowest validation error. A gain on the validation windows that chance explains would be
-    lost on the test windows."""
+    lost on the test windows. With the windows' target ``dates``, the gains are first averaged per date: symbols
+    move together on a day, so their windows are not independent evidence."""
     actual, forecast = np.asarray(actual, dtype=float), np.asarray(forecast, dtype=float)
-    if len(actual) < 2:
+    day = np.arange(len(actual)) if dates is None else np.unique(dates, return_inverse=True)[1].ravel()
+    if day.max(initial=0) < 1:  # fewer than two dates: nothing to tell a gain from noise with
         return 0.0
-    gains = {shrink: actual**2 - (actual - shrink * forecast) ** 2 for shrink in SHRINKS}
+    gains = {shrink: np.bincount(day, actual**2 - (actual - shrink * forecast) ** 2) / np.bincount(day)
+             for shrink in SHRINKS}
     clear = [shrink for shrink in SHRINKS
-             if shrink == 0.0 or gains[shrink].mean() > 2 * gains[shrink].std(ddof=1) / np.sqrt(len(actual))]
+             if shrink == 0.0 or gains[shrink].mean() > 2 * gains[shrink].std(ddof=1) / np.sqrt(len(gains[shrink]))]
     return max(clear, key=lambda shrink: (gains[shrink].mean(), -shrink))
 
 
@@ -277,7 +280,7 @@ def _lstm_kwargs(s: MarketSettings) -> dict:
     return kwargs | split_values(s.values)[0]
 
 
-def fit_fold(prepared: PreparedFold, k: int, s: MarketSettings) -> tuple[nn.Module, dict, float]:
+def fit_fold(prepared: PreparedFold, k: int, s: MarketSettings, dates: np.ndarray) -> tuple[nn.Module, dict, float]:
     """The LSTM of one fold trained on its fit windows with early stopping on its validation windows, and the
     target scale, shrunk on validation: (model, history, scale)."""
     fold, fit, val = prepared.fold, prepared.fit, prepared.val
@@ -288,7 +291,8 @@ def fit_fold(prepared: PreparedFold, k: int, s: MarketSettings) -> tuple[nn.Modu
                           WindowDataset(fold, val, target_scale=scale), loss_fn=nn.MSELoss(),
                           config=TrainConfig(epochs=s.epochs, seed=s.seed + k, batch_size=64,
                                              **split_values(s.values)[1]))
-    history["shrink"] = shrink_on_validation(fold.y[val], predict_windows(model, fold, val) * scale)
+    history["shrink"] = shrink_on_validation(fold.y[val], predict_windows(model, fold, val) * scale,
+                                             windows.target_dates(fold, val, dates))
     return model, history, scale * history["shrink"]
 
 
@@ -299,7 +303,7 @@ def walk_fold(prepared: PreparedFold, k: int, price: np.ndarray, dates: np.ndarr
     fold, val, test = prepared.fold, prepared.val, prepared.test
     y_test = fold.y[test]
     ends = test + s.lag - 1
-    model, history, scale = fit_fold(prepared, k, s)
+    model, history, scale = fit_fold(prepared, k, s, dates)
     pred = predict_windows(model, fold, test) * scale
     series = windows.window_symbols(fold.test)
 
