@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 
 import numpy as np
@@ -288,3 +289,23 @@ def test_flipped_patches_keep_labels_on_their_pixels_and_draw_every_orientation(
         assert torch.equal(xi[0].long(), yi) and torch.equal(xi[1], xi[0] + 16)
         seen.add(tuple(yi.flatten().tolist()))
     assert len(seen) == 8
+
+
+def test_scoring_tasks_run_torch_on_their_share_of_the_cores_and_restore_it() -> None:
+    from distributed import Client, LocalCluster
+
+    before = torch.get_num_threads()
+    assert scoring.torch_threads_per_task() is None
+
+    def inside() -> tuple[int | None, int, int]:
+        with scoring.torch_threads_of_this_task():
+            during = torch.get_num_threads()
+        return scoring.torch_threads_per_task(), during, torch.get_num_threads()
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        share, during, after = client.submit(inside, pure=False).result()
+    expected = max(1, (os.cpu_count() or 1) // 2)
+    assert share == during == expected
+    assert after == before
+    assert torch.get_num_threads() == before
