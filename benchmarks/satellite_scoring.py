@@ -7,8 +7,8 @@ it twice, each path in a fresh subprocess of this script so its peak RSS is its 
 _rss.py; not ``ru_maxrss``, which a child started by subprocess inherits from the parent that built the mosaic):
 
 - ``tessera``: what ``tasks/satellite/tasks.py:score_class_map`` does without the model registry and Prefect:
-  ``open_zarr``, ``_normalized(ds, stats)``, ``scoring.classify_image(image, model, halo=model.halo)`` and
-  ``store.write_cogs`` of the class map (nodata 255) and the confidence (nodata NaN), under
+  ``open_zarr``, ``_normalized(ds, stats)`` and ``scoring.write_class_maps`` (``classify_image`` with the
+  model's halo, the class map, nodata 255, and the confidence, nodata NaN, through ``store.write_cogs``), under
   ``compute.dask_client()`` as a flow runs it (a distributed LocalCluster, one in-process worker with a thread per
   core; ``TESSERA_DASK_ADDRESS`` is honoured as in the product). The cluster start is not timed.
 - ``plain``: the same tile grid (``scoring.tile_sizes``, tiles of ``scoring.TILE``, with ``model.halo`` pixels
@@ -20,8 +20,9 @@ _rss.py; not ``ru_maxrss``, which a child started by subprocess inherits from th
 Model: ``models.satellite.UNet(in_bands=bands, n_classes=8, width=32, depth=2)`` with ``torch.manual_seed(0)`` in
 eval mode (random weights: this measures speed and equality). The plain loop runs one tile at a time on torch's
 default threads (one per core, or ``--threads``); tessera runs a tile per Dask thread, each on its share of the
-cores (``scoring.torch_threads_of_this_task``). Before, every task used every core, on 1024-px tiles: 2048 px on 2
-cores took 1.35x the plain loop's time and 3.6 GB.
+cores (``scoring.torch_threads_of_this_task``), channels-last, with freed memory handed back to the OS at once
+(``compute.returning_freed_memory``). Before, every task used every core, on 1024-px tiles: 2048 px on 2 cores
+took 1.35x the plain loop's time and 3.6 GB.
 Times run from opening the Zarr to the COGs on disk. The outputs are compared pixel by pixel; ``ratio`` is
 tessera seconds / plain seconds (below 1: tessera is faster). ``other_cpu_share`` is the share of the cores other
 processes kept busy meanwhile: well above 0, the times are not clean.
@@ -121,9 +122,9 @@ def run_tessera(mosaic: Path, out: Path, bands: int) -> dict:
     import rioxarray  # noqa: F401
 
     from tasks.compute import dask_client
-    from tasks.satellite.scoring import NODATA_CLASS, classify_image, torch_threads_per_task
+    from tasks.satellite.scoring import torch_threads_per_task, write_class_maps
     from tasks.satellite.tasks import _normalized
-    from tasks.store import open_zarr, write_cogs
+    from tasks.store import open_zarr
 
     model = make_model(bands)
     t0 = time.perf_counter()
@@ -132,10 +133,7 @@ def run_tessera(mosaic: Path, out: Path, bands: int) -> dict:
         threads_in_tasks = dask.delayed(torch_threads_per_task)().compute()
         t0 = time.perf_counter()
         ds = open_zarr(mosaic)
-        scored = classify_image(_normalized(ds, band_stats(bands)), model, halo=model.halo)
-        crs = ds.attrs["crs"]
-        write_cogs({str(out / "classmap.tif"): (scored["class"].rio.write_crs(crs), NODATA_CLASS),
-                    str(out / "confidence.tif"): (scored["confidence"].rio.write_crs(crs), float("nan"))})
+        write_class_maps(_normalized(ds, band_stats(bands)), model, out, ds.attrs["crs"])
         seconds = time.perf_counter() - t0
     return {"seconds": seconds, "cluster_start_s": cluster_s, "torch_threads": threads_in_tasks}
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dask.array as da
 import numpy as np
@@ -14,7 +16,9 @@ import xarray as xr
 from torch import nn
 
 from models.train import predict_proba_mc
+from tasks.compute import returning_freed_memory
 from tasks.insight import apply_calibration
+from tasks.store import write_cogs
 
 NODATA_CLASS = 255
 # Side of a scoring tile in pixels, a multiple of every network's pooling factor. A U-Net's activations over a
@@ -67,7 +71,8 @@ def classify_block(block: np.ndarray, model: nn.Module, calibration: dict | None
     ``seed`` and the chunk's place in the array, ``block_info`` from Dask) and a third layer holds their
     predictive entropy in nats (before calibration, as for the test pixels), NaN where any band is NaN."""
     valid = np.isfinite(block).all(axis=0)
-    x = torch.from_numpy(np.nan_to_num(block, nan=0.0).astype("float32"))[None]
+    x = torch.from_numpy(np.nan_to_num(block, nan=0.0).astype("float32"))[None].contiguous(
+        memory_format=torch.channels_last)
     entropy = None
     if mc_samples and mc_samples > 1:
         where = (block_info or {}).get(0, {}).get("array-location", [(0, 0), (0, 0), (0, 0)])
@@ -109,9 +114,10 @@ def classify_image(image: xr.DataArray, model: nn.Module, *, halo: int = 8, cali
 
     Tiles overlap by ``halo`` pixels (at least the model's receptive radius) and are cropped by it, so tile
     edges do not show. With ``tile`` and ``halo`` multiples of a network's pooling factor, every tile starts on
-    its pooling grid, and the map equals one pass over the whole image.
+    its pooling grid, and the map equals one pass over the whole image. Tiles run channels-last: torch's CPU
+    convolutions then take about 25% less time and memory than with its default layout.
     """
-    model = model.cpu().eval()
+    model = copy.deepcopy(model).cpu().eval().to(memory_format=torch.channels_last)
     data = image.data if isinstance(image.data, da.Array) else da.from_array(image.data)
     data = data.rechunk({0: -1, 1: tile_sizes(data.shape[1], halo, tile), 2: tile_sizes(data.shape[2], halo, tile)})
     depth = {0: 0, 1: halo, 2: halo}
@@ -125,6 +131,25 @@ def classify_image(image: xr.DataArray, model: nn.Module, *, halo: int = 8, cali
     if layers == 3:
         layers_out["uncertainty"] = (("y", "x"), result[2])
     return xr.Dataset(layers_out, coords=coords)
+
+
+LAYERS = {"class": ("classmap.tif", NODATA_CLASS), "confidence": ("confidence.tif", float("nan")),
+          "uncertainty": ("uncertainty.tif", float("nan"))}  # layer: (file in the run folder, nodata)
+
+
+def write_class_maps(image: xr.DataArray, model: nn.Module, folder: str | Path, crs: str, *,
+                     calibration: dict | None = None, mc_samples: int = 0, seed: int = 0) -> dict[str, str]:
+    """``classify_image`` over a (band, y, x) image written as COGs into ``folder``: ``{layer: path}`` for the
+    class map, its confidence and, with ``mc_samples`` > 1, the uncertainty. Memory freed while the tiles run
+    goes back to the OS at once: two tiles in flight otherwise fragment glibc's heaps (a 4096² mosaic peaked at
+    2.0 GB, now 1.4 GB, for about 20% more time; benchmarks/satellite_scoring.py)."""
+    scored = classify_image(image, model, halo=model.halo, calibration=calibration, mc_samples=mc_samples,
+                            seed=seed)
+    names = [name for name in LAYERS if name in scored]
+    layers = {str(Path(folder) / LAYERS[name][0]): (scored[name].rio.write_crs(crs), LAYERS[name][1])
+              for name in names}
+    with returning_freed_memory():
+        return dict(zip(names, write_cogs(layers), strict=True))
 
 
 def uncertainty_summary(uncertainty: np.ndarray, classes: np.ndarray, class_names: list[str]) -> dict:

@@ -45,7 +45,7 @@ from tasks.monitor import feature_drift
 from tasks.satellite import grid, sources, training
 from tasks.satellite import labels as labelling
 from tasks.satellite.change import change_between, class_areas
-from tasks.satellite.scoring import NODATA_CLASS, classify_image, uncertainty_summary
+from tasks.satellite.scoring import uncertainty_summary, write_class_maps
 from tasks.store import (
     exists,
     fetch,
@@ -56,7 +56,6 @@ from tasks.store import (
     read_parquet,
     write_bytes,
     write_cog,
-    write_cogs,
     write_json,
     write_parquet,
     write_zarr,
@@ -660,18 +659,12 @@ def score_class_map(mosaic_uri: str, training_uri: str, run_dir: str, models_roo
     registry = ModelRegistry(models_root)
     card = registry.card(info["name"], info["scored_with"])
     model = registry.load(info["name"], info["scored_with"], build(card))
-    scored = classify_image(_normalized(ds, card.normalization), model, halo=model.halo,
+    maps = write_class_maps(_normalized(ds, card.normalization), model, run_dir, ds.attrs["crs"],
                             calibration=card.calibration, mc_samples=mc_samples, seed=seed)
-    crs = ds.attrs["crs"]
-    layers = {_run(run_dir, "classmap.tif"): (scored["class"].rio.write_crs(crs), NODATA_CLASS),
-              _run(run_dir, "confidence.tif"): (scored["confidence"].rio.write_crs(crs), float("nan"))}
-    if "uncertainty" in scored:
-        layers[_run(run_dir, "uncertainty.tif")] = (scored["uncertainty"].rio.write_crs(crs), float("nan"))
-    classmap, confidence, *uncertainty_map = write_cogs(layers)
-    result = {"output": classmap, "confidence": confidence}
-    if uncertainty_map:
-        result["uncertainty"] = uncertainty_map[0]
-        step, (uncertainty, classes) = _overview([result["uncertainty"], classmap])
+    result = {"output": maps["class"], "confidence": maps["confidence"]}
+    if "uncertainty" in maps:
+        result["uncertainty"] = maps["uncertainty"]
+        step, (uncertainty, classes) = _overview([result["uncertainty"], maps["class"]])
         result["uncertainty_summary"] = {**uncertainty_summary(uncertainty, classes, card.class_names),
                                          "samples": mc_samples, "every_nth_pixel": step}
     return result
