@@ -139,14 +139,14 @@ def tessera_parts(fold) -> Iterator[dict]:
 def one_epoch(fold, seed: int = 0) -> dict:
     """One epoch of walk_forward's training loader over the fold's training windows, without a model."""
     import torch
-    from torch.utils.data import DataLoader
 
+    from models.train import batches as training_batches
     from tasks.market import windows
     from tasks.market.tasks import WindowDataset
 
     t0 = time.perf_counter()
     data = WindowDataset(fold, windows.window_starts(fold.train))
-    loader = DataLoader(data, batch_size=BATCH, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    loader = training_batches(data, BATCH, shuffle=True, generator=torch.Generator().manual_seed(seed))
     batches, total = 0, 0.0
     for x, y in loader:
         batches += 1

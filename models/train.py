@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
 
 
 @dataclass
@@ -43,6 +43,19 @@ def _as_dataset(data: Dataset | tuple) -> Dataset:
     return data if isinstance(data, Dataset) else TensorDataset(*(torch.as_tensor(a) for a in data))
 
 
+def batches(data: Dataset | tuple, batch_size: int, *, shuffle: bool = False,
+            generator: torch.Generator | None = None) -> DataLoader:
+    """Batches of ``data`` in the order DataLoader would draw them. Arrays, and a dataset with ``batched = True``
+    (its ``__getitem__`` takes a list of indices and returns the batch), are indexed once per batch; any other
+    dataset item by item and collated, as DataLoader does. Per-item fetching and collation cost up to ~10% of
+    an epoch of the small models here (benchmarks/training_speed.py)."""
+    dataset = _as_dataset(data)
+    if not (isinstance(dataset, TensorDataset) or getattr(dataset, "batched", False)):
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    return DataLoader(dataset, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last=False))
+
+
 def _mean_loss(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: torch.device) -> float:
     model.eval()
     total, count = 0.0, 0
@@ -59,7 +72,8 @@ def train_model(model: nn.Module, train: Dataset | tuple, val: Dataset | tuple, 
     """Fit ``model`` in place and restore the weights of the epoch with the lowest validation loss. A small set
     gets more epochs than ``config.epochs`` when that many would take fewer than ``config.min_steps`` batches.
 
-    Returns the history: ``train_loss``, ``val_loss`` per epoch, ``best_epoch``, ``seconds``, ``device``.
+    Returns the history: ``train_loss``, ``val_loss`` and ``epoch_seconds`` per epoch, ``best_epoch``, ``seconds``,
+    ``device``.
     """
     config = config or TrainConfig()
     seed_everything(config.seed)
@@ -67,12 +81,12 @@ def train_model(model: nn.Module, train: Dataset | tuple, val: Dataset | tuple, 
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     model.to(device)
     generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(_as_dataset(train), batch_size=config.batch_size, shuffle=True, generator=generator)
-    val_loader = DataLoader(_as_dataset(val), batch_size=config.batch_size * 4)
+    train_loader = batches(train, config.batch_size, shuffle=True, generator=generator)
+    val_loader = batches(val, config.batch_size * 4)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=max(1, config.patience // 2))
     show = sys.stderr.isatty() if config.progress is None else config.progress
-    history: dict = {"train_loss": [], "val_loss": [], "best_epoch": 0, "device": str(device)}
+    history: dict = {"train_loss": [], "val_loss": [], "epoch_seconds": [], "best_epoch": 0, "device": str(device)}
     best_loss, best_state, stale = float("inf"), copy.deepcopy(model.state_dict()), 0
     started = time.perf_counter()
     epochs = range(1, max(config.epochs, -(-config.min_steps // max(len(train_loader), 1))) + 1)
@@ -81,6 +95,7 @@ def train_model(model: nn.Module, train: Dataset | tuple, val: Dataset | tuple, 
 
         epochs = tqdm(epochs, desc="train", unit="epoch")
     for epoch in epochs:
+        epoch_started = time.perf_counter()
         model.train()
         total, count = 0.0, 0
         for x, y in train_loader:
@@ -102,8 +117,9 @@ def train_model(model: nn.Module, train: Dataset | tuple, val: Dataset | tuple, 
             history["best_epoch"] = epoch
         else:
             stale += 1
-            if stale >= config.patience:
-                break
+        history["epoch_seconds"].append(round(time.perf_counter() - epoch_started, 4))
+        if stale >= config.patience:
+            break
     model.load_state_dict(best_state)
     history["seconds"] = round(time.perf_counter() - started, 3)
     history["best_val_loss"] = best_loss

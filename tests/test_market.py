@@ -493,15 +493,14 @@ class TestWindows:
 
 class TestWindowDataset:
     def test_loader_batches_are_gathered_from_the_view(self) -> None:
-        from torch.utils.data import DataLoader
-
+        from models.train import batches as loader
         from tasks.market.tasks import WindowDataset
 
         prices = uneven_prices()
         fold = windows.fold_windows(prices, np.datetime64("2024-02-12"), np.datetime64("2024-03-15"), lag=5)
         starts = windows.window_starts(fold.train)
         x, y = windows.gather_windows(fold, starts)
-        batches = list(DataLoader(WindowDataset(fold, starts, target_scale=2.0), batch_size=8))
+        batches = list(loader(WindowDataset(fold, starts, target_scale=2.0), 8))
         assert len(batches) == -(-len(starts) // 8)
         np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in batches]), x)
         np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), y / np.float32(2.0))

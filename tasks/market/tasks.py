@@ -89,13 +89,11 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        picked = np.asarray(indices, dtype=np.intp)
-        x = self.fold.x[self.starts[picked]]
-        return list(zip(torch.from_numpy(x), torch.from_numpy(self.targets[picked]), strict=True))
+    batched = True  # models.train.batches asks for a whole batch at once
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.__getitems__([index])[0]
+    def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        picked = np.asarray(indices, dtype=np.intp)
+        return torch.from_numpy(self.fold.x[self.starts[picked]]), torch.from_numpy(self.targets[picked])
 
 
 def predict_windows(model: nn.Module, fold: windows.FoldWindows, starts: np.ndarray, *, chunk: int = 65536
