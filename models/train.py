@@ -53,7 +53,8 @@ def batches(data: Dataset | tuple, batch_size: int, *, shuffle: bool = False,
     if not (isinstance(dataset, TensorDataset) or getattr(dataset, "batched", False)):
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
     order = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last=False))
+    return DataLoader(dataset, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last=False),
+                      generator=generator)  # each epoch draws its base seed from it, as with shuffle=True
 
 
 def _mean_loss(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: torch.device) -> float:

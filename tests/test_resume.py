@@ -23,9 +23,12 @@ def tessera(*args: str, env: dict) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def test_killed_run_resumes_from_its_completed_stages(tmp_path: Path) -> None:
+def test_killed_run_resumes_from_its_completed_stages(tmp_path: Path, served: dict) -> None:
+    """The runs report to the session's Prefect server (each would otherwise start a temporary one, ~10 s);
+    their results and cache records stay in their own PREFECT_HOME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TESSERA_"))}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_API_URL=served["url"],
+               PREFECT_SERVER_ANALYTICS_ENABLED="false")
     out = tmp_path / "data"
     run_dir = out / "satellite" / "runs" / "resumable"
 
@@ -35,7 +38,7 @@ def test_killed_run_resumes_from_its_completed_stages(tmp_path: Path) -> None:
         assert first.poll() is None, first.stdout.read()
         assert time.monotonic() < deadline, "the first run never reached the normalize stage"
         time.sleep(0.05)
-    os.killpg(first.pid, signal.SIGKILL)  # the flow process and the temporary Prefect server it started
+    os.killpg(first.pid, signal.SIGKILL)  # the flow process and anything it started
     first.wait()
     assert not (run_dir / "classmap.tif").exists()
 

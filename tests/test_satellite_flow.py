@@ -16,7 +16,7 @@ from tasks.satellite.synthetic import CLASSES, write_synthetic_scenes
 from tests.conftest import write_raster
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
-FAST = {"epochs": 4}
+FAST = {"epochs": 2}
 
 
 def run_json(result: dict) -> dict:
