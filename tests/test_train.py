@@ -95,6 +95,46 @@ class TestTrainModel:
         assert model.bias.detach().item() == pytest.approx(1.0, abs=0.1)
 
 
+class TestBatches:
+    def test_arrays_come_in_dataloaders_batches_and_draw_the_same_random_numbers(self) -> None:
+        from torch.utils.data import DataLoader, TensorDataset
+
+        x, y = torch.arange(50.0)[:, None], torch.arange(50)
+        ours = train.batches((x, y), 8, shuffle=True, generator=torch.Generator().manual_seed(3))
+        theirs = DataLoader(TensorDataset(x, y), batch_size=8, shuffle=True,
+                            generator=torch.Generator().manual_seed(3))
+        for _ in range(2):
+            torch.manual_seed(0)
+            got = list(ours)
+            after_ours = torch.rand(1)
+            torch.manual_seed(0)
+            expected = list(theirs)
+            assert torch.equal(after_ours, torch.rand(1))
+            assert len(got) == len(expected) == 7
+            for (gx, gy), (ex, ey) in zip(got, expected, strict=True):
+                assert torch.equal(gx, ex) and torch.equal(gy, ey)
+
+    def test_a_batched_dataset_is_asked_for_whole_batches(self) -> None:
+        class Squares(torch.utils.data.Dataset):
+            batched = True
+
+            def __init__(self) -> None:
+                self.asked: list[int] = []
+
+            def __len__(self) -> int:
+                return 10
+
+            def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+                self.asked.append(len(indices))
+                index = torch.as_tensor(indices)
+                return index.float(), index**2
+
+        data = Squares()
+        got = list(train.batches(data, 4))
+        assert data.asked == [4, 4, 2]
+        assert torch.equal(torch.cat([b[1] for b in got]), torch.arange(10) ** 2)
+
+
 class TestPredictProba:
     def test_rows_sum_to_one(self) -> None:
         x, _ = separable(10)
