@@ -148,7 +148,8 @@ def _sentiment_parser(sub) -> None:
     p.add_argument("--train", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--model-name", default="sentiment", type=_name("model name", "--model-name"))
     p.add_argument("--max-tokens", type=int, default=None,
-                   help="tokens per post the model reads (default: the 99th percentile of the training posts, 8-512)")
+                   help="tokens per post the CNN part reads, all of them the TF-IDF part (default: the 99th "
+                        "percentile of the training posts, 8-512)")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     _common(p)

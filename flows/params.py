@@ -124,8 +124,8 @@ class SentimentParams(PipelineParams):
         None, description="cleaning steps to turn off, e.g. {\"lemmatize\": false} (empty: every step on)")
     train: Train = Field("auto", description=TRAIN)
     model_name: str = Field("sentiment", pattern=NAME_PATTERN, description="model registry name")
-    max_tokens: int | None = Field(None, ge=1, le=10_000, description="tokens per post the model reads (default: "
-                                   "the 99th percentile of the training posts, 8 to 512)")
+    max_tokens: int | None = Field(None, ge=1, le=10_000, description="tokens per post the CNN part reads, all of "
+                                   "them the TF-IDF part (default: the 99th percentile of the training posts, 8-512)")
     epochs: int = Field(15, ge=1, le=1000, description="training epochs")
     synthetic_n: int = Field(3000, ge=20, le=1_000_000, description="posts in the synthetic set (no input)")
     seed: int = Field(0, ge=0, description=SEED)

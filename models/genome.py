@@ -37,11 +37,22 @@ class SeqCNN1D(nn.Module):
 class PosCNN1D(nn.Module):
     """Position-aware CNN, the default: two convolutions, then the feature maps averaged in ``bins`` windows along
     the sequence and a dense layer over those positions, beside a global max pool. The bins learn where a motif
-    sits (promoters, splice sites); the max pool learns that it is there at all (binding sites anywhere)."""
+    sits (promoters, splice sites); the max pool learns that it is there at all (binding sites anywhere).
+
+    With ``wide`` (one-hot input only) a linear layer over the flattened one-hot bases sits beside the CNN, fitted
+    as a logistic regression, and the logits are ``(1 - mix) * linear + mix * cnn`` with ``mix`` chosen on
+    validation: a hundred sequences are too few for a CNN alone, a hundred thousand leave the linear part little
+    to add."""
 
     def __init__(self, n_classes: int, *, length: int, encoding: str = "onehot", vocab_size: int = 4**4 + 2,
-                 embed_dim: int = 32, channels: int = 64, kernel: int = 9, bins: int = 16, dropout: float = 0.3):
+                 embed_dim: int = 32, channels: int = 64, kernel: int = 9, bins: int = 16, dropout: float = 0.3,
+                 wide: bool = False):
         super().__init__()
+        if wide and encoding != "onehot":
+            raise ValueError("the wide linear part reads one-hot bases; use encoding='onehot' or wide=False")
+        self.wide = nn.Linear(4 * length, n_classes) if wide else None
+        if wide:
+            self.register_buffer("mix", torch.ones(()))
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0) if encoding == "kmer" else None
         in_channels = embed_dim if encoding == "kmer" else 4
         self.conv = nn.Sequential(
@@ -53,10 +64,15 @@ class PosCNN1D(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout),
                                   nn.Linear(channels * (self.bins.output_size + 1), n_classes))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def cnn_logits(self, x: torch.Tensor) -> torch.Tensor:
         x = self.embed(x.long()).transpose(1, 2) if self.embed is not None else x.transpose(1, 2)
         h = self.conv(x)
         return self.head(torch.cat([self.bins(h).flatten(1), h.amax(dim=2)], dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.wide is None:
+            return self.cnn_logits(x)
+        return (1 - self.mix) * self.wide(x.flatten(1)) + self.mix * self.cnn_logits(x)
 
 
 class KmerCNN2D(nn.Module):

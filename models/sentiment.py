@@ -29,13 +29,15 @@ class HybridTextCNN(nn.Module):
     logistic regression. The CNN part learns its own features on the same training posts, and ``beta``, chosen
     on the validation posts, says how much its logits add. A few thousand posts are too few for a CNN alone to
     match a linear model on TF-IDF; beside one it can add what a bag of words misses.
+
+    The linear part reads every token of a post, as TF-IDF does; the CNN part reads the first ``cnn_tokens``.
     """
 
     def __init__(self, vocab_size: int, n_classes: int, n_bigrams: int, n_subwords: int = 0, subword_slots: int = 0,
                  *, embed_dim: int = 64, channels: int = 64, kernels: tuple[int, ...] = (2, 3, 4),
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, cnn_tokens: int | None = None):
         super().__init__()
-        self.vocab_size = vocab_size
+        self.vocab_size, self.cnn_tokens = vocab_size, cnn_tokens
         n_features = vocab_size + n_bigrams + n_subwords
         self.register_buffer("bigrams", torch.zeros(n_bigrams, dtype=torch.long))
         self.register_buffer("subwords", torch.zeros(vocab_size, subword_slots, dtype=torch.int32))
@@ -77,7 +79,7 @@ class HybridTextCNN(nn.Module):
         return self.linear(feats, per_sample_weights=weights) + self.bias
 
     def cnn_logits(self, ids: torch.Tensor) -> torch.Tensor:
-        x = self.embed(ids.long()).transpose(1, 2)
+        x = self.embed(ids[:, :self.cnn_tokens].long()).transpose(1, 2)
         return self.head(torch.cat([torch.relu(conv(x)).amax(dim=2) for conv in self.convs], dim=1))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

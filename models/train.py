@@ -28,6 +28,28 @@ class TrainConfig:
     progress: bool | None = None
 
 
+class CNNPart(nn.Module):
+    """A hybrid model (a linear part beside a CNN) seen through its ``cnn_logits`` alone, to train that part."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.cnn_logits(x)
+
+
+def logistic_weights(fitted, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_classes, features) weights and (n_classes,) biases whose softmax is a fitted scikit-learn logistic
+    regression's ``predict_proba`` (a binary one's first class gets logit 0); classes it never saw get 0."""
+    coef, intercept = np.zeros((n_classes, fitted.coef_.shape[1])), np.zeros(n_classes)
+    if n_classes == 2 and len(fitted.classes_) == 2:
+        coef[1], intercept[1] = fitted.coef_[0], fitted.intercept_[0]
+    else:
+        coef[fitted.classes_], intercept[fitted.classes_] = fitted.coef_, fitted.intercept_
+    return coef, intercept
+
+
 def pick_device(device: str | None = None) -> torch.device:
     """CUDA when present, else the CPU; everything must pass on the CPU."""
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

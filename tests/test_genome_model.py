@@ -50,3 +50,19 @@ def test_one_output_per_record_for_either_encoding(encoding: str, length: int) -
     x = torch.as_tensor(training.model_input(codes, encoding=encoding, k=4))
     model = PosCNN1D(3, length=length, encoding=encoding, vocab_size=encode.vocabulary_size(4)).eval()
     assert model(x).shape == (3, 3)
+
+
+def test_the_wide_part_alone_is_the_positional_one_hot_baseline() -> None:
+    codes = np.concatenate([motif_at(40, 10, seed=0), motif_at(40, 60, seed=1)])
+    y = np.repeat([0, 1], 40)
+    model = PosCNN1D(2, length=120, wide=True).eval()
+    training.fit_wide_part(model, codes, y, seed=0)
+    model.mix.fill_(0.0)
+    baseline = training.fit_logreg(training.onehot_features(codes), y, seed=0)
+    np.testing.assert_allclose(predict_proba(model, training.model_input(codes, encoding="onehot", k=4)),
+                               baseline.predict_proba(training.onehot_features(codes)), atol=1e-5)
+
+
+def test_a_wide_part_needs_one_hot_input() -> None:
+    with pytest.raises(ValueError, match="one-hot"):
+        PosCNN1D(2, length=117, encoding="kmer", wide=True)

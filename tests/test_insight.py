@@ -224,3 +224,23 @@ def test_identical_points_get_pca_but_no_tsne():
 
     table = embed_2d(np.ones((40, 8), dtype=np.float32))
     assert table[["pca_1", "pca_2"]].notna().all().all() and table[["tsne_1", "tsne_2"]].isna().all().all()
+
+
+def _flip(y: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """One-hot predictions that are right except on ``share`` of the records, picked at random."""
+    rng = np.random.default_rng(seed)
+    pred = np.where(rng.uniform(size=len(y)) < share, 1 - y, y)
+    return np.eye(2)[pred]
+
+
+def test_a_deep_share_is_kept_only_when_its_gain_is_clear_of_the_noise():
+    y = np.random.default_rng(0).integers(0, 2, 600)
+    linear = _flip(y, 0.30, seed=1)
+    one_record_better = linear.copy()
+    wrong = np.flatnonzero(linear.argmax(1) != y)[0]
+    one_record_better[wrong] = np.eye(2)[y[wrong]]
+    share, scores = insight.choose_deep_share(y, {0.0: linear, 0.5: one_record_better})
+    assert share == 0.0 and scores["0.5"]["gain"] > 0
+    share, scores = insight.choose_deep_share(y, {0.0: linear, 0.5: _flip(y, 0.10, seed=2),
+                                                 1.0: _flip(y, 0.05, seed=3)})
+    assert share == 1.0 and scores["1.0"]["gain"] > 2 * scores["1.0"]["se"]

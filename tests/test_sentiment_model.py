@@ -24,7 +24,7 @@ def fitted() -> tuple:
     vocabulary = features.build_vocabulary(POSTS, min_count=1)
     ids = features.token_ids(POSTS, vocabulary, 8)
     train, val = np.arange(12), np.arange(12, 24)
-    model, history = training.fit_hybrid(ids, LABELS, train, val, vocabulary, 2, epochs=2, seed=0)
+    model, history = training.fit_hybrid(ids, LABELS, train, val, vocabulary, 2, cnn_tokens=3, epochs=2, seed=0)
     return model, history, vocabulary, ids
 
 
@@ -52,11 +52,11 @@ def test_beta_is_chosen_on_validation_and_the_model_rebuilds_from_its_card() -> 
     model, history, vocabulary, ids = fitted()
     assert history["subwords"] in (True, False) and set(history["linear_val_macro_f1"]) == {
         "words", "words and characters"}
-    assert history["beta"] in training.BETAS and set(history["beta_val_macro_f1"]) == {str(b) for b in training.BETAS}
+    assert history["beta"] in training.BETAS and set(history["beta_val"]) == {str(b) for b in training.BETAS}
     card = ModelCard(architecture=Architecture(name="HybridTextCNN", kwargs={
         "vocab_size": len(vocabulary) + 2, "n_classes": 2, "n_bigrams": model.bigrams.numel(),
         "n_subwords": len(model.idf) - model.vocab_size - model.bigrams.numel(),
-        "subword_slots": model.subwords.shape[1]}))
+        "subword_slots": model.subwords.shape[1], "cnn_tokens": 3}))
     again = build(card)
     again.load_state_dict(model.state_dict())
     again.eval()
@@ -71,3 +71,17 @@ def test_token_shares_of_the_linear_part_add_up_to_its_logit() -> None:
     shares = model.linear_attributions(x, target).sum(dim=1)
     logits = model.linear_logits(x) - model.bias
     torch.testing.assert_close(shares, logits.gather(1, target[:, None]).squeeze(1), rtol=1e-4, atol=1e-5)
+
+
+def test_the_cnn_part_reads_its_first_tokens_and_the_linear_part_the_whole_post() -> None:
+    model, _, vocabulary, _ = fitted()
+    post = ["good", "plot", "bad", "acting"]
+    ids = torch.as_tensor(features.token_ids([post, post[:3] + ["dull"]], vocabulary, 4))
+    with torch.no_grad():
+        torch.testing.assert_close(model.cnn_logits(ids)[0], model.cnn_logits(ids)[1])
+        assert not torch.allclose(model.linear_logits(ids)[0], model.linear_logits(ids)[1])
+    card = ModelCard(architecture=Architecture(name="HybridTextCNN", kwargs={"cnn_tokens": 3}),
+                     parameters={"max_tokens": 3})
+    assert training.model_ids(POSTS + [post * 5], vocabulary, card).shape == (len(POSTS) + 1, 20)
+    before = ModelCard(architecture=Architecture(name="HybridTextCNN", kwargs={}), parameters={"max_tokens": 3})
+    assert training.model_ids(POSTS, vocabulary, before).shape == (len(POSTS), 3)

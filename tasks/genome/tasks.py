@@ -26,7 +26,7 @@ from models.lifecycle import (
     write_result,
 )
 from models.registry import ModelRegistry
-from models.train import TrainConfig, predict_proba, seed_everything, train_model
+from models.train import CNNPart, TrainConfig, predict_proba, seed_everything, train_model
 from models.tuning import split_values, tuned
 from tasks import insight, splits
 from tasks.common import save_quarantine
@@ -149,7 +149,7 @@ def _new_model(architecture: str, n_classes: int, *, encoding: str, k: int, leng
         kwargs = {"n_classes": n_classes, "k": k}
     elif architecture == "poscnn":
         kwargs = {"n_classes": n_classes, "encoding": encoding, "vocab_size": encode.vocabulary_size(k),
-                  "length": length - k + 1 if encoding == "kmer" else length}
+                  "length": length - k + 1 if encoding == "kmer" else length, "wide": encoding == "onehot"}
     else:
         kwargs = {"n_classes": n_classes, "encoding": encoding, "vocab_size": encode.vocabulary_size(k)}
     arch = Architecture(name=ARCHITECTURES[architecture], kwargs=kwargs | (tuned_kwargs or {}))
@@ -172,9 +172,15 @@ def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding,
         tr_counts = np.concatenate([tr_counts, encode.kmer_counts(rc_tokens, k)])
     xt = _inputs(tr_codes, tr_counts, arch, k)
     xv = _inputs(x_codes[val], counts[val], arch, k)
-    history = train_model(model, (torch.as_tensor(xt), torch.as_tensor(tr_y)), (torch.as_tensor(xv),
-                          torch.as_tensor(y[val])), config=TrainConfig(epochs=epochs, seed=seed, batch_size=64,
-                                                                          min_steps=MIN_STEPS, **train_kwargs))
+    wide = getattr(model, "wide", None) is not None
+    if wide:
+        training.fit_wide_part(model, x_codes[train], y[train], seed=seed)
+    history = train_model(CNNPart(model) if wide else model, (torch.as_tensor(xt), torch.as_tensor(tr_y)),
+                          (torch.as_tensor(xv), torch.as_tensor(y[val])),
+                          config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, min_steps=MIN_STEPS,
+                                             **train_kwargs))
+    if wide:
+        history |= {"mix_val": training.choose_mix(model, xv, y[val], seed=seed), "mix": float(model.mix)}
     return model, arch, history
 
 

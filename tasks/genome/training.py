@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
+from torch import nn
 
+from models.train import logistic_weights, predict_proba
 from tasks.genome import encode
+from tasks.insight import choose_deep_share
+
+MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the CNN's share of a wide model's logits, chosen on validation
 
 
 def model_input(codes: np.ndarray, *, encoding: str, k: int) -> np.ndarray:
@@ -37,6 +43,27 @@ def count_features(counts: np.ndarray) -> np.ndarray:
 
 def fit_logreg(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> LogisticRegression:
     return LogisticRegression(max_iter=2000, C=0.5, random_state=seed).fit(x, y)
+
+
+def fit_wide_part(model: nn.Module, codes: np.ndarray, y: np.ndarray, *, seed: int = 0) -> None:
+    """Fit a wide model's linear part as the positional one-hot baseline's logistic regression, on the same
+    records with the same settings, so that the model with ``mix`` 0 is that baseline."""
+    coef, intercept = logistic_weights(fit_logreg(onehot_features(codes), y, seed=seed), model.wide.out_features)
+    with torch.no_grad():
+        model.wide.weight.copy_(torch.as_tensor(coef, dtype=torch.float32))
+        model.wide.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
+
+
+def choose_mix(model: nn.Module, x_val: np.ndarray, y_val: np.ndarray, *, seed: int = 0) -> dict[str, dict]:
+    """Set a wide model's ``mix`` on the validation records (:func:`tasks.insight.choose_deep_share`) and return
+    every mix's scores."""
+    probas = {}
+    for mix in MIXES:
+        model.mix.fill_(mix)
+        probas[mix] = predict_proba(model, x_val)
+    best, scores = choose_deep_share(y_val, probas, seed=seed)
+    model.mix.fill_(best)
+    return scores
 
 
 def sliding_windows(lengths: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

@@ -117,7 +117,7 @@ class SentimentSpec:
     def ids(self, card: ModelCard, units: np.ndarray) -> np.ndarray:
         """Token ids of the posts at ``units`` in the vocabulary of the model with ``card``."""
         vocabulary = json.loads(self.registry.file(card.name, card.version, "vocabulary.json"))
-        return features.token_ids([self.tokens[i] for i in units], vocabulary, card.parameters["max_tokens"])
+        return training.model_ids([self.tokens[i] for i in units], vocabulary, card)
 
     def proba(self, model: nn.Module, card: ModelCard, units: np.ndarray) -> np.ndarray:
         return insight.score_proba(model, self.ids(card, units), calibration=card.calibration)[0]
@@ -131,13 +131,17 @@ class SentimentSpec:
         vocabulary = features.build_vocabulary([self.tokens[i] for i in idx["train"]], min_count=1,
                                                max_size=VOCABULARY)
         length = self.max_tokens or training.post_length([self.tokens[i] for i in idx["train"]])
-        ids = features.token_ids(self.tokens, vocabulary, length)
+        ids = training.whole_posts(self.tokens, vocabulary)
+
         def fit(values: dict) -> tuple[nn.Module, dict]:
             return training.fit_hybrid(ids, self.y, idx["train"], idx["val"], vocabulary, n_classes,
-                                       epochs=self.epochs, seed=self.seed, values=values)
+                                       cnn_tokens=length, epochs=self.epochs, seed=self.seed, values=values)
 
-        values, tuning = tuned(lambda v: max(fit(v)[1]["beta_val_macro_f1"].values()), SEARCH, trials=self.tune,
-                               seed=self.seed, metric="validation macro F1")
+        def validation_f1(values: dict) -> float:
+            history = fit(values)[1]
+            return history["beta_val"][str(history["beta"])]["macro_f1"]
+
+        values, tuning = tuned(validation_f1, SEARCH, trials=self.tune, seed=self.seed, metric="validation macro F1")
         model, history = fit(values)
         val_proba, _ = insight.score_proba(model, ids[idx["val"]], mc_samples=self.mc_samples, seed=self.seed)
         proba, uncertainty = insight.score_proba(model, ids[idx["test"]], mc_samples=self.mc_samples, seed=self.seed)
@@ -146,7 +150,7 @@ class SentimentSpec:
             uncertainty=uncertainty)
         kwargs = {"vocab_size": len(vocabulary) + 2, "n_classes": n_classes, "n_bigrams": model.bigrams.numel(),
                   "n_subwords": len(model.idf) - model.vocab_size - model.bigrams.numel(),
-                  "subword_slots": model.subwords.shape[1], **split_values(values)[0]}
+                  "subword_slots": model.subwords.shape[1], "cnn_tokens": length, **split_values(values)[0]}
         card = ModelCard(architecture=Architecture(name="HybridTextCNN", kwargs=kwargs),
                          class_names=self.class_names, metrics=metrics, history=history, calibration=calibration,
                          parameters={"max_tokens": length, "epochs": self.epochs, "seed": self.seed,
@@ -239,9 +243,10 @@ def _cross_validate(tokens: list[list[str]], y: np.ndarray, idx: dict, folds: in
 
     def fit_predict(fit: np.ndarray, stop: np.ndarray, held: np.ndarray, fold: int) -> np.ndarray:
         vocab = features.build_vocabulary([tokens[i] for i in pool[fit]], min_count=1, max_size=VOCABULARY)
-        x = features.token_ids(tokens, vocab, max_tokens or training.post_length([tokens[i] for i in pool[fit]]))
-        fitted, _ = training.fit_hybrid(x, y, pool[fit], pool[stop], vocab, len(class_names),
-                                        epochs=epochs, seed=seed + fold)
+        x = training.whole_posts(tokens, vocab)
+        fitted, _ = training.fit_hybrid(x, y, pool[fit], pool[stop], vocab, len(class_names), epochs=epochs,
+                                        seed=seed + fold,
+                                        cnn_tokens=max_tokens or training.post_length([tokens[i] for i in pool[fit]]))
         return predict_proba(fitted, x[pool[held]])
 
     return insight.cross_validate(fit_predict, y[pool], folds, class_names=class_names, seed=seed)
@@ -259,7 +264,8 @@ def _explain(model: nn.Module, x_test: np.ndarray, evaluation: pd.DataFrame, tok
     if len(pick):
         ids = torch.as_tensor(x_test[pick])
         importance = insight.embedding_attributions(model, model.embed, ids, y_pred[pick])
-        if isinstance(model, HybridTextCNN):
+        if isinstance(model, HybridTextCNN):  # the CNN part reads the first cnn_tokens, the linear part them all
+            importance = np.pad(importance, ((0, 0), (0, ids.shape[1] - importance.shape[1])))
             importance = importance + model.linear_attributions(ids, torch.as_tensor(y_pred[pick])).numpy()
         rows = [{"id": evaluation["id"].iloc[i], "text": evaluation["text"].iloc[i], "y_true": int(y[i]),
                  "y_pred": int(y_pred[i]), "mistake": bool(y[i] != y_pred[i]), "tokens": tokens[i][:ids.shape[1]],
@@ -279,7 +285,7 @@ def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: st
     vocabulary = json.loads(registry.file(info["name"], info["scored_with"], "vocabulary.json"))
     model = registry.load(info["name"], info["scored_with"], build(card))
     table = read_parquet(clean_uri)
-    ids = features.token_ids(table["tokens"].map(list).tolist(), vocabulary, card.parameters["max_tokens"])
+    ids = training.model_ids(table["tokens"].map(list).tolist(), vocabulary, card)
     proba, uncertainty = insight.score_proba(model, ids, mc_samples=mc_samples, calibration=card.calibration)
     if not len(ids):
         proba = np.zeros((0, len(card.class_names)))

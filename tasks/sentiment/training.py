@@ -10,28 +10,35 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
+from models.card import ModelCard
 from models.sentiment import HybridTextCNN
-from models.train import TrainConfig, predict_proba, seed_everything, train_model
+from models.train import CNNPart, TrainConfig, logistic_weights, predict_proba, seed_everything, train_model
 from models.tuning import split_values
 from tasks.evaluate import classification_metrics
+from tasks.insight import choose_deep_share
+from tasks.sentiment import features
 
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0)
 SUBWORD_SLOTS = 32  # character n-grams kept per token: all of them for words up to 8 letters
 
 
 def post_length(token_lists: list[list[str]]) -> int:
-    """Tokens per post the model reads: the 99th percentile of the training posts, between 8 and 512."""
+    """Tokens per post the CNN part reads: the 99th percentile of the training posts, between 8 and 512."""
     lengths = [len(tokens) for tokens in token_lists]
     return int(np.clip(np.ceil(np.percentile(lengths, 99)) if lengths else 8, 8, 512))
 
 
-class _CNNPart(nn.Module):
-    def __init__(self, model: HybridTextCNN) -> None:
-        super().__init__()
-        self.model = model
+def model_ids(token_lists: list[list[str]], vocabulary: dict[str, int], card: ModelCard) -> np.ndarray:
+    """Token ids as the model of ``card`` reads them: every token of each post (its CNN part cuts its own
+    ``cnn_tokens``), or the first ``max_tokens`` for a model whose both parts read only those."""
+    whole = "cnn_tokens" in card.architecture.kwargs
+    return whole_posts(token_lists, vocabulary) if whole else \
+        features.token_ids(token_lists, vocabulary, card.parameters["max_tokens"])
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.model.cnn_logits(ids)
+
+def whole_posts(token_lists: list[list[str]], vocabulary: dict[str, int]) -> np.ndarray:
+    """(n, longest post) token ids: nothing cut."""
+    return features.token_ids(token_lists, vocabulary, max((len(t) for t in token_lists), default=1) or 1)
 
 
 def tfidf_design(model: HybridTextCNN, ids: np.ndarray) -> sparse.csr_matrix:
@@ -81,18 +88,15 @@ def fit_linear_part(model: HybridTextCNN, ids: np.ndarray, y: np.ndarray, vocabu
     model.linear = nn.EmbeddingBag(len(model.idf), n_classes, mode="sum", padding_idx=0)
     fitted = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
     fitted.fit(tfidf_design(model, ids), y)
-    coef, intercept = np.zeros((n_classes, model.linear.num_embeddings)), np.zeros(n_classes)
-    if n_classes == 2 and len(fitted.classes_) == 2:
-        coef[1], intercept[1] = fitted.coef_[0], fitted.intercept_[0]
-    else:
-        coef[fitted.classes_], intercept[fitted.classes_] = fitted.coef_, fitted.intercept_
+    coef, intercept = logistic_weights(fitted, n_classes)
     with torch.no_grad():
         model.linear.weight.copy_(torch.as_tensor(coef.T, dtype=torch.float32))
         model.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
 
 
 def fit_hybrid(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray, vocabulary: dict[str, int],
-               n_classes: int, *, epochs: int, seed: int, values: dict | None = None) -> tuple[HybridTextCNN, dict]:
+               n_classes: int, *, cnn_tokens: int, epochs: int, seed: int,
+               values: dict | None = None) -> tuple[HybridTextCNN, dict]:
     """The hybrid model and its history: whether the linear part reads character n-grams besides words (chosen
     on the validation posts, as is everything here), the CNN part's losses per epoch, ``beta`` and the
     validation macro F1 of every choice tried. ``values`` (from --tune) set the CNN part's arguments and the
@@ -101,7 +105,7 @@ def fit_hybrid(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarra
     seed_everything(seed)
     linear, linear_scores = {}, {}
     for subwords in (True, False):
-        linear[subwords] = HybridTextCNN(len(vocabulary) + 2, n_classes, 0, **model_kwargs)
+        linear[subwords] = HybridTextCNN(len(vocabulary) + 2, n_classes, 0, cnn_tokens=cnn_tokens, **model_kwargs)
         fit_linear_part(linear[subwords], ids[train], y[train], vocabulary, subwords=subwords, seed=seed)
         linear[subwords].beta.fill_(0.0)
         linear_scores[subwords] = _macro_f1(linear[subwords], ids[val], y[val])
@@ -109,19 +113,19 @@ def fit_hybrid(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarra
     model = linear[use_subwords]
     counts = np.bincount(y[train], minlength=n_classes).astype(np.float32)
     weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_classes, dtype=torch.float32)
-    history = train_model(_CNNPart(model), (ids[train], y[train]), (ids[val], y[val]),
+    history = train_model(CNNPart(model), (ids[train], y[train]), (ids[val], y[val]),
                           loss_fn=nn.CrossEntropyLoss(weight=weights),
                           config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, patience=4, **train_kwargs))
-    scores = {}
+    probas = {}
     for beta in BETAS:
         model.beta.fill_(beta)
-        scores[beta] = _macro_f1(model, ids[val], y[val])
-    best = max(BETAS, key=lambda b: (round(scores[b], 6), -b))
+        probas[beta] = predict_proba(model, ids[val])
+    best, scores = choose_deep_share(y[val], probas, seed=seed)
     model.beta.fill_(best)
     return model.eval(), {**history, "subwords": use_subwords, "beta": best,
                           "linear_val_macro_f1": {"words and characters": linear_scores[True],
                                                   "words": linear_scores[False]},
-                          "beta_val_macro_f1": {str(b): s for b, s in scores.items()}}
+                          "beta_val": scores}
 
 
 def _macro_f1(model: nn.Module, ids: np.ndarray, y: np.ndarray) -> float:
