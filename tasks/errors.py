@@ -1,4 +1,4 @@
-"""Errors a person can act on, each mapped to a CLI exit code (DESIGN.md)."""
+"""Errors a person can act on, each mapped to a CLI exit code: 0 ok, 2 bad input, 3 a gate failed, 1 else."""
 
 from __future__ import annotations
 

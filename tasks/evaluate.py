@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None = None, *,
                            class_names: list[str] | None = None) -> dict:
-    """accuracy, macro_f1, cohen_kappa, roc_auc (macro one-vs-rest) and per_class, as in DESIGN.md, with
+    """accuracy, macro_f1, cohen_kappa, roc_auc (macro one-vs-rest) and per_class (the keys run.json holds), with
     average_precision (macro one-vs-rest) and specificity beside them.
 
     ``proba`` has one column per class, in the order of ``class_names`` (class i is label i).

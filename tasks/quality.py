@@ -166,11 +166,3 @@ def publish_gate_artifact(result: dict) -> None:
         rows = [{"stage": result["stage"], "suite": result["suite"], "severity": "", "expectation": "all passed",
                  "column": "", "observed": f"{result['rows']} rows", "notes": ""}]
     publish_table(f"{result['suite']}-gate", rows, f"Quality gate {result['suite']}")
-
-
-def quarantine(df: pd.DataFrame, reasons: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split rows into (valid, quarantined); ``reasons`` holds a reason per faulty row and None elsewhere."""
-    bad = reasons.notna().to_numpy()
-    quarantined = df.loc[bad].copy()
-    quarantined["reason"] = reasons[bad].astype(str).to_numpy()
-    return df.loc[~bad].copy(), quarantined

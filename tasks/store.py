@@ -373,10 +373,6 @@ class RunRecord:
         run_dir.mkdir(parents=True, exist_ok=True)
         return cls(flow=flow, run_id=run_id, dir=run_dir, parameters=parameters, uri=uri)
 
-    def path(self, name: str) -> str:
-        """The URI of an output of this run."""
-        return str(self.dir / name)
-
     def stage(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call a task, timing it and recording its output URI under ``stages``."""
         t0 = time.perf_counter()

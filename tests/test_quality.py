@@ -179,34 +179,3 @@ class TestRaiseIfFailed:
         assert info.value.exit_code == 3
         assert exit_code_for(info.value) == 3
         assert info.value.result is result
-
-
-class TestQuarantine:
-    def test_splits_rows_and_keeps_reasons(self) -> None:
-        df = pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "price": [1.0, -1.0, 2.0, None, 3.0]})
-        reasons = pd.Series([None, "negative price", None, "missing price", None])
-        valid, quarantined = quality.quarantine(df, reasons)
-        assert len(valid) + len(quarantined) == len(df)
-        assert list(valid["id"]) == ["a", "c", "e"]
-        assert "reason" not in valid.columns
-        assert list(quarantined["id"]) == ["b", "d"]
-        assert list(quarantined["reason"]) == ["negative price", "missing price"]
-
-    def test_inputs_are_not_modified(self) -> None:
-        df = pd.DataFrame({"v": [1, 2]})
-        quality.quarantine(df, pd.Series(["bad", None]))
-        assert list(df.columns) == ["v"]
-
-    def test_nothing_to_quarantine(self) -> None:
-        df = pd.DataFrame({"v": [1, 2, 3]})
-        valid, quarantined = quality.quarantine(df, pd.Series([None, None, None], dtype=object))
-        pd.testing.assert_frame_equal(valid, df)
-        assert len(quarantined) == 0
-        assert list(quarantined.columns) == ["v", "reason"]
-
-    def test_works_on_a_non_default_index(self) -> None:
-        df = pd.DataFrame({"v": [1, 2, 3]}, index=[10, 20, 30])
-        valid, quarantined = quality.quarantine(df, pd.Series([None, "bad", None], index=[10, 20, 30]))
-        assert list(valid.index) == [10, 30]
-        assert list(quarantined.index) == [20]
-        assert list(quarantined["reason"]) == ["bad"]

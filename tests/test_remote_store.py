@@ -77,7 +77,7 @@ class TestStoreOnUrls:
         run = store.RunRecord.start("market", {}, out=memory_root, run_id="r1")
         assert run.dir == tmp_path / "staging" / "market" / "r1"
         with run.recording():
-            run.stage("score", store.write_json, {"ok": True}, run.path("forecasts.json"))
+            run.stage("score", store.write_json, {"ok": True}, str(run.dir / "forecasts.json"))
             store.write_bytes(b"<html>", run.dir / "figures" / "a.png")
         run.sync()
         uri = f"{memory_root}/market/runs/r1"
@@ -94,7 +94,7 @@ class TestStoreOnUrls:
         monkeypatch.setenv("TESSERA_STAGING", str(tmp_path / "staging"))
         run = store.RunRecord.start("market", {}, out=memory_root, run_id="r2")
         with pytest.raises(ValueError), run.recording():
-            store.write_json({"stage": 1}, run.path("first.json"))
+            store.write_json({"stage": 1}, str(run.dir / "first.json"))
             raise ValueError("the second stage failed")
         run.sync()
         record = store.read_json(f"{memory_root}/market/runs/r2/run.json")

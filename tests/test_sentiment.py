@@ -95,10 +95,6 @@ class TestCleanMatchesPerPostReference:
         texts = pd.Series([t for t in TRICKY if t is None or "\x00" not in t])
         assert clean.clean_posts(texts)["tokens"].tolist() == [reference_clean(t, clean.CleanOptions()) for t in texts]
 
-    def test_normalize_texts_collapses_whitespace(self) -> None:
-        out = clean.normalize_texts(pd.Series(["  Hi   @bob\n #Tag  ", None]))
-        assert out.tolist() == ["hi <user> <hashtag> tag", ""]
-
 
 class TestCleanPartitions:
     def test_partitions_on_a_cluster_of_its_own_keep_order_and_index(self, monkeypatch) -> None:

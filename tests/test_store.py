@@ -157,7 +157,6 @@ class TestRunRecord:
         record = store.RunRecord.start("genome", {"k": 3}, out=str(tmp_path), run_id="r1")
         assert record.dir == (tmp_path / "genome" / "runs" / "r1").resolve()
         assert record.dir.is_dir()
-        assert record.path("x.parquet") == str(record.dir / "x.parquet")
         assert record.status == "running"
 
     def test_new_run_ids_are_unique(self) -> None:

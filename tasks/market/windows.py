@@ -232,11 +232,6 @@ def fold_windows(prices: pd.DataFrame, start: np.datetime64, stop: np.datetime64
                        test=np.column_stack([test_lo, test_hi]) - lag + 1, mean=mean, std=std, lag=lag, horizon=horizon)
 
 
-def window_count(ranges: np.ndarray) -> int:
-    """Windows in a set of [lo, hi) ranges."""
-    return int((ranges[:, 1] - ranges[:, 0]).sum()) if len(ranges) else 0
-
-
 def window_starts(ranges: np.ndarray) -> np.ndarray:
     """The window starts of a set of [lo, hi) ranges, in order (symbol by symbol)."""
     counts = ranges[:, 1] - ranges[:, 0]

@@ -69,12 +69,6 @@ def class_area_history(history: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
-def thumbnail(array: np.ndarray, max_side: int = 1024) -> np.ndarray:
-    """Every n-th pixel so the longest side is at most ``max_side``."""
-    step = max(1, int(np.ceil(max(array.shape[-2:]) / max_side)))
-    return array[..., ::step, ::step]
-
-
 def quicklook_uncertainty(uncertainty: np.ndarray, *, title: str, vmax: float | None = None) -> bytes:
     """A per-pixel uncertainty map (NaN shown grey) with its colour scale."""
     fig, ax = plt.subplots(figsize=(6.6, 6))

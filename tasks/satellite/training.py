@@ -74,17 +74,6 @@ def extract_patches(patches: np.ndarray, labels: np.ndarray, split: np.ndarray, 
     return np.nan_to_num(patches, nan=0.0).astype("float32"), np.stack(ys)
 
 
-def pixel_samples(image: np.ndarray, labels: np.ndarray, split: np.ndarray, split_id: int, *,
-                  max_pixels: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled, valid pixels of one split as (n, band) features and (n,) classes."""
-    keep = (split == split_id) & (labels != UNLABELLED) & np.isfinite(image).all(axis=0)
-    rows, cols = np.nonzero(keep)
-    if max_pixels is not None and rows.size > max_pixels:
-        pick = np.random.default_rng(seed).choice(rows.size, max_pixels, replace=False)
-        rows, cols = rows[pick], cols[pick]
-    return image[:, rows, cols].T.astype("float32"), labels[rows, cols].astype("int64")
-
-
 def fit_pixel_baseline(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> LogisticRegression:
     """Per-pixel multinomial logistic regression on the same normalized bands."""
     return LogisticRegression(max_iter=1000, random_state=seed).fit(x, y)

@@ -118,12 +118,6 @@ def _normalized(texts: pd.Series, options: CleanOptions) -> list[str]:
     return _normalize_stretch(joined, options, joined=True).split(SEPARATOR)
 
 
-def normalize_texts(texts: pd.Series, options: CleanOptions = CleanOptions()) -> pd.Series:
-    """Text-level steps, with runs of whitespace collapsed to one space."""
-    out = pd.Series(_normalized(texts, options), index=texts.index, dtype=str)
-    return out.str.replace(r"\s+", " ", regex=True).str.strip()
-
-
 def tokenize(texts: pd.Series) -> pd.Series:
     """Words (with inner apostrophes), placeholder tokens like <url>, and emoji names like :fire:."""
     return texts.str.findall(TOKEN)
