@@ -1,48 +1,27 @@
-"""The flows the deployments run: one per pipeline, taking its parameters as one Pydantic model.
+"""The flows the deployments run: one per domain, taking its parameters as one Pydantic model.
 
-The model (flows/params.py) gives the UI a form with descriptions, choices and bounds. Each flow runs the
-library flow's body in its own run (``.fn``, not a subflow), so every task run and artifact belongs to the
-run the user started. A pipeline is imported when its flow runs: each run is a fresh process, and a market
-run need not import the satellite stack.
+The model gives the UI a form with descriptions, choices and bounds. Each flow runs the domain's flow body in its
+own run (``.fn``, not a subflow), so every task run and artifact belongs to the run the user started. A domain is
+imported when its flow runs: each run is a fresh process, and a market run need not import the satellite stack.
+Each flow is an attribute of this module named for its domain, the entry point a served run loads it by.
 """
 
-from __future__ import annotations
+from prefect import Flow, flow
 
-from prefect import flow
-
-from flows.params import GenomeParams, MarketParams, SatelliteParams, SentimentParams
+from flows.domains import Domain, domains
 
 
-@flow(name="satellite")
-def satellite(params: SatelliteParams = SatelliteParams()) -> dict:
-    """Satellite monitoring: ingest, gate, mosaic, gate, train or load the champion, score, monitor, publish."""
-    from flows.satellite import satellite as pipeline
+def deployment_flow(domain: Domain) -> Flow:
+    """The flow a deployment of ``domain`` runs: the parameter model in, the domain's flow body run."""
+    params_model = domain.load_params()
 
-    return pipeline.fn(**params.model_dump())
+    def run(params: params_model = params_model()) -> dict:  # type: ignore[valid-type]
+        return domain.load_flow().fn(**params.model_dump())
 
-
-@flow(name="genome")
-def genome(params: GenomeParams = GenomeParams()) -> dict:
-    """Genome: ingest, check and gate, encode and gate, train or load the champion, score, publish."""
-    from flows.genome import genome as pipeline
-
-    return pipeline.fn(**params.model_dump())
+    run.__name__ = run.__qualname__ = domain.name
+    run.__doc__ = domain.summary
+    return flow(name=domain.name, description=domain.summary)(run)
 
 
-@flow(name="sentiment")
-def sentiment(params: SentimentParams = SentimentParams()) -> dict:
-    """Sentiment: ingest, check and gate, clean and gate, train or load the champion, score, publish."""
-    from flows.sentiment import sentiment as pipeline
-
-    return pipeline.fn(**params.model_dump())
-
-
-@flow(name="market")
-def market(params: MarketParams = MarketParams()) -> dict:
-    """Market: ingest, check and gate, walk forward against baselines, forecast, publish."""
-    from flows.market import market as pipeline
-
-    return pipeline.fn(**params.model_dump())
-
-
-PIPELINES = {"satellite": satellite, "genome": genome, "sentiment": sentiment, "market": market}
+PIPELINES: dict[str, Flow] = {name: deployment_flow(domain) for name, domain in domains().items()}
+globals().update(PIPELINES)

@@ -1,7 +1,7 @@
 """Deployments of every pipeline and the serve entry point: ``tessera serve`` / ``make serve``.
 
-Satellite monitoring runs on a cron schedule (set here, in one place); the other pipelines run on demand from
-the UI. A Prefect server (SQLite, 127.0.0.1) is started unless PREFECT_API_URL already names one.
+Satellite monitoring runs on a cron schedule (its domain's, in flows/domains.py); the other pipelines run on demand
+from the UI. A Prefect server (SQLite, 127.0.0.1) is started unless PREFECT_API_URL already names one.
 """
 
 from __future__ import annotations
@@ -15,24 +15,20 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-SATELLITE_CRON = os.environ.get("TESSERA_SATELLITE_CRON", "0 6 * * *")
 SCHEDULE_TIMEZONE = os.environ.get("TESSERA_SCHEDULE_TIMEZONE", "UTC")
 
 
 def build_deployments() -> list:
-    """One deployment per pipeline; each form is its parameter model, whose defaults start a sensible run."""
+    """One deployment per domain; each form is its parameter model, whose defaults start a sensible run."""
     from prefect.schedules import Cron
 
-    from deployments.pipelines import genome, market, satellite, sentiment
+    from deployments.pipelines import PIPELINES
+    from flows.domains import domains
 
-    return [
-        satellite.to_deployment("satellite-monitoring", schedule=Cron(SATELLITE_CRON, timezone=SCHEDULE_TIMEZONE),
-                                description="Daily monitoring run: mosaic, class map, change and drift",
-                                tags=["satellite", "monitoring"]),
-        genome.to_deployment("genome", description="Sequences to a regulatory-region classifier", tags=["genome"]),
-        sentiment.to_deployment("sentiment", description="Posts to a text CNN", tags=["sentiment"]),
-        market.to_deployment("market", description="Prices to an LSTM forecaster", tags=["market"]),
-    ]
+    return [PIPELINES[name].to_deployment(
+                domain.deployment_name, description=domain.summary, tags=list(domain.tags),
+                schedule=Cron(domain.schedule, timezone=SCHEDULE_TIMEZONE) if domain.schedule else None)
+            for name, domain in domains().items()]
 
 
 def healthy(url: str) -> bool:

@@ -8,10 +8,9 @@ import os
 import sys
 from collections.abc import Callable
 
+from flows.domains import domains
 from models.tuning import TUNE
 from tasks.errors import BadInputError, exit_code_for
-
-DOMAINS = ("satellite", "genome", "sentiment", "market")
 
 
 def _floats(text: str) -> list[float]:
@@ -69,8 +68,7 @@ def _tune(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune", type=int, default=0, metavar="N", help=TUNE)
 
 
-def _satellite_parser(sub) -> None:
-    p = sub.add_parser("satellite", help="satellite monitoring: mosaic, CNN class map, change and drift")
+def satellite_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", choices=["synthetic", "local", "sentinelhub"], default="synthetic")
     p.add_argument("--input", help="folder or glob of GeoTIFF/JP2 files (--source local)")
     p.add_argument("--labels", help="label polygons (GeoPackage/GeoJSON/Shapefile) or a label raster")
@@ -110,8 +108,7 @@ def _satellite_parser(sub) -> None:
     _tune(p)
 
 
-def _genome_parser(sub) -> None:
-    p = sub.add_parser("genome", help="sequences to k-mer encodings to a regulatory-region classifier")
+def genome_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", nargs="+", help="FASTA/FASTQ (gz too) or CSV id,label,sequence files, folders "
                    "or globs (default: the synthetic set)")
     p.add_argument("--labels", help="CSV mapping id to label")
@@ -136,15 +133,14 @@ def _genome_parser(sub) -> None:
     _tune(p)
 
 
-def _sentiment_parser(sub) -> None:
-    p = sub.add_parser("sentiment", help="social-media posts to a hybrid TF-IDF + text CNN classifier")
+def sentiment_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", help="CSV, JSONL or Parquet of posts (default: the synthetic set)")
     p.add_argument("--text-column", help="default: text, content, post, tweet, review ...")
     p.add_argument("--label-column", help="default: label, sentiment, category ...")
     p.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL input")
     p.add_argument("--max-chars", type=int, default=5000, help="quarantine longer posts")
-    p.add_argument("--no", dest="disabled", action="append", default=[], metavar="STEP",
-                   choices=sorted(_clean_steps()), help="turn a cleaning step off (repeatable)")
+    p.add_argument("--no", dest="clean_options", action=_TurnOff, metavar="STEP", choices=sorted(_clean_steps()),
+                   help="turn a cleaning step off (repeatable)")
     p.add_argument("--train", choices=["auto", "always", "never"], default="auto")
     p.add_argument("--model-name", default="sentiment", type=_name("model name", "--model-name"))
     p.add_argument("--max-tokens", type=int, default=None,
@@ -158,8 +154,7 @@ def _sentiment_parser(sub) -> None:
     _folds(p)
 
 
-def _market_parser(sub) -> None:
-    p = sub.add_parser("market", help="prices to leakage-free windows to an LSTM forecaster")
+def market_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", help="CSV or Parquet, long (date,symbol,...) or wide (date,<symbol>...) "
                    "(default: synthetic prices)")
     p.add_argument("--symbol", help="symbol of a single series without a symbol column (default: file name)")
@@ -188,6 +183,13 @@ def _market_parser(sub) -> None:
     _common(p)
 
 
+class _TurnOff(argparse.Action):
+    """``--no STEP`` (repeatable) to ``{STEP: False, ...}``, the sentiment flow's ``clean_options``."""
+
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        setattr(namespace, self.dest, {**(getattr(namespace, self.dest) or {}), value: False})
+
+
 def _clean_steps() -> list[str]:
     from tasks.sentiment.clean import CleanOptions
 
@@ -198,11 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tessera", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run one pipeline")
-    domains = run.add_subparsers(dest="domain", required=True)
-    _satellite_parser(domains)
-    _genome_parser(domains)
-    _sentiment_parser(domains)
-    _market_parser(domains)
+    parsers = run.add_subparsers(dest="domain", required=True)
+    for domain in domains().values():
+        domain.add_options(parsers.add_parser(domain.name, help=domain.summary))
     models = commands.add_parser("models", help="see the model registry and choose its champions")
     actions = models.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="every model, its versions and which one is the champion")
@@ -321,34 +321,20 @@ def models_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo(*, out: str | None, dask_address: str | None, debug: bool, run_id: str | None = None) -> int:
-    """Two monitoring runs of the synthetic area two months apart (the second reports change and drift),
-    then the genome, sentiment and market pipelines on their synthetic sets."""
-    from flows.genome import genome
-    from flows.satellite import satellite
-    from flows.sentiment import sentiment
-
-    for date in ("2024-05-01", "2024-07-01"):
-        code = _run(satellite, debug, source="synthetic", date=date, out=out, dask_address=dask_address)
-        if code:
-            return code
-    from flows.market import market
-
-    for flow_fn in (genome, sentiment, market):
-        code = _run(flow_fn, debug, out=out, dask_address=dask_address)
-        if code:
-            return code
+def demo(*, out: str | None, dask_address: str | None, debug: bool) -> int:
+    """Every domain's demo runs on its synthetic set: for satellite, two monitoring runs of one area two months
+    apart (the second reports change and drift)."""
+    for domain in domains().values():
+        for parameters in domain.demo:
+            code = _run(domain.load_flow(), debug, **parameters, out=out, dask_address=dask_address)
+            if code:
+                return code
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.genome import genome  # imported after parsing: prefect takes a second to import
-    from flows.market import market
-    from flows.satellite import satellite
-    from flows.sentiment import sentiment
-
     _configure_logging(args.debug)
     if args.command == "serve":
         from deployments.serve import serve_all
@@ -365,11 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         return models_command(args)
     if args.command == "demo":
         return demo(out=args.out, dask_address=args.dask_address, debug=args.debug)
-    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "domain", "debug", "disabled")}
-    if args.domain == "sentiment":
-        kwargs["clean_options"] = {step: False for step in args.disabled} or None
-    flows = {"satellite": satellite, "genome": genome, "sentiment": sentiment, "market": market}
-    return _run(flows[args.domain], args.debug, **kwargs)
+    kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "domain", "debug")}
+    return _run(domains()[args.domain].load_flow(), args.debug, **kwargs)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,3 @@ class MarketParams(PipelineParams):
     dask_address: str | None = Field(None, description=DASK)
     run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
 
-
-PARAMS: dict[str, type[PipelineParams]] = {"satellite": SatelliteParams, "genome": GenomeParams,
-                                           "sentiment": SentimentParams, "market": MarketParams}

@@ -20,14 +20,6 @@ from pathlib import Path
 
 import pytest
 
-# Fast mode: the same flows, with parameters that make them take seconds (few epochs, small synthetic sets).
-FAST = {
-    "satellite": {"epochs": 3},
-    "genome": {"epochs": 2, "synthetic_n": 300},
-    "sentiment": {"epochs": 2, "synthetic_n": 400},
-    "market": {"epochs": 2, "folds": 2, "lag": 10},
-}
-
 
 @dataclass
 class RunResult:
@@ -106,19 +98,16 @@ def tessera_prices(tmp_path: Path) -> str:
 
 
 def run_pipeline(domain: str, *, fast: bool = True, **parameters) -> RunResult:
-    """Run one pipeline in this process; never raises for a failed run: read ``exit_code`` and ``record``."""
-    from flows.genome import genome
-    from flows.market import market
-    from flows.satellite import satellite
-    from flows.sentiment import sentiment
+    """Run one pipeline in this process; never raises for a failed run: read ``exit_code`` and ``record``. Fast
+    mode (``fast``) runs the same flow with its domain's ``fast`` parameters: few epochs, small synthetic sets."""
+    from flows.domains import domains
     from tasks.errors import exit_code_for
     from tasks.store import data_root, exists, join, read_json
 
-    flows = {"satellite": satellite, "genome": genome, "sentiment": sentiment, "market": market}
     run_id = parameters.pop("run_id", None) or f"test-{uuid.uuid4().hex[:8]}"
-    params = {**(FAST[domain] if fast else {}), **parameters, "run_id": run_id}
+    params = {**(domains()[domain].fast if fast else {}), **parameters, "run_id": run_id}
     try:
-        flows[domain](**params)
+        domains()[domain].load_flow()(**params)
         code, error = 0, None
     except Exception as exc:  # the exit code is the result under test
         code, error = exit_code_for(exc), str(exc)

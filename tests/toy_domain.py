@@ -1,0 +1,50 @@
+"""A fifth domain as a user's package would add one: a flow, its parameter model, its options and its declaration,
+in one file, registered through the ``tessera.domains`` entry-point group (tests/test_domains.py)."""
+
+from __future__ import annotations
+
+import argparse
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from flows.common import pipeline_run
+from flows.domains import Domain
+
+
+class ToyParams(BaseModel):
+    words: int = Field(3, ge=1, description="words to count")
+    out: str | None = Field(None, description="data root")
+    dask_address: str | None = Field(None, description="Dask scheduler")
+    run_id: str | None = Field(None, description="run id")
+
+
+def publish(run: dict) -> str:
+    from tasks.evaluate import Report
+
+    report = Report("toy run")
+    report.table(run["metrics"], caption="Metrics")
+    return report.write(run["dir"])
+
+
+@flow(name="toy")
+def toy(words: int = 3, out: str | None = None, dask_address: str | None = None, run_id: str | None = None) -> dict:
+    with pipeline_run("toy", dict(locals()), publish=publish, out=out, run_id=run_id,
+                      dask_address=dask_address) as run:
+        run.metrics = {"words": words}
+    return run.to_dict()
+
+
+def toy_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--words", type=int, default=3, help="words to count")
+    parser.add_argument("--out")
+    parser.add_argument("--dask-address")
+    parser.add_argument("--run-id")
+    parser.add_argument("--debug", action="store_true")
+
+
+DOMAIN = Domain("toy", "counts words, to show a domain added from outside", flow="toy_domain:toy",
+                params="toy_domain:ToyParams", options="toy_domain:toy_options", tags=("toy",), fast={"words": 1})
+
+TWIN = Domain("genome", "a second genome", flow="toy_domain:toy", params="toy_domain:ToyParams",
+              options="toy_domain:toy_options")
