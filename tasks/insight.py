@@ -273,9 +273,11 @@ def choose_deep_share(y: np.ndarray, proba_by_share: dict[float, np.ndarray], *,
     the best; share 0 when none is. Returns it and every share's macro F1, gain and standard error.
 
     On a few hundred validation records a gain of one or two records is chance, and a share chosen by it loses
-    on the test records as often as it wins; the market forecaster keeps its share by the same rule."""
+    on the test records as often as it wins (the market forecaster keeps its share of the forecast by a like
+    rule)."""
     y = np.asarray(y)
-    weights = np.random.default_rng(seed).multinomial(len(y), np.full(len(y), 1 / len(y)), size=resamples)
+    weights = np.random.default_rng(seed).multinomial(len(y), np.full(len(y), 1 / len(y)),
+                                                      size=resamples).astype(np.int32)
     classes = np.unique(y)
 
     def macro_f1(pred: np.ndarray) -> np.ndarray:

@@ -90,3 +90,11 @@ def test_train_auto_reuses_the_champion_and_always_trains_a_challenger(data_root
     assert again["metrics"]["test_records"] == first["metrics"]["test_records"]  # the same split: the same test
     challenger = sentiment(train="always", **FAST)
     assert challenger["model"]["trained"] is True and challenger["model"]["version"] != first["model"]["version"]
+
+
+def test_no_step_options_turn_cleaning_steps_off_by_name() -> None:
+    from flows.cli import build_parser
+
+    args = build_parser().parse_args(["run", "sentiment", "--no", "lemmatize", "--no", "remove_stopwords"])
+    assert args.clean_options == {"lemmatize": False, "remove_stopwords": False}
+    assert build_parser().parse_args(["run", "sentiment"]).clean_options is None
