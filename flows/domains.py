@@ -6,13 +6,13 @@ A package adds a domain by declaring a :class:`Domain` and naming it in the ``te
     [project.entry-points."tessera.domains"]
     weather = "my_package.weather:DOMAIN"
 
-Nothing of a domain is imported until it runs: its flow, parameter model and CLI options are named by import
-path (``"module:attribute"``).
+Nothing of a domain is imported until it runs: its flow and parameter model are named by import path
+(``"module:attribute"``); the parameter model, a light Pydantic class, also gives the CLI its options
+(flows/options.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import re
@@ -37,8 +37,7 @@ class Domain:
     name: str
     summary: str  # one line: the CLI's help and the deployment's description
     flow: str  # "module:attribute" of its Prefect flow, taking the parameter model's fields as keywords
-    params: str  # "module:attribute" of its Pydantic parameter model: the deployment's form in the UI
-    options: str  # "module:attribute" of a function adding its options to an argparse parser
+    params: str  # "module:attribute" of its Pydantic parameter model: the UI's form and the CLI's options
     deployment: str = ""  # the served deployment's name (default: the domain's)
     schedule: str | None = None  # cron of the served deployment (None: runs on demand)
     tags: tuple[str, ...] = ()
@@ -55,9 +54,6 @@ class Domain:
     def load_params(self) -> type:
         return _load(self.params)
 
-    def add_options(self, parser: argparse.ArgumentParser) -> None:
-        _load(self.options)(parser)
-
     @property
     def deployment_name(self) -> str:
         return self.deployment or self.name
@@ -65,19 +61,18 @@ class Domain:
 
 BUILT_IN = (
     Domain("satellite", "satellite monitoring: mosaic, CNN class map, change and drift",
-           flow="flows.satellite:satellite", params="flows.params:SatelliteParams",
-           options="flows.cli:satellite_options", deployment="satellite-monitoring",
+           flow="flows.satellite:satellite", params="flows.params:SatelliteParams", deployment="satellite-monitoring",
            schedule=os.environ.get("TESSERA_SATELLITE_CRON", "0 6 * * *"), tags=("satellite", "monitoring"),
            fast={"epochs": 3},
            demo=({"source": "synthetic", "date": "2024-05-01"}, {"source": "synthetic", "date": "2024-07-01"})),
     Domain("genome", "sequences to k-mer encodings to a regulatory-region classifier",
-           flow="flows.genome:genome", params="flows.params:GenomeParams", options="flows.cli:genome_options",
+           flow="flows.genome:genome", params="flows.params:GenomeParams",
            tags=("genome",), fast={"epochs": 2, "synthetic_n": 300}),
     Domain("sentiment", "social-media posts to a hybrid TF-IDF + text CNN classifier",
            flow="flows.sentiment:sentiment", params="flows.params:SentimentParams",
-           options="flows.cli:sentiment_options", tags=("sentiment",), fast={"epochs": 2, "synthetic_n": 400}),
+           tags=("sentiment",), fast={"epochs": 2, "synthetic_n": 400}),
     Domain("market", "prices to leakage-free windows to an LSTM forecaster",
-           flow="flows.market:market", params="flows.params:MarketParams", options="flows.cli:market_options",
+           flow="flows.market:market", params="flows.params:MarketParams",
            tags=("market",), fast={"epochs": 2, "folds": 2, "lag": 10}),
 )
 

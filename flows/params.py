@@ -16,6 +16,8 @@ from tasks.store import NAME_PATTERN
 
 Train = Literal["auto", "always", "never"]
 Calibration = Literal["platt", "isotonic"]
+CleanStep = Literal["normalize_unicode", "lowercase", "replace_urls", "replace_mentions", "keep_hashtag_words",
+                    "replace_numbers", "emoji_to_words", "shorten_elongations", "remove_stopwords", "lemmatize"]
 Resampling = Literal["nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss", "max",
                      "min", "med", "q1", "q3", "sum", "rms"]
 
@@ -44,18 +46,19 @@ class SatelliteParams(PipelineParams):
     label_column: str = Field("class", min_length=1, description="class column of the label polygons")
     date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
                              description="acquisition date of the synthetic scenes, YYYY-MM-DD (empty: today)")
-    bbox: list[float] | None = Field(None, min_length=4, max_length=4,
+    bbox: list[float] | None = Field(None, min_length=4, max_length=4, json_schema_extra={"split": "comma"},
                                      description="min_lon, min_lat, max_lon, max_lat in WGS84 (source sentinelhub)")
     time_from: str | None = Field(None, description="start of the time range, YYYY-MM-DD (source sentinelhub)")
     time_to: str | None = Field(None, description="end of the time range, YYYY-MM-DD (source sentinelhub)")
     resolution: float | None = Field(None, gt=0, description="grid resolution in CRS units (empty: the finest band)")
     crs: str | None = Field(None, description="grid CRS, e.g. EPSG:32633 (empty: the first scene's)")
-    bands: list[str] | None = Field(None, min_length=1, description="bands to use, e.g. B02, B03, B04, B08 "
+    bands: list[str] | None = Field(None, min_length=1, json_schema_extra={"split": "comma"},
+                                    description="bands to use, e.g. B02, B03, B04, B08 "
                                     "(empty: every band the scenes share)")
     scale: float | None = Field(None, gt=0, description="reflectance per digital number (empty: 1e-4 for "
                                 "integers, 1/255 for 8-bit)")
     mosaic_method: Literal["first", "median", "least-cloudy"] = Field(
-        "first", description="how overlapping scenes combine into the mosaic")
+        "first", json_schema_extra={"cli": "--mosaic"}, description="how overlapping scenes combine into the mosaic")
     mosaicking_order: Literal["leastCC", "mostRecent", "leastRecent"] = Field(
         "leastCC", description="which acquisition Sentinel Hub puts on top (source sentinelhub)")
     resampling: Resampling = Field("average", description="GDAL resampling of every band onto the grid")
@@ -120,7 +123,7 @@ class SentimentParams(PipelineParams):
     label_column: str | None = Field(None, description="label column (empty: label, sentiment, category ...)")
     encoding: str = Field("utf-8", min_length=1, description="text encoding of CSV/JSONL input")
     max_chars: int = Field(5000, ge=1, description="quarantine longer posts")
-    clean_options: dict[str, bool] | None = Field(
+    clean_options: dict[CleanStep, bool] | None = Field(
         None, description="cleaning steps to turn off, e.g. {\"lemmatize\": false} (empty: every step on)")
     train: Train = Field("auto", description=TRAIN)
     model_name: str = Field("sentiment", pattern=NAME_PATTERN, description="model registry name")

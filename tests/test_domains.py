@@ -54,7 +54,7 @@ def test_a_domain_from_an_entry_point_is_deployed_and_run_by_the_plugin(with_toy
 
 def test_a_domain_name_must_be_a_python_name_and_unique(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="lowercase"):
-        Domain("Toy-2", "x", flow="m:f", params="m:P", options="m:o")
+        Domain("Toy-2", "x", flow="m:f", params="m:P")
     for value, error, match in (("toy_domain:TWIN", ValueError, "'genome' exists already"),
                                 ("flows.domains:BUILT_IN", TypeError, "expected a flows.domains.Domain")):
         point = EntryPoint("bad", value, registry.GROUP)

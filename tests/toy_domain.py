@@ -1,9 +1,7 @@
-"""A fifth domain as a user's package would add one: a flow, its parameter model, its options and its declaration,
-in one file, registered through the ``tessera.domains`` entry-point group (tests/test_domains.py)."""
+"""A fifth domain as a user's package would add one: a flow, its parameter model (also its CLI options) and its
+declaration, in one file, registered through the ``tessera.domains`` entry-point group (tests/test_domains.py)."""
 
 from __future__ import annotations
-
-import argparse
 
 from prefect import flow
 from pydantic import BaseModel, Field
@@ -35,16 +33,7 @@ def toy(words: int = 3, out: str | None = None, dask_address: str | None = None,
     return run.to_dict()
 
 
-def toy_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--words", type=int, default=3, help="words to count")
-    parser.add_argument("--out")
-    parser.add_argument("--dask-address")
-    parser.add_argument("--run-id")
-    parser.add_argument("--debug", action="store_true")
-
-
 DOMAIN = Domain("toy", "counts words, to show a domain added from outside", flow="toy_domain:toy",
-                params="toy_domain:ToyParams", options="toy_domain:toy_options", tags=("toy",), fast={"words": 1})
+                params="toy_domain:ToyParams", tags=("toy",), fast={"words": 1})
 
-TWIN = Domain("genome", "a second genome", flow="toy_domain:toy", params="toy_domain:ToyParams",
-              options="toy_domain:toy_options")
+TWIN = Domain("genome", "a second genome", flow="toy_domain:toy", params="toy_domain:ToyParams")
