@@ -8,7 +8,7 @@ _rss.py; not ``ru_maxrss``, which a child started by subprocess inherits from th
 
 - ``tessera``: what ``tasks/satellite/tasks.py:score_class_map`` does without the model registry and Prefect:
   ``open_zarr``, ``_normalized(ds, stats)`` and ``scoring.write_class_maps`` (``classify_image`` with the
-  model's halo, the class map, nodata 255, and the confidence, nodata NaN, through ``store.write_cogs``), under
+  model's halo, the class map, nodata 255, and the confidence, nodata NaN, through ``cog.write_cogs``), under
   ``compute.dask_client()`` as a flow runs it (a distributed LocalCluster, one in-process worker with a thread per
   core; ``TESSERA_DASK_ADDRESS`` is honoured as in the product). The cluster start is not timed.
 - ``plain``: the same tile grid (``scoring.tile_sizes``, tiles of ``scoring.TILE``, with ``model.halo`` pixels

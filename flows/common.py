@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from tasks.common import check_gate, gate_table
 from tasks.compute import dask_client
-from tasks.store import RunRecord
+from tasks.runs import RunRecord
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Run folders, URIs, atomic writes and run.json: the only place that decides where outputs live."""
+"""URIs and files: the data root, local or fsspec paths, atomic writes, JSON, Parquet (read in Arrow batches) and
+Zarr. Run folders and run.json are in tasks/runs.py, the COG writer in tasks/cog.py."""
 
 from __future__ import annotations
 
@@ -9,18 +10,16 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from tasks.errors import BadInputError, exit_code_for
+from tasks.errors import BadInputError
 
 
 def data_root(out: str | os.PathLike | None = None) -> str:
@@ -74,11 +73,6 @@ def check_name(value: str, what: str, option: str) -> str:
         raise BadInputError(f"{what} {value!r} is not a valid name: use letters, digits, '.', '_' and '-', no "
                             f"leading dot, at most 128 characters; pass another {option}")
     return value
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id such as ``20261124T143000Z-1a2b3c``."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
 def local_path(uri: str | os.PathLike) -> Path:
@@ -171,7 +165,7 @@ def glob(pattern: str) -> list[str]:
 
 
 def write_json(obj: Any, target: str | os.PathLike) -> str:
-    text = json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False)
+    text = json.dumps(json_safe(obj), indent=2, default=_json_default, allow_nan=False)
     return write_bytes(text.encode(), target)
 
 
@@ -323,12 +317,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Replace NaN/inf (not valid JSON) by None, recursively."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         try:
             value = value.item()
@@ -339,200 +333,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-@dataclass
-class RunRecord:
-    """What one run did, written to ``run.json`` at the end whether it succeeded or failed."""
-
-    flow: str
-    run_id: str
-    dir: Path
-    parameters: dict = field(default_factory=dict)
-    started: str = field(default_factory=now_iso)
-    status: str = "running"
-    finished: str | None = None
-    counts: dict = field(default_factory=lambda: {"records_in": 0, "records_valid": 0, "records_quarantined": 0})
-    quality: list = field(default_factory=list)
-    stages: dict = field(default_factory=dict)
-    model: dict | None = None
-    metrics: dict = field(default_factory=dict)
-    baselines: dict = field(default_factory=dict)
-    monitor: dict = field(default_factory=dict)
-    inputs: dict = field(default_factory=dict)
-    error: str | None = None
-    exit_code: int = 0
-    uri: str = ""
-    synced: bool = False
-
-    @classmethod
-    def start(cls, flow: str, parameters: dict, *, out: str | None = None, run_id: str | None = None) -> RunRecord:
-        """A run folder under the data root; for a remote root, a local staging folder that ``sync`` uploads."""
-        run_id = check_name(run_id, "run id", "--run-id") if run_id else new_run_id()
-        check_root(data_root(out))
-        uri = join(data_root(out), flow, "runs", run_id)
-        run_dir = staging_root() / flow / run_id if is_remote(uri) else local_path(uri)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return cls(flow=flow, run_id=run_id, dir=run_dir, parameters=parameters, uri=uri)
-
-    def stage(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call a task, timing it and recording its output URI under ``stages``."""
-        t0 = time.perf_counter()
-        result = fn(*args, **kwargs)
-        output = result.get("output") if isinstance(result, dict) else result if isinstance(result, str) else None
-        self.stages[name] = {"seconds": round(time.perf_counter() - t0, 3), "output": output}
-        return result
-
-    def add_counts(self, records_in: int, records_valid: int, records_quarantined: int, **extra: int) -> None:
-        if records_in != records_valid + records_quarantined:
-            raise AssertionError(f"records lost: {records_in} in != {records_valid} + {records_quarantined}")
-        self.counts.update(records_in=records_in, records_valid=records_valid,
-                           records_quarantined=records_quarantined, **extra)
-
-    def to_dict(self) -> dict:
-        """The record as run.json holds it; ``dir`` is where the outputs are now (the staging folder of a
-        remote run until ``sync``, its URI after)."""
-        record = _finite({
-            "flow": self.flow, "run_id": self.run_id, "status": self.status,
-            "started": self.started, "finished": self.finished, "parameters": self.parameters,
-            "counts": self.counts, "quality": self.quality, "stages": self.stages, "model": self.model,
-            "metrics": self.metrics, "baselines": self.baselines, "monitor": self.monitor, "inputs": self.inputs,
-            "error": self.error, "exit_code": self.exit_code, "dir": str(self.dir), "uri": self.uri or str(self.dir),
-        })
-        return _rebase(record, str(self.dir), self.uri) if self.synced else record
-
-    def save(self) -> str:
-        return write_json(self.to_dict(), self.dir / "run.json")
-
-    def sync(self) -> str:
-        """Upload a remote run's staging folder to its URI, run.json last with every local path in it
-        rewritten to the remote one; delete the staging folder if the run completed (a failed run keeps it, so
-        ``--run-id`` can resume from its completed stages). Nothing to do for a local run."""
-        if not is_remote(self.uri):
-            return str(self.dir)
-        fs, path = filesystem(self.uri)
-        try:
-            for file in sorted(p for p in self.dir.rglob("*") if p.is_file() and p.name != "run.json"):
-                fs.put_file(str(file), f"{path}/{file.relative_to(self.dir).as_posix()}")
-            write_json(_rebase(self.to_dict(), str(self.dir), self.uri), join(self.uri, "run.json"))
-        except Exception as exc:
-            raise StorageError(f"could not upload run {self.run_id} to {self.uri} ({exc}); its outputs are kept in "
-                               f"{self.dir}: check the credentials and copy them there") from exc
-        if self.status == "completed":
-            shutil.rmtree(self.dir, ignore_errors=True)
-        self.synced = True
-        return self.uri
-
-    @contextmanager
-    def recording(self) -> Iterator[RunRecord]:
-        """Mark the run completed or failed and write run.json however the block ends."""
-        try:
-            yield self
-            self.status = "completed"
-        except BaseException as exc:
-            self.status = "failed"
-            self.error = str(exc) or type(exc).__name__
-            self.exit_code = exit_code_for(exc)
-            raise
-        finally:
-            self.finished = now_iso()
-            self.save()
-
-
-def list_runs(domain: str, *, out: str | None = None) -> list[dict]:
-    """Every run.json of a domain under the data root (a folder or a URL), oldest first."""
-    records = []
-    for uri in glob(join(data_root(out), domain, "runs", "*", "run.json")):
-        try:
-            records.append(read_json(uri))
-        except (OSError, json.JSONDecodeError):
-            continue
-    return sorted(records, key=lambda r: r.get("started") or "")
-
-
-def check_root(root: str) -> None:
-    """Fail before any work when a remote data root cannot be written: leave a marker file there once."""
-    if not is_remote(root):
-        return
-    try:
-        create_exclusive(join(root, ".tessera"), b"a tessera data root\n")
-    except Exception as exc:
-        raise StorageError(f"{root}: cannot write to this data root ({exc}); create the bucket or fix --out / "
-                           "TESSERA_DATA, and check the credentials (AWS_* variables, ~/.aws)") from exc
-
-
 def staging_root() -> Path:
     """Where runs whose data root is remote are produced before ``RunRecord.sync`` uploads them:
     ``TESSERA_STAGING``, else the system's temporary folder."""
     return Path(os.environ.get("TESSERA_STAGING") or Path(tempfile.gettempdir()) / "tessera-staging")
-
-
-def _rebase(value: Any, old: str, new: str) -> Any:
-    """Every string that starts with the folder ``old`` rewritten to start with ``new`` instead."""
-    if isinstance(value, dict):
-        return {k: _rebase(v, old, new) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rebase(v, old, new) for v in value]
-    if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
-        return new + value[len(old):].replace(os.sep, "/")
-    return value
-
-
-def write_cog(array, target: str | os.PathLike, *, nodata: float | int | None = None, batch: int = 8) -> str:
-    """Write a georeferenced (y, x) DataArray as a Cloud-Optimized GeoTIFF aligned with its grid."""
-    return write_cogs({str(target): (array, nodata)}, batch=batch)[0]
-
-
-def write_cogs(layers: dict[str, tuple[Any, float | int | None]], *, batch: int = 8) -> list[str]:
-    """Write (y, x) DataArrays on one grid and chunking, ``{target: (array, nodata)}``, as Cloud-Optimized
-    GeoTIFFs; return the targets.
-
-    Dask computes the blocks ``batch`` at a time, every layer's block in one call, so layers derived from one
-    computation (a class map and its confidence) share it; this process alone writes the blocks into tiled
-    GeoTIFFs, so several worker processes never write one file, and GDAL's COG driver then adds the overviews.
-    Memory holds one batch of blocks, not the maps.
-    """
-    import dask
-    import rasterio
-    import rasterio.shutil
-    import rioxarray  # noqa: F401  (registers the .rio accessor)
-    from rasterio.windows import Window
-
-    arrays = [array for array, _ in layers.values()]
-    data = [array.data for array in arrays]
-    chunks = getattr(data[0], "chunks", None)
-    if any(getattr(d, "chunks", None) != chunks or d.shape != data[0].shape for d in data):
-        raise ValueError("write_cogs: every layer needs the same shape and chunks")
-    blocks = _block_slices(chunks) if chunks else [(slice(0, data[0].shape[0]), slice(0, data[0].shape[1]))]
-    with ExitStack() as stack:
-        staged, outputs = [], []
-        for (target, (array, nodata)), values in zip(layers.items(), data, strict=True):
-            tmp = stack.enter_context(atomic_path(target))
-            staging = tmp.with_suffix(".staging.tif")
-            stack.callback(staging.unlink, missing_ok=True)
-            profile = {"driver": "GTiff", "width": values.shape[1], "height": values.shape[0], "count": 1,
-                       "dtype": str(values.dtype), "crs": array.rio.crs, "transform": array.rio.transform(),
-                       "nodata": nodata if nodata is not None else array.rio.nodata, "tiled": True,
-                       "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
-            staged.append(stack.enter_context(rasterio.open(staging, "w", **profile)))
-            outputs.append((staging, tmp, target))
-        for start in range(0, len(blocks), batch):
-            part = blocks[start:start + batch]
-            computed = dask.compute(*[d[r, c] for r, c in part for d in data])
-            for i, (rows, cols) in enumerate(part):
-                window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
-                for j, dst in enumerate(staged):
-                    dst.write(computed[i * len(data) + j], 1, window=window)
-        for dst in staged:
-            dst.close()
-        for staging, tmp, _ in outputs:
-            rasterio.shutil.copy(staging, tmp, driver="COG", compress="deflate", overview_resampling="nearest")
-    return [target for _, _, target in outputs]
-
-
-def _block_slices(chunks: tuple[tuple[int, ...], tuple[int, ...]]) -> list[tuple[slice, slice]]:
-    import numpy as np
-
-    row_edges = np.cumsum((0,) + chunks[0])
-    col_edges = np.cumsum((0,) + chunks[1])
-    return [(slice(int(r0), int(r1)), slice(int(c0), int(c1)))
-            for r0, r1 in zip(row_edges[:-1], row_edges[1:], strict=True)
-            for c0, c1 in zip(col_edges[:-1], col_edges[1:], strict=True)]

@@ -162,8 +162,8 @@ def test_a_cog_written_in_chunks_by_two_worker_processes_is_intact(cluster: Loop
     import rasterio
     import rioxarray  # noqa: F401  (the .rio accessor)
 
+    from tasks.cog import write_cog
     from tasks.compute import dask_client
-    from tasks.store import write_cog
 
     n = 2048
     coords = {"y": 4_999_995.0 - 10 * np.arange(n), "x": 600_005.0 + 10 * np.arange(n)}

@@ -171,7 +171,7 @@ class TestNamesWhereTheyEnter:
         from pydantic import ValidationError
 
         from flows.params import GenomeParams, MarketParams
-        from tasks.store import RunRecord
+        from tasks.runs import RunRecord
 
         with pytest.raises(BadInputError, match="run id '../x' is not a valid name"):
             RunRecord.start("market", {}, out=str(tmp_path), run_id="../x")

@@ -12,7 +12,7 @@ import torch
 
 from models.card import Architecture, ModelCard
 from models.registry import ModelRegistry
-from tasks import store
+from tasks import runs, store
 from tasks.testing import run_pipeline
 
 BUCKET = "tessera-test"
@@ -74,7 +74,7 @@ class TestStoreOnUrls:
     def test_run_record_sync_uploads_and_rewrites_paths(self, memory_root: str, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("TESSERA_STAGING", str(tmp_path / "staging"))
-        run = store.RunRecord.start("market", {}, out=memory_root, run_id="r1")
+        run = runs.RunRecord.start("market", {}, out=memory_root, run_id="r1")
         assert run.dir == tmp_path / "staging" / "market" / "r1"
         with run.recording():
             run.stage("score", store.write_json, {"ok": True}, str(run.dir / "forecasts.json"))
@@ -87,12 +87,12 @@ class TestStoreOnUrls:
         assert store.read_bytes(f"{uri}/figures/a.png") == b"<html>"
         assert not run.dir.exists()
         assert run.to_dict()["dir"] == uri
-        assert [r["run_id"] for r in store.list_runs("market", out=memory_root)] == ["r1"]
+        assert [r["run_id"] for r in runs.list_runs("market", out=memory_root)] == ["r1"]
 
     def test_a_failed_run_is_uploaded_and_keeps_its_staging_folder_to_resume(
             self, memory_root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("TESSERA_STAGING", str(tmp_path / "staging"))
-        run = store.RunRecord.start("market", {}, out=memory_root, run_id="r2")
+        run = runs.RunRecord.start("market", {}, out=memory_root, run_id="r2")
         with pytest.raises(ValueError), run.recording():
             store.write_json({"stage": 1}, str(run.dir / "first.json"))
             raise ValueError("the second stage failed")
@@ -147,7 +147,7 @@ class TestRunsOnS3:
         assert first.record["model"]["uri"].startswith(f"{root}/models/")
         model = second.record["model"]  # --train auto: the champion in the bucket forecasts
         assert (model["version"], model["trained"], model["scored_with"]) == ("v1", False, "v1")
-        assert [r["run_id"] for r in store.list_runs("market", out=root)] == [first.record["run_id"],
+        assert [r["run_id"] for r in runs.list_runs("market", out=root)] == [first.record["run_id"],
                                                                              second.record["run_id"]]
         assert not any((tmp_path / "staging" / "market").iterdir())
 

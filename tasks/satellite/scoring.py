@@ -16,9 +16,9 @@ import xarray as xr
 from torch import nn
 
 from models.train import predict_proba_mc
+from tasks.cog import write_cogs
 from tasks.compute import returning_freed_memory
 from tasks.insight import apply_calibration
-from tasks.store import write_cogs
 
 NODATA_CLASS = 255
 # Side of a scoring tile in pixels, a multiple of every network's pooling factor. A U-Net's activations over a

@@ -37,11 +37,13 @@ from models.registry import ModelRegistry
 from models.train import TrainConfig, predict_proba, predict_proba_mc, seed_everything, train_model
 from models.tuning import split_values, tuned
 from tasks import insight
+from tasks.cog import write_cog
 from tasks.common import save_quarantine
 from tasks.compute import returning_freed_memory
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
 from tasks.monitor import feature_drift
+from tasks.runs import list_runs
 from tasks.satellite import grid, sources, training
 from tasks.satellite import labels as labelling
 from tasks.satellite.change import change_between, class_areas
@@ -50,12 +52,10 @@ from tasks.store import (
     exists,
     fetch,
     join,
-    list_runs,
     open_zarr,
     read_json,
     read_parquet,
     write_bytes,
-    write_cog,
     write_json,
     write_parquet,
     write_zarr,
