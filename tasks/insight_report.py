@@ -235,3 +235,22 @@ def tuning_section(report: Report, run_dir: Path) -> None:
     report.figure("tuning", plot_tuning(tuning))
     report.table([{"trial": t["trial"], **t["values"], tuning["metric"]: t["score"], "seconds": t["seconds"]}
                   for t in tuning["trials"]], caption="Every trial")
+
+
+def deep_share_section(report: Report, run_dir: Path) -> None:
+    """How much of a hybrid model's CNN the run kept (genome ``mix``, sentiment ``beta``), and why, when it has one."""
+    training = run_dir / "training.json"
+    history = (json.loads(training.read_text()).get("history") or {}) if training.exists() else {}
+    name = next((key for key in ("mix", "beta") if f"{key}_val" in history), None)
+    if name is None:
+        return
+    chosen, scores = history[name], history[f"{name}_val"]
+    report.heading("The CNN's share of the model")
+    linear = "the one-hot logistic regression" if name == "mix" else "the TF-IDF logistic regression"
+    verdict = ("no share gained more than twice its standard error over the linear part alone, so the model "
+               "decides by its linear part" if not chosen else "the CNN's gain was clear of the noise")
+    report.text(f"The model adds a CNN to a linear part fitted as {linear}; its share ({name}) was chosen on the "
+                f"validation split: {name} = {chosen:g}, because {verdict}.")
+    report.table([{name: float(share), "validation macro F1": v["macro_f1"], "gain over the linear part": v["gain"],
+                   "2 x bootstrap SE": 2 * v["se"], "chosen": float(share) == chosen}
+                  for share, v in scores.items()], caption=f"Every {name} tried")

@@ -244,3 +244,20 @@ def test_a_deep_share_is_kept_only_when_its_gain_is_clear_of_the_noise():
     share, scores = insight.choose_deep_share(y, {0.0: linear, 0.5: _flip(y, 0.10, seed=2),
                                                  1.0: _flip(y, 0.05, seed=3)})
     assert share == 1.0 and scores["1.0"]["gain"] > 2 * scores["1.0"]["se"]
+
+
+def test_the_report_says_how_much_of_the_cnn_the_model_keeps_and_why(tmp_path) -> None:
+    import json
+
+    from tasks.insight_report import deep_share_section
+
+    scores = {"0.0": {"macro_f1": 0.875, "gain": 0.0, "se": 0.0}, "0.75": {"macro_f1": 0.94, "gain": 0.06, "se": 0.06}}
+    (tmp_path / "training.json").write_text(json.dumps({"history": {"mix": 0.0, "mix_val": scores}}))
+    report = Report("r")
+    deep_share_section(report, tmp_path)
+    html = report.html()
+    assert "mix = 0," in html and "no share gained more than twice its standard error" in html and "0.75" in html
+    empty = Report("r")
+    (tmp_path / "training.json").write_text(json.dumps({"history": {"train_loss": [1.0]}}))
+    deep_share_section(empty, tmp_path)
+    assert empty.parts == []

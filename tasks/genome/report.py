@@ -35,6 +35,7 @@ def build_report(run: dict) -> evaluate.Report:
         report.heading("Predictions")
         report.text(f"{len(predictions)} windows scored; regions.bed has one line per window.")
         report.table(predictions.head(20), caption="First predictions")
+    insight_report.deep_share_section(report, run_dir)
     insight_report.tuning_section(report, run_dir)
     return report
 

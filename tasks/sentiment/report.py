@@ -46,6 +46,7 @@ def build_report(run: dict) -> evaluate.Report:
         report.figure("token_importance", insight_report.plot_token_importance(explained, class_names),
                       caption="Importance of each token for the predicted class; the first posts are the most "
                               "confident mistakes")
+    insight_report.deep_share_section(report, run_dir)
     insight_report.tuning_section(report, run_dir)
     return report
 
