@@ -195,8 +195,10 @@ def penultimate_features(model: nn.Module, x: np.ndarray | torch.Tensor, *, batc
     return np.concatenate(captured) if captured else np.empty((0,))
 
 
-def embed_2d(features: np.ndarray, *, seed: int = 0, tsne_max: int = 1500) -> pd.DataFrame:
-    """PCA and t-SNE coordinates of (n, d) features; t-SNE on at most ``tsne_max`` rows (NaN elsewhere)."""
+def embed_2d(features: np.ndarray, *, seed: int = 0, tsne_max: int = 800) -> pd.DataFrame:
+    """PCA and t-SNE coordinates of (n, d) features; t-SNE on at most ``tsne_max`` rows (NaN elsewhere), 500
+    iterations. A picture of the classes' clusters needs no more: 1,500 rows and 1,000 iterations took 3 to 4 s
+    of every classification run on 2 cores, 800 and 500 take about 1 s."""
     features = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
     out = pd.DataFrame(index=range(len(features)), columns=["pca_1", "pca_2", "tsne_1", "tsne_2"], dtype=float)
     if len(features) < 3:
@@ -205,7 +207,8 @@ def embed_2d(features: np.ndarray, *, seed: int = 0, tsne_max: int = 1500) -> pd
     out.iloc[:, :components] = PCA(n_components=components, random_state=seed).fit_transform(features)
     pick = np.random.default_rng(seed).permutation(len(features))[:tsne_max]
     if len(np.unique(features[pick], axis=0)) > 5:  # Barnes-Hut t-SNE crashes the process on all-equal points
-        tsne = TSNE(n_components=2, perplexity=min(30.0, (len(pick) - 1) / 3), init="pca", random_state=seed)
+        tsne = TSNE(n_components=2, perplexity=min(30.0, (len(pick) - 1) / 3), init="pca", max_iter=500,
+                    random_state=seed)
         out.iloc[pick, 2:] = tsne.fit_transform(features[pick])
     return out
 
