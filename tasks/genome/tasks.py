@@ -37,7 +37,7 @@ from tasks.store import fetch, open_zarr, read_json, read_parquet, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 20_000
-MIN_STEPS = 400  # a hundred records still get enough updates to learn
+MIN_BATCHES = 20  # per epoch: a hundred records still get enough updates (400 at the default 20 epochs)
 
 
 def _run(run_dir: str, name: str) -> str:
@@ -177,7 +177,7 @@ def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding,
         training.fit_wide_part(model, x_codes[train], y[train], seed=seed)
     history = train_model(CNNPart(model) if wide else model, (torch.as_tensor(xt), torch.as_tensor(tr_y)),
                           (torch.as_tensor(xv), torch.as_tensor(y[val])),
-                          config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, min_steps=MIN_STEPS,
+                          config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, min_steps=MIN_BATCHES * epochs,
                                              **train_kwargs))
     if wide:
         history |= {"mix_val": training.choose_mix(model, xv, y[val], seed=seed), "mix": float(model.mix)}
