@@ -59,7 +59,8 @@ def add_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None
         flags = [option_name(name, field)] + ([f"-{name}"] if len(name) == 1 else [])
         kinds = _types(field.annotation)
         default = field.default
-        shown = "" if default in (None, False) or "default" in (field.description or "") else f" (default: {default})"
+        quiet = field.is_required() or default is None or default is False or "default" in (field.description or "")
+        shown = "" if quiet else f" (default: {default})"
         kwargs: dict[str, Any] = {"dest": name, "help": (field.description or "").replace("%", "%%") + shown,
                                   "default": argparse.SUPPRESS}
         first = kinds[0]
