@@ -48,7 +48,7 @@ def test_twenty_runs_at_once_all_complete_within_the_limit(served, served_deploy
                 runs = await client.read_flow_runs(flow_run_filter=flt)
                 if all(r.state and r.state.is_final() for r in runs) or time.monotonic() > deadline:
                     return runs
-                await asyncio.sleep(2)
+                await asyncio.sleep(0.5)
 
     started = time.monotonic()
     with temporary_settings(updates={PREFECT_API_URL: served["url"]}):

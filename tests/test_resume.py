@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def tessera(*args: str, env: dict) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "tessera"
-    return subprocess.Popen([str(exe), "run", "satellite", "--date", "2024-05-01", "--epochs", "3", *args],
+    return subprocess.Popen([str(exe), "run", "satellite", "--date", "2024-05-01", "--epochs", "1", *args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 

@@ -112,7 +112,8 @@ def test_a_run_triggered_through_the_api_completes_with_its_artifacts(served, se
 
     with _api(served["url"]):
         run = run_deployment("satellite/satellite-monitoring",
-                             parameters={"params": {"date": "2024-05-01", "epochs": 2}}, timeout=240)
+                             parameters={"params": {"date": "2024-05-01", "epochs": 2}}, timeout=240,
+                             poll_interval=1)
         assert run.state.is_completed(), (run.state, served["log"].read_text()[-3000:])
 
         async def artifacts():
