@@ -300,6 +300,19 @@ def choose_deep_share(y: np.ndarray, proba_by_share: dict[float, np.ndarray], *,
     return best, {str(s): v for s, v in scores.items()}
 
 
+def set_deep_share(model: nn.Module, share: torch.Tensor, shares: tuple[float, ...], x_val: np.ndarray,
+                   y_val: np.ndarray, *, seed: int = 0) -> tuple[float, dict[str, dict[str, float]]]:
+    """Try each of ``shares`` in the hybrid ``model``'s ``share`` buffer on the validation inputs and keep the one
+    :func:`choose_deep_share` picks; return it and every share's scores."""
+    probas = {}
+    for value in shares:
+        share.fill_(value)
+        probas[value] = predict_proba(model, x_val)
+    best, scores = choose_deep_share(y_val, probas, seed=seed)
+    share.fill_(best)
+    return best, scores
+
+
 def cross_validate(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray, int], np.ndarray], y: np.ndarray,
                    folds: int, *, class_names: list[str], seed: int = 0, inner_val: float = 0.15) -> dict:
     """Stratified k-fold: each fold's training part is split again (stratified, ``inner_val``) so the model

@@ -180,7 +180,8 @@ def _fit(architecture, class_names, x_codes, counts, y, train, val, *, encoding,
                           config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, min_steps=MIN_BATCHES * epochs,
                                              **train_kwargs))
     if wide:
-        history |= {"mix_val": training.choose_mix(model, xv, y[val], seed=seed), "mix": float(model.mix)}
+        mix, scores = insight.set_deep_share(model, model.mix, training.MIXES, xv, y[val], seed=seed)
+        history |= {"mix_val": scores, "mix": mix}
     return model, arch, history
 
 

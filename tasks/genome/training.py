@@ -7,9 +7,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from models.train import logistic_weights, predict_proba
+from models.train import logistic_weights
 from tasks.genome import encode
-from tasks.insight import choose_deep_share
 
 MIXES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the CNN's share of a wide model's logits, chosen on validation
 
@@ -52,18 +51,6 @@ def fit_wide_part(model: nn.Module, codes: np.ndarray, y: np.ndarray, *, seed: i
     with torch.no_grad():
         model.wide.weight.copy_(torch.as_tensor(coef, dtype=torch.float32))
         model.wide.bias.copy_(torch.as_tensor(intercept, dtype=torch.float32))
-
-
-def choose_mix(model: nn.Module, x_val: np.ndarray, y_val: np.ndarray, *, seed: int = 0) -> dict[str, dict]:
-    """Set a wide model's ``mix`` on the validation records (:func:`tasks.insight.choose_deep_share`) and return
-    every mix's scores."""
-    probas = {}
-    for mix in MIXES:
-        model.mix.fill_(mix)
-        probas[mix] = predict_proba(model, x_val)
-    best, scores = choose_deep_share(y_val, probas, seed=seed)
-    model.mix.fill_(best)
-    return scores
 
 
 def sliding_windows(lengths: np.ndarray, window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:

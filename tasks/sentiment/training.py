@@ -15,7 +15,7 @@ from models.sentiment import HybridTextCNN
 from models.train import CNNPart, TrainConfig, logistic_weights, predict_proba, seed_everything, train_model
 from models.tuning import split_values
 from tasks.evaluate import classification_metrics
-from tasks.insight import choose_deep_share
+from tasks.insight import set_deep_share
 from tasks.sentiment import features
 
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0)
@@ -116,12 +116,7 @@ def fit_hybrid(ids: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarra
     history = train_model(CNNPart(model), (ids[train], y[train]), (ids[val], y[val]),
                           loss_fn=nn.CrossEntropyLoss(weight=weights),
                           config=TrainConfig(epochs=epochs, seed=seed, batch_size=64, patience=4, **train_kwargs))
-    probas = {}
-    for beta in BETAS:
-        model.beta.fill_(beta)
-        probas[beta] = predict_proba(model, ids[val])
-    best, scores = choose_deep_share(y[val], probas, seed=seed)
-    model.beta.fill_(best)
+    best, scores = set_deep_share(model, model.beta, BETAS, ids[val], y[val], seed=seed)
     return model.eval(), {**history, "subwords": use_subwords, "beta": best,
                           "linear_val_macro_f1": {"words and characters": linear_scores[True],
                                                   "words": linear_scores[False]},
