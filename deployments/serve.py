@@ -19,16 +19,18 @@ SCHEDULE_TIMEZONE = os.environ.get("TESSERA_SCHEDULE_TIMEZONE", "UTC")
 
 
 def build_deployments() -> list:
-    """One deployment per domain; each form is its parameter model, whose defaults start a sensible run."""
+    """One deployment per domain; each form is its parameter model, whose defaults start a sensible run. A served
+    run loads its flow by module path (``flows.market.market``), so it runs whatever the working directory."""
     from prefect.schedules import Cron
+    from prefect.types.entrypoint import EntrypointType
 
-    from deployments.pipelines import PIPELINES
     from flows.domains import domains
 
-    return [PIPELINES[name].to_deployment(
+    return [domain.load_flow().to_deployment(
                 domain.deployment_name, description=domain.summary, tags=list(domain.tags),
-                schedule=Cron(domain.schedule, timezone=SCHEDULE_TIMEZONE) if domain.schedule else None)
-            for name, domain in domains().items()]
+                schedule=Cron(domain.schedule, timezone=SCHEDULE_TIMEZONE) if domain.schedule else None,
+                entrypoint_type=EntrypointType.MODULE_PATH)
+            for domain in domains().values()]
 
 
 def healthy(url: str) -> bool:

@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from pydantic import BaseModel
+
 from flows.domains import domains
 from flows.options import add_options, parameters
 from flows.params import DASK, OUT
@@ -119,9 +121,9 @@ def _summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _run(fn: Callable[..., dict], debug: bool, **kwargs) -> int:
+def _run(flow: Callable[[BaseModel], dict], params: BaseModel, debug: bool) -> int:
     try:
-        result = fn(**kwargs)
+        result = flow(params)
     except Exception as exc:  # every failure becomes one line and an exit code
         if debug:
             raise
@@ -168,7 +170,7 @@ def demo(*, out: str | None, dask_address: str | None, debug: bool) -> int:
     apart (the second reports change and drift)."""
     for domain in domains().values():
         for given in domain.demo:
-            code = _run(domain.load_flow(), debug, **given, out=out, dask_address=dask_address)
+            code = _run(domain.load_flow(), domain.load_params()(**given, out=out, dask_address=dask_address), debug)
             if code:
                 return code
     return 0
@@ -197,10 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     domain = domains()[args.domain]
     given = {k: v for k, v in vars(args).items() if k not in ("command", "domain", "debug")}
     try:
-        kwargs = parameters(domain.load_params(), given)
+        params = parameters(domain.load_params(), given)
     except BadInputError as exc:
         parser.error(f"run {domain.name}: {exc}")
-    return _run(domain.load_flow(), args.debug, **kwargs)
+    return _run(domain.load_flow(), params, args.debug)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from pydantic import BaseModel
+
 from tasks.common import check_gate, gate_table
 from tasks.compute import dask_client
 from tasks.runs import RunRecord
@@ -14,13 +16,13 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def pipeline_run(flow: str, parameters: dict, *, publish: Callable[[dict], str], out: str | None,
-                 run_id: str | None, dask_address: str | None) -> Iterator[RunRecord]:
+def pipeline_run(flow: str, params: BaseModel, *, publish: Callable[[dict], str]) -> Iterator[RunRecord]:
     """A run folder and record, a Dask client for the stages, run.json and the report however the run ends;
-    a run under a remote data root is uploaded there at the end."""
-    run = RunRecord.start(flow, parameters, out=out, run_id=run_id)
+    a run under a remote data root is uploaded there at the end. ``params`` has ``out``, ``run_id`` and
+    ``dask_address`` (flows.params.RunOptions)."""
+    run = RunRecord.start(flow, params.model_dump(), out=params.out, run_id=params.run_id)
     try:
-        with run.recording(), dask_client(dask_address):
+        with run.recording(), dask_client(params.dask_address):
             yield run
     except BaseException:
         _finish(run, publish, failed=True)

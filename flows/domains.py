@@ -36,7 +36,7 @@ class Domain:
 
     name: str
     summary: str  # one line: the CLI's help and the deployment's description
-    flow: str  # "module:attribute" of its Prefect flow, taking the parameter model's fields as keywords
+    flow: str  # "module:attribute" of its Prefect flow, taking an instance of the parameter model as its one argument
     params: str  # "module:attribute" of its Pydantic parameter model: the UI's form and the CLI's options
     deployment: str = ""  # the served deployment's name (default: the domain's)
     schedule: str | None = None  # cron of the served deployment (None: runs on demand)
@@ -53,6 +53,10 @@ class Domain:
 
     def load_params(self) -> type:
         return _load(self.params)
+
+    def run(self, **values: Any) -> dict:
+        """Run the flow with ``values`` as its parameters (the rest at their defaults); its run record."""
+        return self.load_flow()(self.load_params()(**values))
 
     @property
     def deployment_name(self) -> str:

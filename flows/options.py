@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from flows.params import own_fields_first
 from tasks.errors import BadInputError
 from tasks.store import NAME_PATTERN, check_name
 
@@ -54,7 +55,8 @@ class _TurnOff(argparse.Action):
 
 def add_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
     """One option per field of ``model``; an option left out is left to the model's default."""
-    for name, field in model.model_fields.items():
+    for name in own_fields_first(model):
+        field = model.model_fields[name]
         extra = field.json_schema_extra or {}
         flags = [option_name(name, field)] + ([f"-{name}"] if len(name) == 1 else [])
         kinds = _types(field.annotation)
@@ -84,11 +86,11 @@ def add_options(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
-def parameters(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+def parameters(model: type[BaseModel], values: dict[str, Any]) -> BaseModel:
     """The run's parameters: ``values`` (the options given) checked and completed by ``model``; a value out of
     bounds is a BadInputError naming its option."""
     try:
-        return model(**values).model_dump()
+        return model(**values)
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]) if error["loc"] else ""

@@ -1,8 +1,8 @@
-"""The parameters of each pipeline as a Pydantic model: the form the Prefect UI shows for a deployment.
+"""The parameters of each pipeline, declared once as a Pydantic model: the flow's one parameter, the form the
+Prefect UI shows for its deployment, and the CLI's options (flows/options.py).
 
-Every field mirrors a keyword parameter of the pipeline's flow with the same default (tests/test_serve.py
-keeps them equal), adds a description, the allowed choices and numeric bounds, so the form starts a sensible
-run as it is and the server rejects a bad value before a run starts.
+Each field has a description, its choices and numeric bounds, so the form starts a sensible run as it is and a bad
+value is refused before a run starts. The options every pipeline shares are declared in :class:`RunOptions`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
 from models.tuning import TUNE
 from tasks.store import NAME_PATTERN
@@ -27,16 +28,62 @@ DASK = "scheduler address of an existing Dask cluster, e.g. tcp://host:8786 (emp
 RUN_ID = "reuse the id of an interrupted run to resume it from its completed stages (empty: a new run)"
 SEED = "random seed of splits, synthetic data and training"
 CALIBRATE = "calibrate probabilities on the validation split (empty: off; the report shows before and after)"
-MC_SAMPLES = "Monte Carlo dropout passes per prediction, for an uncertainty per prediction (0: off; 20-50 is typical)"
+MC_SAMPLES = ("Monte Carlo dropout passes per prediction, for an uncertainty per prediction (market: 90% forecast "
+              "intervals and their coverage) (0: off; 20-50 is typical)")
+MODEL_NAME = "model registry name"
+FOLDS = "stratified k-fold cross-validation on train+val (0: off)"
+
+
+def own_fields_first(model: type[BaseModel]) -> list[str]:
+    """The model's field names, those it declares itself before those of its bases (shared options last)."""
+    level = {}
+    for depth, cls in enumerate(model.__mro__):
+        for name in cls.__dict__.get("__annotations__", {}):
+            level.setdefault(name, depth)
+    return sorted(model.model_fields, key=lambda name: level.get(name, 0))
+
+
+def _form_order(schema: dict, model: type[BaseModel]) -> None:
+    schema["properties"] = {name: schema["properties"][name] for name in own_fields_first(model)
+                            if name in schema["properties"]}
 
 
 class PipelineParams(BaseModel):
-    """Base of the parameter models: an unknown field is an error, not silently ignored."""
+    """Base of the parameter models: an unknown field is an error, not silently ignored; the UI's form lists a
+    domain's own fields before the shared ones."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_form_order)
 
 
-class SatelliteParams(PipelineParams):
+class RunOptions(PipelineParams):
+    """The options every pipeline shares; the CLI lists them after the domain's own."""
+
+    train: Train = Field("auto", description=TRAIN)
+    seed: int = Field(0, ge=0, description=SEED)
+    mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
+    tune: int = Field(0, ge=0, le=500, description=TUNE)
+    out: str | None = Field(None, description=OUT)
+    dask_address: str | None = Field(None, description=DASK)
+    run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
+
+
+class ClassifierOptions(RunOptions):
+    """The options of the pipelines that train a classifier."""
+
+    calibrate: Calibration | None = Field(None, description=CALIBRATE)
+
+
+def epochs_field(default: int, what: str = "training epochs") -> FieldInfo:
+    """The epochs field, with the domain's default."""
+    return Field(default, ge=1, le=1000, description=what)
+
+
+def model_name_field(default: str) -> FieldInfo:
+    """The model name field, with the domain's default."""
+    return Field(default, pattern=NAME_PATTERN, description=MODEL_NAME)
+
+
+class SatelliteParams(ClassifierOptions):
     """Satellite monitoring: scenes to a gated mosaic, a CNN class map, change and drift."""
 
     source: Literal["synthetic", "local", "sentinelhub"] = Field(
@@ -62,30 +109,22 @@ class SatelliteParams(PipelineParams):
     mosaicking_order: Literal["leastCC", "mostRecent", "leastRecent"] = Field(
         "leastCC", description="which acquisition Sentinel Hub puts on top (source sentinelhub)")
     resampling: Resampling = Field("average", description="GDAL resampling of every band onto the grid")
-    train: Train = Field("auto", description=TRAIN)
     model_name: str | None = Field(None, pattern=NAME_PATTERN,
                                    description="model registry name (empty: satellite-AREA, AREA the area id)")
     model: Literal["unet", "fcn"] = Field(
         "unet", description="U-Net (two poolings, 53 x 53 pixels of context) or the three-layer "
                             "fully-convolutional network")
-    epochs: int = Field(30, ge=1, le=1000, description="training epochs of the CNN")
+    epochs: int = epochs_field(30, "training epochs of the CNN")
     folds: int = Field(0, ge=0, le=20, description="blocked spatial cross-validation over the training blocks: "
                        "whole blocks held out in turn (0: off)")
     block: int = Field(64, ge=4, le=4096, description="side in pixels of the blocks of the spatial split")
-    seed: int = Field(0, ge=0, description=SEED)
     two_zones: bool = Field(False, description="synthetic: deliver one tile in the next UTM zone")
     psi_threshold: float = Field(0.2, ge=0, le=10, description="population stability index that flags drift")
     change_threshold: float = Field(0.05, ge=0, le=1, description="share of changed pixels that flags change")
     fail_on_drift: bool = Field(False, description="end the run failed when drift or change is flagged")
-    calibrate: Calibration | None = Field(None, description=CALIBRATE)
-    mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
-    tune: int = Field(0, ge=0, le=500, description=TUNE)
-    out: str | None = Field(None, description=OUT)
-    dask_address: str | None = Field(None, description=DASK)
-    run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
 
 
-class GenomeParams(PipelineParams):
+class GenomeParams(ClassifierOptions):
     """Genome: sequences to k-mer encodings to a regulatory-region classifier."""
 
     input: str | list[str] | None = Field(None, description="FASTA/FASTQ (gz too) or CSV id,label,sequence files, "
@@ -98,24 +137,16 @@ class GenomeParams(PipelineParams):
     model: Literal["poscnn", "cnn1d", "kmer2d"] = Field(
         "poscnn", description="position-aware 1D CNN, 1D CNN with global pooling, or 2D k-mer CNN")
     encoding: Literal["onehot", "kmer"] = Field("onehot", description="input of the 1D CNNs: bases or k-mer tokens")
-    train: Train = Field("auto", description=TRAIN)
-    model_name: str = Field("genome", pattern=NAME_PATTERN, description="model registry name")
-    epochs: int = Field(20, ge=1, le=1000, description="training epochs")
-    folds: int = Field(0, ge=0, le=20, description="stratified k-fold cross-validation on train+val (0: off)")
+    model_name: str = model_name_field("genome")
+    epochs: int = epochs_field(20)
+    folds: int = Field(0, ge=0, le=20, description=FOLDS)
     augment_rc: bool = Field(False, description="add reverse complements to the training split")
     min_length: int = Field(20, ge=1, description="quarantine shorter sequences")
     stride: int | None = Field(None, ge=1, description="step of the scoring window along long sequences")
     synthetic_n: int = Field(2000, ge=20, le=1_000_000, description="sequences in the synthetic set (no input)")
-    seed: int = Field(0, ge=0, description=SEED)
-    calibrate: Calibration | None = Field(None, description=CALIBRATE)
-    mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
-    tune: int = Field(0, ge=0, le=500, description=TUNE)
-    out: str | None = Field(None, description=OUT)
-    dask_address: str | None = Field(None, description=DASK)
-    run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
 
 
-class SentimentParams(PipelineParams):
+class SentimentParams(ClassifierOptions):
     """Sentiment: social-media posts to a hybrid TF-IDF + text CNN classifier."""
 
     input: str | None = Field(None, description="CSV, JSONL or Parquet of posts (empty: the synthetic set)")
@@ -125,23 +156,15 @@ class SentimentParams(PipelineParams):
     max_chars: int = Field(5000, ge=1, description="quarantine longer posts")
     clean_options: dict[CleanStep, bool] | None = Field(
         None, description="cleaning steps to turn off, e.g. {\"lemmatize\": false} (empty: every step on)")
-    train: Train = Field("auto", description=TRAIN)
-    model_name: str = Field("sentiment", pattern=NAME_PATTERN, description="model registry name")
+    model_name: str = model_name_field("sentiment")
     max_tokens: int | None = Field(None, ge=1, le=10_000, description="tokens per post the CNN part reads, all of "
                                    "them the TF-IDF part (default: the 99th percentile of the training posts, 8-512)")
-    epochs: int = Field(15, ge=1, le=1000, description="training epochs")
+    epochs: int = epochs_field(15)
     synthetic_n: int = Field(3000, ge=20, le=1_000_000, description="posts in the synthetic set (no input)")
-    seed: int = Field(0, ge=0, description=SEED)
-    calibrate: Calibration | None = Field(None, description=CALIBRATE)
-    mc_samples: int = Field(0, ge=0, le=1000, description=MC_SAMPLES)
-    tune: int = Field(0, ge=0, le=500, description=TUNE)
-    folds: int = Field(0, ge=0, le=20, description="stratified k-fold cross-validation on train+val (0: off)")
-    out: str | None = Field(None, description=OUT)
-    dask_address: str | None = Field(None, description=DASK)
-    run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
+    folds: int = Field(0, ge=0, le=20, description=FOLDS)
 
 
-class MarketParams(PipelineParams):
+class MarketParams(RunOptions):
     """Market: prices to leakage-free windows to an LSTM forecaster walked forward."""
 
     input: str | None = Field(None, description="CSV or Parquet, long (date,symbol,...) or wide (date,<symbol>...) "
@@ -156,19 +179,11 @@ class MarketParams(PipelineParams):
     splits: Literal["adjust", "drop", "keep"] = Field(
         "adjust", description="stock splits found in unadjusted prices: adjust the prices before them, drop the "
         "windows across them, or keep them as real moves")
-    train: Train = Field("auto", description=TRAIN)
     lag: int = Field(20, ge=2, le=1000, description="window length in steps")
     horizon: int = Field(1, ge=1, le=365, description="steps ahead")
     folds: int = Field(3, ge=1, le=20, description="walk-forward folds")
-    epochs: int = Field(15, ge=1, le=1000, description="training epochs per fold")
+    epochs: int = epochs_field(15, "training epochs per fold")
     hidden: int = Field(32, ge=1, le=1024, description="LSTM hidden units")
     cost: float = Field(0.0005, ge=0, le=0.1, description="cost per trade of the long/flat strategy")
-    model_name: str = Field("market", pattern=NAME_PATTERN, description="model registry name")
-    seed: int = Field(0, ge=0, description=SEED)
-    mc_samples: int = Field(0, ge=0, le=1000, description="Monte Carlo dropout passes for 90% forecast "
-                            "intervals and their coverage (0: off)")
-    tune: int = Field(0, ge=0, le=500, description=TUNE)
-    out: str | None = Field(None, description=OUT)
-    dask_address: str | None = Field(None, description=DASK)
-    run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
+    model_name: str = model_name_field("market")
 

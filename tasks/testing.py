@@ -107,7 +107,7 @@ def run_pipeline(domain: str, *, fast: bool = True, **parameters) -> RunResult:
     run_id = parameters.pop("run_id", None) or f"test-{uuid.uuid4().hex[:8]}"
     params = {**(domains()[domain].fast if fast else {}), **parameters, "run_id": run_id}
     try:
-        domains()[domain].load_flow()(**params)
+        domains()[domain].run(**params)
         code, error = 0, None
     except Exception as exc:  # the exit code is the result under test
         code, error = exit_code_for(exc), str(exc)

@@ -18,6 +18,7 @@ import pytest
 import xarray as xr
 
 from flows.genome import genome
+from flows.params import GenomeParams, SatelliteParams
 from flows.satellite import satellite
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -124,7 +125,7 @@ def local_mosaic(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> x
     """The satellite mosaic of an uninterrupted run on the local in-process cluster."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("TESSERA_DASK_ADDRESS", raising=False)
-        record = run_json(satellite(**SATELLITE, out=str(tmp_path_factory.mktemp("local"))))
+        record = run_json(satellite(SatelliteParams(**SATELLITE, out=str(tmp_path_factory.mktemp("local")))))
     assert record["status"] == "completed", record["error"]
     return xr.open_zarr(Path(record["dir"]) / "mosaic.zarr").load()
 
@@ -144,8 +145,9 @@ def assert_same_mosaic(record: dict, expected: xr.Dataset) -> None:
 def test_flows_spread_over_both_workers_and_match_a_local_run(cluster: LoopbackCluster, data_root: Path,
                                                               local_mosaic: xr.Dataset) -> None:
     before = cluster.executed()
-    sat = run_json(satellite(**SATELLITE, out=str(data_root / "satellite"), dask_address=cluster.address))
-    gen = run_json(genome(**GENOME, out=str(data_root / "genome"), dask_address=cluster.address))
+    sat = run_json(satellite(SatelliteParams(**SATELLITE, out=str(data_root / "satellite"),
+                                             dask_address=cluster.address)))
+    gen = run_json(genome(GenomeParams(**GENOME, out=str(data_root / "genome"), dask_address=cluster.address)))
     after = cluster.executed()
 
     assert sat["status"] == "completed", sat["error"]

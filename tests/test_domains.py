@@ -3,7 +3,6 @@ CLI, the demo list, the deployments and the pytest plugin pick up without an edi
 
 from __future__ import annotations
 
-import importlib
 import json
 from importlib.metadata import EntryPoint
 
@@ -22,9 +21,6 @@ def with_toy(monkeypatch: pytest.MonkeyPatch):
     yield registry.domains()
     monkeypatch.undo()
     registry.domains.cache_clear()
-    import deployments.pipelines
-
-    importlib.reload(deployments.pipelines)
 
 
 def test_the_four_built_in_domains_in_demo_order() -> None:
@@ -41,12 +37,10 @@ def test_a_domain_from_an_entry_point_is_in_the_cli_and_runs(with_toy, tessera_p
 
 
 def test_a_domain_from_an_entry_point_is_deployed_and_run_by_the_plugin(with_toy, tessera_run) -> None:
-    import deployments.pipelines
     from deployments.serve import build_deployments
 
-    importlib.reload(deployments.pipelines)
     deployment = {d.name: d for d in build_deployments()}["toy"]
-    assert deployment.entrypoint.endswith("deployments/pipelines.py:toy") and deployment.tags == ["toy"]
+    assert deployment.entrypoint == "toy_domain.toy" and deployment.tags == ["toy"]
     assert not deployment.schedules
     result = tessera_run("toy")
     assert result.exit_code == 0 and result.record["metrics"] == {"words": 1}

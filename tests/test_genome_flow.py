@@ -10,6 +10,7 @@ import pytest
 
 from flows.cli import main
 from flows.genome import genome
+from flows.params import GenomeParams
 from tasks.genome.synthetic import CLASSES, write_synthetic_fasta
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
@@ -17,7 +18,7 @@ FAST = {"epochs": 3, "synthetic_n": 400}
 
 
 def test_synthetic_run_trains_gates_and_reports(data_root: Path) -> None:
-    result = genome(folds=2, **FAST)
+    result = genome(GenomeParams(folds=2, **FAST))
     record = json.loads((Path(result["dir"]) / "run.json").read_text())
     assert record["status"] == "completed"
     counts = record["counts"]
@@ -37,10 +38,10 @@ def test_synthetic_run_trains_gates_and_reports(data_root: Path) -> None:
 
 
 def test_unlabelled_long_sequences_are_scored_window_by_window(tmp_path: Path, data_root: Path) -> None:
-    genome(**FAST)
+    genome(GenomeParams(**FAST))
     chromosome = tmp_path / "chr.fa"
     chromosome.write_text(">chrT\n" + "ACGTTGCA" * 130 + "\n>short\n" + "ACGT" * 30 + "\n")
-    result = genome(input=str(chromosome), stride=100, **FAST)
+    result = genome(GenomeParams(input=str(chromosome), stride=100, **FAST))
     assert result["status"] == "completed" and result["model"]["trained"] is False
     regions = pd.read_csv(Path(result["dir"]) / "regions.bed", sep="\t", header=None)
     chrom = regions[regions[0] == "chrT"]
@@ -50,14 +51,14 @@ def test_unlabelled_long_sequences_are_scored_window_by_window(tmp_path: Path, d
 
 
 def test_the_2d_kmer_cnn_option(data_root: Path) -> None:
-    result = genome(model="kmer2d", train="always", **FAST)
+    result = genome(GenomeParams(model="kmer2d", train="always", **FAST))
     assert result["status"] == "completed"
     card = json.loads((Path(result["model"]["uri"]) / "card.json").read_text())
     assert card["architecture"]["class"] == "KmerCNN2D"
 
 
 def test_tune_trains_with_the_best_trial_and_records_every_trial(data_root: Path) -> None:
-    result = genome(tune=2, train="always", **FAST)
+    result = genome(GenomeParams(tune=2, train="always", **FAST))
     run_dir = Path(result["dir"])
     tuning = json.loads((run_dir / "training.json").read_text())["tuning"]
     assert len(tuning["trials"]) == 2 and tuning["metric"] == "validation macro F1"
@@ -107,7 +108,7 @@ def test_ambiguity_codes_instead_of_bases_fail_the_gate_with_exit_3(tmp_path: Pa
 def test_the_gate_checks_the_runs_own_min_length(tmp_path: Path, data_root: Path) -> None:
     lines = [f">s{i} label={'ab'[i % 2]}\n{'ACGTTGCAACGGTACA'}" for i in range(40)]  # 16 nt
     (tmp_path / "s.fa").write_text("\n".join(lines) + "\n")
-    record = genome(input=str(tmp_path / "s.fa"), min_length=10, length=16, epochs=1)
+    record = genome(GenomeParams(input=str(tmp_path / "s.fa"), min_length=10, length=16, epochs=1))
     assert record["status"] == "completed" and record["counts"]["records_quarantined"] == 0
     assert record["quality"][0]["success"] and record["quality"][0]["parameters"] == {"min_length": 10}
 
@@ -115,19 +116,20 @@ def test_the_gate_checks_the_runs_own_min_length(tmp_path: Path, data_root: Path
 def test_a_truncated_champion_stops_the_next_run_naming_the_file(data_root: Path) -> None:
     from models.registry import RegistryError
 
-    first = genome(**FAST)
+    first = genome(GenomeParams(**FAST))
     weights = Path(first["model"]["uri"]) / "weights.pt"
     weights.write_bytes(weights.read_bytes()[:200])
     with pytest.raises(RegistryError, match=r"weights\.pt: model weights do not match .*tessera models promote"):
-        genome(train="never", **FAST)
+        genome(GenomeParams(train="never", **FAST))
 
 
 def test_a_reused_champion_is_measured_only_on_records_it_never_trained_on(tmp_path: Path, data_root: Path) -> None:
     fasta = write_synthetic_fasta(tmp_path / "s.fa", n=300, faults=False)["path"]
-    first = genome(input=fasta, epochs=2)
+    first = genome(GenomeParams(input=fasta, epochs=2))
     first_test = set(pd.read_parquet(Path(first["dir"]) / "evaluation.parquet")["id"])
-    again = genome(input=fasta, epochs=2, seed=1)  # another split of the same records: most of its test set was
-    assert again["model"]["trained"] is False      # the champion's training data
+    # another split of the same records: most of its test set was the champion's training data
+    again = genome(GenomeParams(input=fasta, epochs=2, seed=1))
+    assert again["model"]["trained"] is False
     measured = set(pd.read_parquet(Path(again["dir"]) / "evaluation.parquet")["id"])
     assert measured and measured <= first_test and again["metrics"]["test_records"] == len(measured)
 
@@ -135,11 +137,11 @@ def test_a_reused_champion_is_measured_only_on_records_it_never_trained_on(tmp_p
 def test_a_challenger_that_cannot_be_compared_honestly_is_kept_out_and_the_champion_scores(tmp_path: Path,
                                                                                           data_root: Path) -> None:
     fasta = write_synthetic_fasta(tmp_path / "s.fa", n=300, faults=False)["path"]
-    genome(input=fasta, epochs=2)
-    challenger = genome(input=fasta, epochs=1, train="always")
+    genome(GenomeParams(input=fasta, epochs=2))
+    challenger = genome(GenomeParams(input=fasta, epochs=1, train="always"))
     model = challenger["model"]
     assert (model["version"], model["promoted"], model["scored_with"]) == ("v2", False, "v1")
     assert model["comparison"]["units"] == 0 and "cannot be compared honestly" in model["comparison"]["decision"]
-    champion = genome(input=fasta, train="never")
+    champion = genome(GenomeParams(input=fasta, train="never"))
     ours, theirs = (pd.read_parquet(Path(r["dir"]) / "predictions.parquet") for r in (challenger, champion))
     pd.testing.assert_frame_equal(ours, theirs)  # the outputs come from v1, not from the run's own model

@@ -10,13 +10,14 @@ import pytest
 
 from flows.cli import main
 from flows.market import market
+from flows.params import MarketParams
 from tasks.market.synthetic import synthetic_prices
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
 
 
 def test_synthetic_walk_forward(data_root: Path) -> None:
-    result = market(epochs=2, folds=2, lag=10)
+    result = market(MarketParams(epochs=2, folds=2, lag=10))
     record = json.loads((Path(result["dir"]) / "run.json").read_text())
     assert record["status"] == "completed"
     assert record["counts"]["records_in"] == record["counts"]["records_valid"] == 3000
@@ -33,7 +34,7 @@ def test_text_in_prices_is_quarantined(tmp_path: Path, data_root: Path) -> None:
     prices["close"] = prices["close"].astype(object)
     prices.loc[5, "close"] = "n/a"
     prices.to_csv(tmp_path / "p.csv", index=False)
-    result = market(input=str(tmp_path / "p.csv"), epochs=1, folds=2, lag=5)
+    result = market(MarketParams(input=str(tmp_path / "p.csv"), epochs=1, folds=2, lag=5))
     assert result["counts"]["records_quarantined"] == 1 and result["status"] == "completed"
 
 
@@ -61,8 +62,8 @@ def test_bad_arguments_exit_2(args, message, code, tmp_path: Path, data_root: Pa
 def test_a_trading_halt_is_a_warning_and_the_run_goes_on(tmp_path: Path, data_root: Path) -> None:
     prices = synthetic_prices(symbols=1, days=200).drop(index=range(80, 110))
     prices.to_csv(tmp_path / "p.csv", index=False)
-    record = json.loads((Path(market(input=str(tmp_path / "p.csv"), epochs=1, folds=2, lag=5)["dir"]) / "run.json")
-                        .read_text())
+    result = market(MarketParams(input=str(tmp_path / "p.csv"), epochs=1, folds=2, lag=5))
+    record = json.loads((Path(result["dir"]) / "run.json").read_text())
     assert record["status"] == "completed"
     gate = record["quality"][0]
     assert gate["success"] and gate["failed"] == []
@@ -85,8 +86,8 @@ def test_an_unadjusted_split_is_found_and_adjusted(tmp_path: Path, data_root: Pa
     prices = synthetic_prices(symbols=1, days=200)
     prices.loc[120:, ["open", "high", "low", "close"]] /= 4
     prices.to_csv(tmp_path / "p.csv", index=False)
-    record = json.loads((Path(market(input=str(tmp_path / "p.csv"), epochs=1, folds=2, lag=5)["dir"]) / "run.json")
-                        .read_text())
+    result = market(MarketParams(input=str(tmp_path / "p.csv"), epochs=1, folds=2, lag=5))
+    record = json.loads((Path(result["dir"]) / "run.json").read_text())
     assert record["status"] == "completed" and record["quality"][0]["warnings"] == []
     (split,) = record["inputs"]["splits"]
     assert (split["date"], split["split"], split["action"]) == (prices["date"][120], "4:1", "adjust")
@@ -96,15 +97,16 @@ def test_an_unadjusted_split_is_found_and_adjusted(tmp_path: Path, data_root: Pa
 def test_the_lifecycle_reuses_compares_and_matches_lag_and_horizon(tmp_path: Path, data_root: Path) -> None:
     synthetic_prices(symbols=2, days=300).to_csv(tmp_path / "p.csv", index=False)
     run = {"input": str(tmp_path / "p.csv"), "epochs": 1, "folds": 2, "lag": 5}
-    first = market(**run)
-    again = market(**run)  # --train auto: the champion forecasts, measured on test windows it never saw
+    first = market(MarketParams(**run))
+    again = market(MarketParams(**run))  # --train auto: the champion forecasts, measured on test windows it never saw
     assert again["model"]["trained"] is False and again["model"]["scored_with"] == "v1"
     assert again["metrics"]["test_records"] > 0 and "rmse" in again["metrics"]
-    challenger = market(**run, train="always")  # the same windows: nothing the champion did not see to compare on
+    # the same windows: nothing the champion did not see to compare on
+    challenger = market(MarketParams(**run, train="always"))
     assert (challenger["model"]["version"], challenger["model"]["promoted"]) == ("v2", False)
     assert challenger["model"]["comparison"]["units"] == 0 and challenger["model"]["scored_with"] == "v1"
     forecasts = [pd.read_parquet(Path(r["dir"]) / "forecasts.parquet") for r in (first, challenger)]
     pd.testing.assert_frame_equal(*forecasts)  # the champion's forecasts, not the losing challenger's
-    longer = market(**run, horizon=2)  # a champion for another horizon is not comparable
+    longer = market(MarketParams(**run, horizon=2))  # a champion for another horizon is not comparable
     assert longer["model"]["trained"] and longer["model"]["promoted"]
     assert longer["model"]["comparison"]["decision"].startswith("no compatible champion")

@@ -31,7 +31,7 @@ def parse(*argv: str) -> dict:
     parser = argparse.ArgumentParser(exit_on_error=False)
     add_options(parser, Example)
     given = {k: v for k, v in vars(parser.parse_args(argv)).items() if k != "debug"}
-    return parameters(Example, given)
+    return parameters(Example, given).model_dump()
 
 
 def test_nothing_given_is_the_models_defaults() -> None:
@@ -65,10 +65,21 @@ def test_every_field_of_a_domain_is_an_option_and_its_defaults_are_the_models(na
     model = domains()[name].load_params()
     args = vars(build_parser().parse_args(["run", name]))
     given = {k: v for k, v in args.items() if k not in ("command", "domain", "debug")}
-    assert given == {} and parameters(model, given) == model().model_dump()
+    assert given == {} and parameters(model, given) == model()
     parser = argparse.ArgumentParser()
     add_options(parser, model)
     options = {option for action in parser._actions for option in action.option_strings}
     for field_name, field in model.model_fields.items():
         kind = "--no" if field_name == "clean_options" else option_name(field_name, field)
         assert kind in options, f"{field_name} of {model.__name__} has no option"
+
+
+def test_a_domains_own_options_come_before_the_shared_ones() -> None:
+    from flows.params import MarketParams, RunOptions
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, MarketParams)
+    dests = [action.dest for action in parser._actions if action.dest not in ("help", "debug")]
+    shared = list(RunOptions.model_fields)
+    assert dests[0] == "input" and dests[-len(shared):] == shared
+    assert list(MarketParams.model_json_schema()["properties"]) == dests

@@ -12,6 +12,7 @@ import pytest
 from flows.cli import main
 from flows.genome import genome
 from flows.market import market
+from flows.params import GenomeParams, MarketParams, SatelliteParams, SentimentParams
 from flows.satellite import satellite
 from flows.sentiment import sentiment
 
@@ -32,8 +33,8 @@ def gates_passed(record: dict) -> dict:
 
 def test_a_real_landsat_scene_with_saturated_pixels_trains_and_classifies(data_root: Path) -> None:
     clip = DATA / "nc_landsat7_clip"
-    record = run_json(satellite(source="local", input=str(clip / "lsat7_2000_*.tif"),
-                                labels=str(clip / "landsat96_polygons.geojson"), label_column="label", epochs=3))
+    record = run_json(satellite(SatelliteParams(source="local", input=str(clip / "lsat7_2000_*.tif"),
+                                labels=str(clip / "landsat96_polygons.geojson"), label_column="label", epochs=3)))
     gates = gates_passed(record)
     assert set(gates) == {"satellite_scenes", "satellite_mosaic"}
     assert record["counts"]["pixels_saturated"] == 34 and record["counts"]["label_polygons_in"] == 14
@@ -51,7 +52,8 @@ def test_a_real_landsat_scene_with_saturated_pixels_trains_and_classifies(data_r
 
 
 def test_real_prices_with_an_unadjusted_split_are_adjusted_on_its_date(data_root: Path) -> None:
-    record = run_json(market(input=str(DATA / "zipline_aapl_split" / "AAPL.csv"), epochs=1, folds=2, lag=10))
+    record = run_json(market(MarketParams(input=str(DATA / "zipline_aapl_split" / "AAPL.csv"), epochs=1, folds=2,
+                                          lag=10)))
     gates = gates_passed(record)
     assert gates["market_prices"]["warnings"] == []  # the 7:1 jump no longer looks like a -86% day
     (split,) = record["inputs"]["splits"]
@@ -66,14 +68,14 @@ def test_real_prices_with_an_unadjusted_split_are_adjusted_on_its_date(data_root
 
 def test_real_posts_with_bytes_that_are_not_utf8_are_repaired_and_counted(data_root: Path) -> None:
     posts = DATA / "sms_spam_cp1252" / "sms_spam_300.csv"
-    record = run_json(sentiment(input=str(posts), label_column="spam", epochs=2))
+    record = run_json(sentiment(SentimentParams(input=str(posts), label_column="spam", epochs=2)))
     gates_passed(record)
     counts = record["counts"]
     assert counts["undecodable_bytes_replaced"] == 118
     assert counts["records_in"] == 300 == counts["records_valid"] + counts["records_quarantined"]
     assert set(record["metrics"]["per_class"]) == {"0", "1"} and "tfidf_logreg" in record["baselines"]
     assert record["inputs"]["label_column"] == "spam"
-    again = run_json(sentiment(input=str(posts), label_column="spam", encoding="cp1252", epochs=1))
+    again = run_json(sentiment(SentimentParams(input=str(posts), label_column="spam", encoding="cp1252", epochs=1)))
     assert again["counts"]["undecodable_bytes_replaced"] == 0
 
 
@@ -83,8 +85,8 @@ def test_real_posts_without_a_known_label_column_name_the_option(data_root: Path
 
 
 def test_real_promoter_sequences_train_against_their_baselines(data_root: Path) -> None:
-    record = run_json(genome(input=str(DATA / "ecoli_promoters" / "ecoli_promoters_kernlab.csv"), length=57,
-                             epochs=2))
+    record = run_json(genome(GenomeParams(input=str(DATA / "ecoli_promoters" / "ecoli_promoters_kernlab.csv"),
+                                          length=57, epochs=2)))
     gates = gates_passed(record)
     assert gates["genome_sequences"]["parameters"] == {"min_length": 20}
     assert record["counts"] == {"records_in": 106, "records_valid": 106, "records_quarantined": 0}

@@ -11,6 +11,7 @@ import pytest
 import rasterio
 
 from flows.cli import main
+from flows.params import SatelliteParams
 from flows.satellite import satellite
 from tasks.satellite.synthetic import CLASSES, write_synthetic_scenes
 from tests.conftest import write_raster
@@ -25,7 +26,7 @@ def run_json(result: dict) -> dict:
 
 class TestMonitoringRuns:
     def test_two_runs_train_then_monitor_change(self, data_root: Path) -> None:
-        first = run_json(satellite(date="2024-04-01", folds=2, mc_samples=3, **FAST))
+        first = run_json(satellite(SatelliteParams(date="2024-04-01", folds=2, mc_samples=3, **FAST)))
         assert first["status"] == "completed" and first["error"] is None
         counts = first["counts"]
         assert counts["records_in"] == counts["records_valid"] + counts["records_quarantined"] == 4
@@ -52,7 +53,7 @@ class TestMonitoringRuns:
             assert (run_dir / "figures" / f"{fig}.png").exists(), fig
         self.check_cross_validation_scenes_and_uncertainty(first, run_dir)
 
-        second = run_json(satellite(date="2024-09-01", **FAST))
+        second = run_json(satellite(SatelliteParams(date="2024-09-01", **FAST)))
         assert second["status"] == "completed"
         assert second["model"]["trained"] is False and second["model"]["version"] == "v1"
         change = second["monitor"]["change"]
@@ -105,8 +106,8 @@ class TestMonitoringRuns:
         assert "monitoring flagged area" in capsys.readouterr().err
 
     def test_retraining_on_the_same_blocks_keeps_the_champion_and_its_class_map(self, data_root: Path) -> None:
-        first = run_json(satellite(date="2024-04-01", **FAST))
-        again = run_json(satellite(date="2024-04-01", train="always", **FAST))
+        first = run_json(satellite(SatelliteParams(date="2024-04-01", **FAST)))
+        again = run_json(satellite(SatelliteParams(date="2024-04-01", train="always", **FAST)))
         model = again["model"]
         assert model["trained"] and model["version"] == "v2" and not model["promoted"]
         assert model["comparison"]["units"] == 0 and model["scored_with"] == "v1"
@@ -117,7 +118,7 @@ class TestMonitoringRuns:
 
 class TestSources:
     def test_tile_in_another_utm_zone(self, data_root: Path) -> None:
-        result = run_json(satellite(date="2024-06-01", two_zones=True, **FAST))
+        result = run_json(satellite(SatelliteParams(date="2024-06-01", two_zones=True, **FAST)))
         assert result["status"] == "completed"
         assert result["metrics"]["accuracy"] > 0.5
 
@@ -139,8 +140,8 @@ class TestSources:
         import pandas as pd
 
         pd.concat([gdf, far], ignore_index=True).pipe(gpd.GeoDataFrame, crs=crs).to_file(labels)
-        result = run_json(satellite(source="local", input=str(scenes), labels=str(labels), label_column="landcover",
-                                    **FAST))
+        result = run_json(satellite(SatelliteParams(source="local", input=str(scenes), labels=str(labels),
+                                                    label_column="landcover", **FAST)))
         assert result["status"] == "completed"
         counts = result["counts"]
         assert counts["records_quarantined"] == 1
@@ -174,7 +175,7 @@ class TestBadInput:
         scl = Path(f"{out['scenes'][0]}_SCL.tif")
         with rasterio.open(scl, "r+") as dst:
             dst.write(np.full(dst.shape, 9, "uint8"), 1)
-        result = run_json(satellite(source="local", input=str(tmp_path), labels=out["labels"], **FAST))
+        result = run_json(satellite(SatelliteParams(source="local", input=str(tmp_path), labels=out["labels"], **FAST)))
         assert result["counts"]["records_quarantined"] == 1 and result["counts"]["records_valid"] == 3
 
     def test_unknown_label_column_exit_2(self, tmp_path: Path, data_root: Path, capsys) -> None:

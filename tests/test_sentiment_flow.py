@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from flows.cli import main
+from flows.params import SentimentParams
 from flows.sentiment import sentiment
 
 pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.slow]
@@ -16,7 +17,7 @@ FAST = {"epochs": 3, "synthetic_n": 600}
 
 
 def test_synthetic_run_counts_everything_and_beats_nothing_silently(data_root: Path) -> None:
-    result = sentiment(folds=2, **FAST)
+    result = sentiment(SentimentParams(folds=2, **FAST))
     record = json.loads((Path(result["dir"]) / "run.json").read_text())
     assert record["status"] == "completed"
     counts = record["counts"]
@@ -34,9 +35,9 @@ def test_synthetic_run_counts_everything_and_beats_nothing_silently(data_root: P
 
 
 def test_unlabelled_posts_are_scored_with_the_champion(tmp_path: Path, data_root: Path) -> None:
-    sentiment(**FAST)
+    sentiment(SentimentParams(**FAST))
     (tmp_path / "new.jsonl").write_text('{"text": "I love this app 😍"}\n{"text": "worst service ever :("}\n')
-    result = sentiment(input=str(tmp_path / "new.jsonl"), **FAST)
+    result = sentiment(SentimentParams(input=str(tmp_path / "new.jsonl"), **FAST))
     assert result["status"] == "completed" and result["model"]["trained"] is False
     predictions = pd.read_parquet(Path(result["dir"]) / "predictions.parquet")
     assert len(predictions) == 2 and {"p_positive", "p_negative", "p_neutral"} <= set(predictions.columns)
@@ -61,7 +62,7 @@ def test_the_gate_checks_the_runs_own_max_chars(tmp_path: Path, data_root: Path)
     rows = [{"text": f"post number {i} " + ("word " * (1800 if i < 4 else 3)), "label": "ab"[i % 2]}
             for i in range(60)]
     pd.DataFrame(rows).to_csv(tmp_path / "p.csv", index=False)
-    record = sentiment(input=str(tmp_path / "p.csv"), max_chars=20000, epochs=1)
+    record = sentiment(SentimentParams(input=str(tmp_path / "p.csv"), max_chars=20000, epochs=1))
     assert record["status"] == "completed" and record["counts"]["records_quarantined"] == 0
     assert record["quality"][0]["parameters"] == {"max_chars": 20000}
 
@@ -84,11 +85,11 @@ def test_posts_that_cleaning_empties_fail_the_clean_gate_with_exit_3(tmp_path: P
 
 
 def test_train_auto_reuses_the_champion_and_always_trains_a_challenger(data_root: Path) -> None:
-    first = sentiment(**FAST)
-    again = sentiment(**FAST)
+    first = sentiment(SentimentParams(**FAST))
+    again = sentiment(SentimentParams(**FAST))
     assert again["model"]["trained"] is False and again["model"]["scored_with"] == first["model"]["version"]
     assert again["metrics"]["test_records"] == first["metrics"]["test_records"]  # the same split: the same test
-    challenger = sentiment(train="always", **FAST)
+    challenger = sentiment(SentimentParams(train="always", **FAST))
     assert challenger["model"]["trained"] is True and challenger["model"]["version"] != first["model"]["version"]
 
 

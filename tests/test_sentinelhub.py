@@ -17,6 +17,7 @@ from rasterio.io import MemoryFile
 from rasterio.transform import from_bounds
 from sentinelhub import SentinelHubDownloadClient
 
+from flows.params import SatelliteParams
 from tasks.errors import BadInputError
 from tasks.satellite import sentinelhub as shsrc
 
@@ -276,8 +277,8 @@ def test_satellite_flow_from_sentinelhub(fake_sh, tmp_path, data_root):
                      geometry=[box(west, middle, east, north), box(west, south, east, middle)],
                      crs="EPSG:4326").to_file(labels)
 
-    result = satellite(source="sentinelhub", bbox=[west, south, east, north], time_from="2024-06-01",
-                       time_to="2024-06-30", resolution=20, labels=str(labels), epochs=3)
+    result = satellite(SatelliteParams(source="sentinelhub", bbox=[west, south, east, north], time_from="2024-06-01",
+                       time_to="2024-06-30", resolution=20, labels=str(labels), epochs=3))
 
     assert result["status"] == "completed"
     assert result["counts"]["scenes_in"] == 1 and result["counts"]["label_polygons_in"] == 2

@@ -1,4 +1,4 @@
-"""Deployments: parameter models that match the flows, and a real server on a free loopback port (schedule,
+"""Deployments: each flow takes its parameter model, and a real server on a free loopback port (schedule,
 trigger, schema enforcement, artifacts)."""
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ from flows.params import SatelliteParams
 
 DEPLOYMENTS = {name: domain.deployment_name for name, domain in domains().items()}
 PARAMS = {name: domain.load_params() for name, domain in domains().items()}
+FLOWS = {name: domain.load_flow() for name, domain in domains().items()}
 
 
 @pytest.mark.parametrize("domain", sorted(PARAMS))
-def test_each_model_has_exactly_its_flows_keyword_parameters_and_defaults(domain: str) -> None:
-    signature = inspect.signature(domains()[domain].load_flow().fn).parameters
-    flow_defaults = {name: p.default for name, p in signature.items()}
-    model_defaults = {name: field.default for name, field in PARAMS[domain].model_fields.items()}
-    missing, extra = set(flow_defaults) - set(model_defaults), set(model_defaults) - set(flow_defaults)
-    assert not missing, f"add {sorted(missing)} to {PARAMS[domain].__name__}"
-    assert not extra, f"{sorted(extra)} of {PARAMS[domain].__name__} are not parameters of the {domain} flow"
-    assert model_defaults == flow_defaults
+def test_each_flow_takes_its_parameter_model_as_its_one_parameter(domain: str) -> None:
+    from typing import get_type_hints
+
+    fn = domains()[domain].load_flow().fn
+    (name, parameter), = inspect.signature(fn).parameters.items()
+    assert get_type_hints(fn)[name] is PARAMS[domain] and parameter.default == PARAMS[domain]()
     assert all(field.description for field in PARAMS[domain].model_fields.values())
 
 
@@ -39,15 +38,14 @@ def test_models_reject_unknown_choices_out_of_range_numbers_and_unknown_fields()
 def test_each_deployment_form_is_its_parameter_model() -> None:
     from prefect.utilities.callables import parameter_schema
 
-    from deployments.pipelines import PIPELINES
     from deployments.serve import build_deployments
 
     names = {d.name: d for d in build_deployments()}
     assert set(names) == set(DEPLOYMENTS.values())
     for domain, model in PARAMS.items():
         deployment = names[DEPLOYMENTS[domain]]
-        assert deployment.entrypoint.endswith(f"deployments/pipelines.py:{domain}")
-        schema = parameter_schema(PIPELINES[domain]).model_dump()
+        assert deployment.entrypoint == f"flows.{domain}.{domain}"
+        schema = parameter_schema(FLOWS[domain]).model_dump()
         assert set(schema["properties"]) == {"params"}
         assert schema["properties"]["params"]["default"] == model().model_dump(mode="json")
         fields = schema["definitions"][model.__name__]["properties"]
@@ -55,10 +53,10 @@ def test_each_deployment_form_is_its_parameter_model() -> None:
         assert fields["epochs"]["minimum"] == 1 and fields["epochs"]["description"]
         if "train" in fields:
             assert fields["train"]["enum"] == ["auto", "always", "never"]
-    sat = parameter_schema(PIPELINES["satellite"]).model_dump()["definitions"]["SatelliteParams"]["properties"]
+    sat = parameter_schema(FLOWS["satellite"]).model_dump()["definitions"]["SatelliteParams"]["properties"]
     assert sat["source"]["enum"] == ["synthetic", "local", "sentinelhub"]
     assert sat["mosaic_method"]["enum"] == ["first", "median", "least-cloudy"]
-    genome = parameter_schema(PIPELINES["genome"]).model_dump()["definitions"]["GenomeParams"]["properties"]
+    genome = parameter_schema(FLOWS["genome"]).model_dump()["definitions"]["GenomeParams"]["properties"]
     assert genome["model"]["enum"] == ["poscnn", "cnn1d", "kmer2d"]
     assert genome["padding"]["enum"] == ["right", "left", "centre"]
 
@@ -74,8 +72,6 @@ def _api(url: str):
 def test_every_pipeline_is_served_with_its_form_and_satellite_runs_on_its_cron(served_deployments) -> None:
     from prefect.utilities.callables import parameter_schema
 
-    from deployments.pipelines import PIPELINES
-
     found = served_deployments
     assert set(found) == set(DEPLOYMENTS.values()) >= {"satellite-monitoring", "genome", "sentiment", "market"}
     schedule = found["satellite-monitoring"].schedules[0].schedule
@@ -83,7 +79,7 @@ def test_every_pipeline_is_served_with_its_form_and_satellite_runs_on_its_cron(s
     assert not found["genome"].schedules
     for domain, name in DEPLOYMENTS.items():
         assert found[name].enforce_parameter_schema
-        expected = parameter_schema(PIPELINES[domain]).model_dump()
+        expected = parameter_schema(FLOWS[domain]).model_dump()
         served_schema = found[name].parameter_openapi_schema
         assert (served_schema["properties"], served_schema["definitions"]) == (expected["properties"],
                                                                                expected["definitions"])

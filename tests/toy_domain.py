@@ -26,10 +26,9 @@ def publish(run: dict) -> str:
 
 
 @flow(name="toy")
-def toy(words: int = 3, out: str | None = None, dask_address: str | None = None, run_id: str | None = None) -> dict:
-    with pipeline_run("toy", dict(locals()), publish=publish, out=out, run_id=run_id,
-                      dask_address=dask_address) as run:
-        run.metrics = {"words": words}
+def toy(params: ToyParams = ToyParams()) -> dict:
+    with pipeline_run("toy", params, publish=publish) as run:
+        run.metrics = {"words": params.words}
     return run.to_dict()
 
 
