@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -105,7 +106,8 @@ NO_HONEST_TEST = ("every test unit was in the champion's training or validation 
                   "train with --train always on new data")
 
 
-def write_result(decision: Decision, uri: str, *, metrics: dict, baselines: dict, **extra: object) -> dict:
+def write_result(decision: Decision, uri: str | os.PathLike, *, metrics: dict, baselines: dict,
+                 **extra: object) -> dict:
     """Write a run's training.json (the decision as run.json's ``model``, the metrics and baselines, the history
     and classes of the model trained or reused, and ``extra``) and return what the flow records."""
     card = decision.trained or decision.scoring
@@ -113,8 +115,7 @@ def write_result(decision: Decision, uri: str, *, metrics: dict, baselines: dict
               "history": card.history, "class_names": card.class_names, **extra}
     if card.tuning:
         result["tuning"] = card.tuning
-    write_json(result, uri)
-    return {"output": uri, "model": result["model"], "metrics": metrics, "baselines": baselines}
+    return {"output": write_json(result, uri), "model": result["model"], "metrics": metrics, "baselines": baselines}
 
 
 def _keys_file(keys: np.ndarray) -> bytes:

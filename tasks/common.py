@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 from prefect import get_run_logger, task
 
@@ -27,7 +29,7 @@ def check_gate(result: dict) -> dict:
     return raise_if_failed(result)
 
 
-def save_quarantine(frames: list[pd.DataFrame], target: str) -> str | None:
+def save_quarantine(frames: list[pd.DataFrame], target: str | os.PathLike) -> str | None:
     """Append quarantined records (columns kind, record, reason) to the run's quarantine table."""
     frames = [f[QUARANTINE_COLUMNS] for f in frames if len(f)]
     if not frames:

@@ -18,6 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
+from tasks.runs import RunFiles
+
 log = logging.getLogger(__name__)
 
 
@@ -201,9 +203,10 @@ class Report:
         from tasks.store import write_bytes
 
         run_dir = Path(run_dir)
+        files = RunFiles(run_dir)
         for name, png in self.figures.items():
-            write_bytes(png, run_dir / "figures" / f"{name}.png")
-        return write_bytes(self.html().encode(), run_dir / "report.html")
+            write_bytes(png, files.figures / f"{name}.png")
+        return write_bytes(self.html().encode(), files.report)
 
 
 def artifact_key(text: str) -> str:
@@ -293,12 +296,13 @@ def classification_section(report: Report, run: dict, class_names: list[str], *,
             report.table([{"metric": k, **{f: v[f] for f in ("mean", "std")}, "folds": ", ".join(
                 f"{x:.3f}" for x in v["folds"])} for k, v in run["metrics"]["cv"].items()],
                 caption="Cross-validation (stratified k-fold over train + validation)")
-    if (run_dir / "evaluation.parquet").exists():
-        ev = pd.read_parquet(run_dir / "evaluation.parquet")
+    files = RunFiles(run_dir)
+    if files.evaluation.exists():
+        ev = pd.read_parquet(files.evaluation)
         proba = ev[[c for c in ev.columns if c.startswith("p_")]].to_numpy()
         report.figure("confusion_matrix", plot_confusion(ev["y_true"], ev["y_pred"], class_names))
         report.figure("roc_pr", plot_roc_pr(ev["y_true"].to_numpy(), proba, class_names))
-    training = run_dir / "training.json"
+    training = files.training
     if training.exists():
         history = json.loads(training.read_text()).get("history") or {}
         if history.get("train_loss"):

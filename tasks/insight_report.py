@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from tasks import insight
 from tasks.evaluate import Report, _png
+from tasks.runs import RunFiles
 
 
 def _proba(table: pd.DataFrame, prefix: str) -> np.ndarray:
@@ -84,7 +85,7 @@ def plot_token_importance(rows: pd.DataFrame, class_names: list[str]) -> bytes:
 
 def calibration_section(report: Report, run_dir: Path, metrics: dict) -> pd.DataFrame | None:
     """Calibration, operating point, uncertainty and error analysis from ``evaluation.parquet``; returns it."""
-    path = run_dir / "evaluation.parquet"
+    path = RunFiles(run_dir).evaluation
     if not path.exists():
         return None
     table = pd.read_parquet(path)
@@ -120,7 +121,7 @@ def error_section(report: Report, table: pd.DataFrame, class_names: list[str], s
 
 
 def embedding_section(report: Report, run_dir: Path, class_names: list[str]) -> None:
-    path = run_dir / "embeddings.parquet"
+    path = RunFiles(run_dir).embeddings
     if path.exists():
         report.figure("embeddings", plot_embeddings(pd.read_parquet(path), class_names),
                       caption="Penultimate-layer embeddings of test samples")
@@ -223,7 +224,7 @@ def plot_tuning(tuning: dict) -> bytes:
 
 def tuning_section(report: Report, run_dir: Path) -> None:
     """What --tune tried and chose, when the run tuned."""
-    training = run_dir / "training.json"
+    training = RunFiles(run_dir).training
     tuning = json.loads(training.read_text()).get("tuning") if training.exists() else None
     if not tuning:
         return
@@ -239,7 +240,7 @@ def tuning_section(report: Report, run_dir: Path) -> None:
 
 def deep_share_section(report: Report, run_dir: Path) -> None:
     """How much of a hybrid model's CNN the run kept (genome ``mix``, sentiment ``beta``), and why, when it has one."""
-    training = run_dir / "training.json"
+    training = RunFiles(run_dir).training
     history = (json.loads(training.read_text()).get("history") or {}) if training.exists() else {}
     name = next((key for key in ("mix", "beta") if f"{key}_val" in history), None)
     if name is None:

@@ -33,6 +33,36 @@ from tasks.store import (
 )
 
 
+class run_file:  # noqa: N801 (used like ``property``)
+    """A file of the run folder, for the :class:`RunFiles` classes: on an instance its path, on the class itself
+    (``RunFiles.record.name``) its file name."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name, self.__doc__ = name, f"``{name}``: {doc}"
+
+    def __get__(self, files: RunFiles | None, owner: type) -> Path | run_file:
+        return self if files is None else Path(files.dir) / self.name
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of a run folder (always local: a remote run is uploaded at its end), each named once: the stages
+    write them and the reports read them through these names. Each domain adds its own in
+    ``tasks/<domain>/files.py``."""
+
+    dir: str | os.PathLike
+
+    record = run_file("run.json", "what the run did (RunRecord)")
+    report = run_file("report.html", "the report, its figures beside it")
+    figures = run_file("figures", "the report's figures as PNG")
+    quarantine = run_file("quarantine.parquet", "records kept out of the run, each with its reason")
+    training = run_file("training.json", "the train stage's decision, metrics, baselines and history")
+    evaluation = run_file("evaluation.parquet", "test-split predictions beside the truth")
+    explanations = run_file("explanations.parquet", "what drove the predictions of a few test records")
+    embeddings = run_file("embeddings.parquet", "the model's embeddings of test records, for the map of them")
+    predictions = run_file("predictions.parquet", "the scored records")
+
+
 def new_run_id() -> str:
     """A sortable, unique run id such as ``20261124T143000Z-1a2b3c``."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
@@ -100,7 +130,7 @@ class RunRecord:
         return _rebase(record, str(self.dir), self.uri) if self.synced else record
 
     def save(self) -> str:
-        return write_json(self.to_dict(), self.dir / "run.json")
+        return write_json(self.to_dict(), RunFiles(self.dir).record)
 
     def sync(self) -> str:
         """Upload a remote run's staging folder to its URI, run.json last with every local path in it
@@ -110,9 +140,9 @@ class RunRecord:
             return str(self.dir)
         fs, path = filesystem(self.uri)
         try:
-            for file in sorted(p for p in self.dir.rglob("*") if p.is_file() and p.name != "run.json"):
+            for file in sorted(p for p in self.dir.rglob("*") if p.is_file() and p.name != RunFiles.record.name):
                 fs.put_file(str(file), f"{path}/{file.relative_to(self.dir).as_posix()}")
-            write_json(_rebase(self.to_dict(), str(self.dir), self.uri), join(self.uri, "run.json"))
+            write_json(_rebase(self.to_dict(), str(self.dir), self.uri), join(self.uri, RunFiles.record.name))
         except Exception as exc:
             raise StorageError(f"could not upload run {self.run_id} to {self.uri} ({exc}); its outputs are kept in "
                                f"{self.dir}: check the credentials and copy them there") from exc
@@ -140,7 +170,7 @@ class RunRecord:
 def list_runs(domain: str, *, out: str | None = None) -> list[dict]:
     """Every run.json of a domain under the data root (a folder or a URL), oldest first."""
     records = []
-    for uri in glob(join(data_root(out), domain, "runs", "*", "run.json")):
+    for uri in glob(join(data_root(out), domain, "runs", "*", RunFiles.record.name)):
         try:
             records.append(read_json(uri))
         except (OSError, json.JSONDecodeError):

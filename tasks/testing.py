@@ -102,6 +102,7 @@ def run_pipeline(domain: str, *, fast: bool = True, **parameters) -> RunResult:
     mode (``fast``) runs the same flow with its domain's ``fast`` parameters: few epochs, small synthetic sets."""
     from flows.domains import domains
     from tasks.errors import exit_code_for
+    from tasks.runs import RunFiles
     from tasks.store import data_root, exists, join, read_json
 
     run_id = parameters.pop("run_id", None) or f"test-{uuid.uuid4().hex[:8]}"
@@ -111,7 +112,7 @@ def run_pipeline(domain: str, *, fast: bool = True, **parameters) -> RunResult:
         code, error = 0, None
     except Exception as exc:  # the exit code is the result under test
         code, error = exit_code_for(exc), str(exc)
-    path = join(data_root(parameters.get("out")), domain, "runs", run_id, "run.json")
+    path = join(data_root(parameters.get("out")), domain, "runs", run_id, RunFiles.record.name)
     record = read_json(path) if exists(path) else {}
     return RunResult(code, record, error)
 

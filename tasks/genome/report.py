@@ -10,6 +10,7 @@ import pandas as pd
 from prefect import task
 
 from tasks import evaluate, insight, insight_report
+from tasks.genome.files import GenomeFiles
 from tasks.genome.synthetic import MOTIFS
 from tasks.genome.training import motif_spans
 
@@ -17,21 +18,22 @@ from tasks.genome.training import motif_spans
 def build_report(run: dict) -> evaluate.Report:
     run_dir = Path(run["dir"])
     report = evaluate.run_report(run)
-    if (run_dir / "sequence_profile.parquet").exists():
+    files = GenomeFiles(run_dir)
+    if files.sequence_profile.exists():
         report.heading("Sequences")
-        profile = pd.read_parquet(run_dir / "sequence_profile.parquet")
+        profile = pd.read_parquet(files.sequence_profile)
         report.figure("sequence_profile", evaluate.plot_by_label(profile, [
             ("length", "Sequence length", "bases"), ("gc_content", "GC content", "fraction")]))
-    if (run_dir / "quarantine.parquet").exists():
-        report.table(pd.read_parquet(run_dir / "quarantine.parquet").head(50), caption="Quarantined records")
-    training = run_dir / "training.json"
+    if files.quarantine.exists():
+        report.table(pd.read_parquet(files.quarantine).head(50), caption="Quarantined records")
+    training = files.training
     class_names = json.loads(training.read_text())["class_names"] if training.exists() else []
     evaluate.classification_section(report, run, class_names,
                                     heading="Evaluation on the test records (stratified split)")
     insight_report.insight_sections(report, run, class_names, slices={"length_bin": "sequence length"})
     _mistakes_and_motifs(report, run_dir, class_names)
-    if (run_dir / "predictions.parquet").exists():
-        predictions = pd.read_parquet(run_dir / "predictions.parquet")
+    if files.predictions.exists():
+        predictions = pd.read_parquet(files.predictions)
         report.heading("Predictions")
         report.text(f"{len(predictions)} windows scored; regions.bed has one line per window.")
         report.table(predictions.head(20), caption="First predictions")
@@ -41,8 +43,9 @@ def build_report(run: dict) -> evaluate.Report:
 
 
 def _mistakes_and_motifs(report: evaluate.Report, run_dir: Path, class_names: list[str]) -> None:
-    if (run_dir / "evaluation.parquet").exists():
-        evaluation = pd.read_parquet(run_dir / "evaluation.parquet")
+    files = GenomeFiles(run_dir)
+    if files.evaluation.exists():
+        evaluation = pd.read_parquet(files.evaluation)
         proba = evaluation[[c for c in evaluation.columns if c.startswith("p_")]].to_numpy()
         worst = evaluation.iloc[insight.confident_mistakes(evaluation["y_true"].to_numpy(), proba)]
         report.table(pd.DataFrame({"id": worst["id"], "true": [class_names[i] for i in worst["y_true"]],
@@ -50,9 +53,9 @@ def _mistakes_and_motifs(report: evaluate.Report, run_dir: Path, class_names: li
                                    "confidence": proba[worst.index].max(axis=1),
                                    "sequence": worst["sequence"].str.strip("-").str.slice(0, 80)}),
                      caption="Most confident mistakes (first 80 bases)")
-    if not (run_dir / "explanations.parquet").exists():
+    if not files.explanations.exists():
         return
-    explained = pd.read_parquet(run_dir / "explanations.parquet")
+    explained = pd.read_parquet(files.explanations)
     spans = [motif_spans(seq, MOTIFS) for seq in explained["sequence"]]
     report.heading("Why: per-base importance (integrated gradients)")
     inside = [v for row, found in zip(explained["importance"], spans, strict=True) for s, e, _ in found

@@ -33,15 +33,12 @@ from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
 from tasks.genome import checks, encode, sources, training
+from tasks.genome.files import GenomeFiles
 from tasks.store import fetch, open_zarr, read_json, read_parquet, write_parquet, write_zarr
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 20_000
 MIN_BATCHES = 20  # per epoch: a hundred records still get enough updates (400 at the default 20 epochs)
-
-
-def _run(run_dir: str, name: str) -> str:
-    return str(Path(run_dir) / name)
 
 
 @task(name="ingest sequences", **CACHED)
@@ -59,7 +56,7 @@ def ingest_sequences(run_dir: str, *, input: str | list[str] | None, labels: str
                     else "the records (CSV column or label= in headers)" if records["label"].notna().any() else "none")
     read = {"files": len(files), "formats": ", ".join(sorted({sources.sniff_format(Path(f)) for f in files.index})),
             "labels_from": label_source}
-    return {"output": write_parquet(records, _run(run_dir, "records.parquet")), "records": len(records), "read": read}
+    return {"output": write_parquet(records, GenomeFiles(run_dir).records), "records": len(records), "read": read}
 
 
 @task(name="check sequences", **CACHED)
@@ -71,13 +68,14 @@ def check_sequences(records_uri: str, run_dir: str, *, min_length: int = 20) -> 
     if valid.empty:
         reasons = quarantined["reason"].value_counts().head(3).to_dict()
         raise BadInputError(f"no usable sequence left after the checks ({reasons}); check the input files")
+    files = GenomeFiles(run_dir)
     save_quarantine([quarantined.assign(kind="sequence", record=quarantined["id"])],
-                    _run(run_dir, "quarantine.parquet"))
+                    files.quarantine)
     profile = checks.sequence_profile(valid, quarantined=len(quarantined))
-    write_parquet(valid, _run(run_dir, "sequences.parquet"))
+    write_parquet(valid, files.sequences)
     p5, p50, p95 = np.percentile(profile["length"], [5, 50, 95]).round().astype(int).tolist()
-    return {"output": _run(run_dir, "sequences.parquet"),
-            "profile": write_parquet(profile, _run(run_dir, "sequence_profile.parquet")),
+    return {"output": str(files.sequences),
+            "profile": write_parquet(profile, files.sequence_profile),
             "records_in": len(records), "records_valid": len(valid), "records_quarantined": len(quarantined),
             "labelled": labelled, "lengths": {"p5": p5, "median": p50, "p95": p95, "max": int(profile["length"].max())}}
 
@@ -114,7 +112,7 @@ def encode_sequences(sequences_uri: str, run_dir: str, *, length: int = 200, k: 
     }, coords={"id": ("record", table["id"].astype(str).to_numpy()),
                "label": ("record", table["label"].fillna("").astype(str).to_numpy())})
     ds.attrs.update(k=k, length=length, padding=padding)
-    return {"output": write_zarr(ds, _run(run_dir, "encoded.zarr"))}
+    return {"output": write_zarr(ds, GenomeFiles(run_dir).encoded)}
 
 
 @task(name="profile encodings", **CACHED)
@@ -128,7 +126,7 @@ def profile_encodings(encoded_uri: str, run_dir: str) -> dict:
         pad, unknown = dask.compute((part == encode.PAD_TOKEN).mean(), (part == encode.UNKNOWN_TOKEN).mean())
         rows.append({"partition": start // PARTITION, "records": int(part.shape[0]), "pad_fraction": float(pad),
                      "unknown_fraction": float(unknown), "kmer_width": int(part.shape[1]), "k": int(ds.attrs["k"])})
-    return {"output": write_parquet(pd.DataFrame(rows), _run(run_dir, "encoded_profile.parquet"))}
+    return {"output": write_parquet(pd.DataFrame(rows), GenomeFiles(run_dir).encoded_profile)}
 
 
 def _inputs(codes: np.ndarray, counts: np.ndarray, arch: Architecture, k: int) -> np.ndarray:
@@ -284,7 +282,7 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
             metrics["cv"] = _cross_validate(architecture, class_names, codes, counts, y, idx, folds,
                                             encoding=encoding, k=k, epochs=epochs,
                                             seed=seed)
-    return {**write_result(decision, _run(run_dir, "training.json"), metrics=metrics, baselines=baselines),
+    return {**write_result(decision, GenomeFiles(run_dir).training, metrics=metrics, baselines=baselines),
             "rare_classes": rare}
 
 
@@ -311,7 +309,7 @@ def _evaluate(decision: Decision, spec: GenomeSpec, registry: ModelRegistry, key
     evaluation["length_bin"] = pd.cut(ds["length"].values[test], [0, 100, 150, 200, 250, 500, np.inf],
                                       labels=["<=100", "101-150", "151-200", "201-250", "251-500", ">500"])
     evaluation["sequence"] = training.code_strings(codes[test])
-    write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
+    write_parquet(evaluation, GenomeFiles(run_dir).evaluation)
     _explain(model, card.architecture, x_test, evaluation, card.parameters["k"], run_dir, seed=seed)
     return metrics, baselines
 
@@ -358,6 +356,7 @@ def _explain(model: nn.Module, arch: Architecture, x_test: np.ndarray, evaluatio
     right = [rng.permutation(np.flatnonzero((y == c) & (y_pred == c)))[:per_class] for c in np.unique(y)]
     pick = np.concatenate([*right, insight.confident_mistakes(y, proba, n=per_class)]).astype(int)
     encoding = arch.kwargs.get("encoding")
+    files = GenomeFiles(run_dir)
     if len(pick) and arch.name in ("PosCNN1D", "SeqCNN1D"):
         x = torch.as_tensor(x_test[pick])
         if encoding == "kmer":
@@ -368,9 +367,9 @@ def _explain(model: nn.Module, arch: Architecture, x_test: np.ndarray, evaluatio
         rows = [{"id": evaluation["id"].iloc[i], "y_true": int(y[i]), "y_pred": int(y_pred[i]),
                  "sequence": evaluation["sequence"].iloc[i], "importance": importance[j].tolist()}
                 for j, i in enumerate(pick)]
-        write_parquet(pd.DataFrame(rows), _run(run_dir, "explanations.parquet"))
+        write_parquet(pd.DataFrame(rows), files.explanations)
     table = insight.embeddings_table(insight.penultimate_features(model, x_test), y, y_pred, seed=seed)
-    write_parquet(table, _run(run_dir, "embeddings.parquet"))
+    write_parquet(table, files.embeddings)
 
 
 @task(name="score sequences", **CACHED)
@@ -408,4 +407,4 @@ def score_sequences(sequences_uri: str, training_uri: str, run_dir: str, models_
     regions = pd.concat(rows, ignore_index=True)
     regions.to_csv(Path(run_dir) / "regions.bed.tmp", sep="\t", index=False, header=False)
     Path(run_dir, "regions.bed.tmp").replace(Path(run_dir) / "regions.bed")
-    return {"output": write_parquet(regions, _run(run_dir, "predictions.parquet")), "windows": len(regions)}
+    return {"output": write_parquet(regions, GenomeFiles(run_dir).predictions), "windows": len(regions)}

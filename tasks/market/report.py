@@ -11,6 +11,7 @@ import pandas as pd
 from prefect import task
 
 from tasks import evaluate, insight_report
+from tasks.market.files import MarketFiles
 
 
 def plot_forecasts(frame: pd.DataFrame, symbols: list[str]) -> bytes:
@@ -119,9 +120,10 @@ def build_report(run: dict) -> evaluate.Report:
     run_dir = Path(run["dir"])
     report = evaluate.run_report(run)
     splits = [s for s in (run.get("inputs") or {}).get("splits", []) if s.get("in_prices")]
-    if splits and (run_dir / "prices.parquet").exists() and (run_dir / "valid_prices.parquet").exists():
-        report.figure("splits", plot_splits(pd.read_parquet(run_dir / "prices.parquet"),
-                                            pd.read_parquet(run_dir / "valid_prices.parquet"), splits),
+    files = MarketFiles(run_dir)
+    if splits and files.prices.exists() and files.valid_prices.exists():
+        report.figure("splits", plot_splits(pd.read_parquet(files.prices),
+                                            pd.read_parquet(files.valid_prices), splits),
                       caption="Stock splits found in the prices, and the series the run used")
     if run["metrics"]:
         report.heading("Walk-forward evaluation (expanding window, by time)")
@@ -136,7 +138,7 @@ def build_report(run: dict) -> evaluate.Report:
                           for f in run["metrics"]["folds"]],
                          caption="RMSE per fold; 'forecast kept' is the share of the LSTM's forecast it keeps, chosen "
                                  "on the validation windows")
-    frame_path = run_dir / "walk_forward.parquet"
+    frame_path = files.walk_forward
     if frame_path.exists() and len(pd.read_parquet(frame_path)):
         frame = pd.read_parquet(frame_path)
         symbols = sorted(frame["symbol"].unique())[:3]
@@ -150,13 +152,13 @@ def build_report(run: dict) -> evaluate.Report:
             report.text(f"90% forecast intervals (MC dropout spread plus validation noise) hold {inside.mean():.1%} "
                         "of the actual returns over all test windows.")
             report.figure("intervals", plot_intervals(frame, symbols[0]))
-    training = run_dir / "training.json"
+    training = files.training
     if training.exists():
         history = json.loads(training.read_text()).get("history") or {}
         if history.get("train_loss"):
             report.figure("loss", evaluate.plot_loss(history), caption="Loss of the last fold's LSTM")
-    if (run_dir / "forecasts.parquet").exists():
-        report.table(pd.read_parquet(run_dir / "forecasts.parquet"), caption="Next-step forecasts")
+    if files.forecasts.exists():
+        report.table(pd.read_parquet(files.forecasts), caption="Next-step forecasts")
     insight_report.tuning_section(report, run_dir)
     return report
 

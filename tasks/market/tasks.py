@@ -32,15 +32,12 @@ from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import regression_metrics
 from tasks.market import checks, sources, windows
+from tasks.market.files import MarketFiles
 from tasks.store import fetch, read_parquet, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 # --tune: the LSTM's width, the learning rate and weight decay
 SEARCH = {"lr": ("log", 3e-4, 3e-3), "hidden": ("choice", [16, 32, 64]), "weight_decay": ("log", 1e-6, 1e-3)}
-
-
-def _run(run_dir: str, name: str) -> str:
-    return str(Path(run_dir) / name)
 
 
 @task(name="ingest prices", **CACHED)
@@ -53,7 +50,7 @@ def ingest_prices(run_dir: str, *, input: str | None, symbol: str | None = None,
         input = write_synthetic_prices(Path(run_dir) / "input" / "prices.csv", seed=seed)
     prices, read = sources.read_prices(fetch(input), symbol=symbol, target=target, date_column=date_column,
                                        volume_column=volume_column)
-    return {"output": write_parquet(prices, _run(run_dir, "prices.parquet")), "read": read}
+    return {"output": write_parquet(prices, MarketFiles(run_dir).prices), "read": read}
 
 
 @task(name="check prices", **CACHED)
@@ -67,12 +64,13 @@ def check_prices(prices_uri: str, run_dir: str, *, splits: str = "adjust", adjus
     found = checks.find_splits(valid, adjusted=adjusted)
     valid = checks.apply_splits(valid, found, mode=splits)
     record = quarantined["symbol"] + "@" + quarantined["date"].astype(str)
-    save_quarantine([quarantined.assign(kind="price", record=record)], _run(run_dir, "quarantine.parquet"))
+    files = MarketFiles(run_dir)
+    save_quarantine([quarantined.assign(kind="price", record=record)], files.quarantine)
     profile = checks.symbol_profile(valid, quarantined=len(quarantined))
     found = found.drop(columns="index").assign(date=found["date"].astype(str).str[:10],
                                                action=np.where(found["in_prices"], splits, "none: already adjusted"))
-    return {"output": write_parquet(valid, _run(run_dir, "valid_prices.parquet")),
-            "profile": write_parquet(profile, _run(run_dir, "symbol_profile.parquet")),
+    return {"output": write_parquet(valid, files.valid_prices),
+            "profile": write_parquet(profile, files.symbol_profile),
             "records_in": len(prices), "records_valid": len(valid), "records_quarantined": len(quarantined),
             "unsorted_rows": unsorted, "splits": found.to_dict("records")}
 
@@ -351,8 +349,9 @@ def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, mode: str =
         baselines = {k: v for k, v in summary.items() if k != "lstm"}
     else:
         metrics, baselines, frame = _champion_metrics(spec, decision, registry, keys)
-    write_parquet(frame, _run(run_dir, "walk_forward.parquet"))
-    return write_result(decision, _run(run_dir, "training.json"), metrics=metrics, baselines=baselines)
+    files = MarketFiles(run_dir)
+    write_parquet(frame, files.walk_forward)
+    return write_result(decision, files.training, metrics=metrics, baselines=baselines)
 
 
 def _champion_metrics(spec: MarketSpec, decision: Decision, registry: ModelRegistry,
@@ -405,4 +404,4 @@ def forecast_next(prices_uri: str, training_uri: str, run_dir: str, models_root:
         rows.append({"symbol": symbol, "last_date": str(dates[-1])[:10], "last_price": float(np.exp(log_prices[-1])),
                      "predicted_log_return": ret, "predicted_price": float(np.exp(log_prices[-1] + ret)),
                      "horizon": card.parameters["horizon"]})
-    return {"output": write_parquet(pd.DataFrame(rows), _run(run_dir, "forecasts.parquet"))}
+    return {"output": write_parquet(pd.DataFrame(rows), MarketFiles(run_dir).forecasts)}

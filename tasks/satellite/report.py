@@ -10,6 +10,7 @@ from prefect import task
 
 from tasks import evaluate, insight_report
 from tasks.satellite import plots
+from tasks.satellite.files import SatelliteFiles
 from tasks.store import open_zarr, read_json
 
 SCENE_SLICE = ("scene (test pixels inside each scene's footprint, the extent of its raster; a pixel where scenes "
@@ -38,13 +39,14 @@ def build_report(run: dict) -> evaluate.Report:
     """Everything a person wants to see about one monitoring run, from the files the run wrote."""
     run_dir = Path(run["dir"])
     report = evaluate.run_report(run)
-    mosaic = run_dir / "mosaic.zarr"
-    training = run_dir / "training.json"
+    files = SatelliteFiles(run_dir)
+    mosaic = files.mosaic
+    training = files.training
     class_names = read_json(training)["class_names"] if training.exists() else []
     if mosaic.exists():
         report.heading("Mosaic and class map")
         report.figure("mosaic_rgb", plots.quicklook_rgb(_rgb(open_zarr(mosaic)), title="Mosaic (true colour)"))
-        classmap = _raster(run_dir / "classmap.tif")
+        classmap = _raster(files.classmap)
         if classmap is not None:
             report.figure("classmap", plots.quicklook_classes(classmap, class_names, title="Class map"))
         _uncertainty_map(report, run, run_dir, class_names)
@@ -60,20 +62,20 @@ def build_report(run: dict) -> evaluate.Report:
         if empty:
             report.text(f"Scenes with no test pixel inside their footprint (no metrics): {', '.join(empty)}.")
         insight_report.embedding_section(report, run_dir, class_names)
-    if (run_dir / "explanations.npz").exists():
-        with np.load(run_dir / "explanations.npz") as chips:
+    if files.explanation_chips.exists():
+        with np.load(files.explanation_chips) as chips:
             report.heading("Why: Grad-CAM of the last convolution")
             report.figure("grad_cam", insight_report.plot_grad_cam(chips["chips"], chips["cam"], chips["y_true"],
                                                                    chips["y_pred"], class_names),
                           caption="Where the network looked to classify the centre pixel (+) of test chips")
-    if (run_dir / "monitor.json").exists():
-        _monitoring_section(report, read_json(run_dir / "monitor.json"), run_dir)
+    if files.monitor.exists():
+        _monitoring_section(report, read_json(files.monitor), run_dir)
     insight_report.tuning_section(report, run_dir)
     return report
 
 
 def _uncertainty_map(report: evaluate.Report, run: dict, run_dir: Path, class_names: list[str]) -> None:
-    uncertainty = _raster(run_dir / "uncertainty.tif")
+    uncertainty = _raster(SatelliteFiles(run_dir).uncertainty)
     if uncertainty is None:
         return
     summary = (run.get("metrics") or {}).get("uncertainty_map") or {}
@@ -118,7 +120,7 @@ def _monitoring_section(report: evaluate.Report, monitor: dict, run_dir: Path) -
     if change["previous_run"]:
         report.text(f"Compared with run {change['previous_run']}: {change['changed_share']:.2%} of pixels changed "
                     f"class (threshold {monitor['thresholds']['changed_share']:.0%}).")
-        changed = _raster(run_dir / "change.tif")
+        changed = _raster(SatelliteFiles(run_dir).change)
         if changed is not None:
             report.figure("change_map", plots.quicklook_change(changed == 1, title="Changed since the previous run"))
         if change["transitions"]:

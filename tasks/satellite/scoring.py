@@ -19,6 +19,7 @@ from models.train import predict_proba_mc
 from tasks.cog import write_cogs
 from tasks.compute import returning_freed_memory
 from tasks.insight import apply_calibration
+from tasks.satellite.files import SatelliteFiles
 
 NODATA_CLASS = 255
 # Side of a scoring tile in pixels, a multiple of every network's pooling factor. A U-Net's activations over a
@@ -133,8 +134,8 @@ def classify_image(image: xr.DataArray, model: nn.Module, *, halo: int = 8, cali
     return xr.Dataset(layers_out, coords=coords)
 
 
-LAYERS = {"class": ("classmap.tif", NODATA_CLASS), "confidence": ("confidence.tif", float("nan")),
-          "uncertainty": ("uncertainty.tif", float("nan"))}  # layer: (file in the run folder, nodata)
+LAYERS = {"class": (SatelliteFiles.classmap, NODATA_CLASS), "confidence": (SatelliteFiles.confidence, float("nan")),
+          "uncertainty": (SatelliteFiles.uncertainty, float("nan"))}  # layer: (file in the run folder, nodata)
 
 
 def write_class_maps(image: xr.DataArray, model: nn.Module, folder: str | Path, crs: str, *,
@@ -146,7 +147,7 @@ def write_class_maps(image: xr.DataArray, model: nn.Module, folder: str | Path, 
     scored = classify_image(image, model, halo=model.halo, calibration=calibration, mc_samples=mc_samples,
                             seed=seed)
     names = [name for name in LAYERS if name in scored]
-    layers = {str(Path(folder) / LAYERS[name][0]): (scored[name].rio.write_crs(crs), LAYERS[name][1])
+    layers = {str(Path(folder) / LAYERS[name][0].name): (scored[name].rio.write_crs(crs), LAYERS[name][1])
               for name in names}
     with returning_freed_memory():
         return dict(zip(names, write_cogs(layers), strict=True))

@@ -47,6 +47,7 @@ from tasks.runs import list_runs
 from tasks.satellite import grid, sources, training
 from tasks.satellite import labels as labelling
 from tasks.satellite.change import change_between, class_areas
+from tasks.satellite.files import SatelliteFiles
 from tasks.satellite.scoring import uncertainty_summary, write_class_maps
 from tasks.store import (
     exists,
@@ -64,10 +65,6 @@ from tasks.store import (
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 RASTER_LABELS = {".tif", ".tiff", ".jp2", ".vrt"}
 _DATE = re.compile(r"(20\d{2})[-_]?(\d{2})[-_]?(\d{2})|(?:19|20)\d{2}(\d{3})")
-
-
-def _run(run_dir: str, name: str) -> str:
-    return str(Path(run_dir) / name)
 
 
 @task(name="ingest scenes", **CACHED)
@@ -97,9 +94,10 @@ def ingest_scenes(run_dir: str, *, source: str, input: str | None, labels: str |
     scenes = sources.find_scenes(input_path, exclude=(labels,) if labels else ())
     table = pd.DataFrame([row for scene in scenes for row in scene.rows()])
     kind = None if not labels else "raster" if Path(labels).suffix.lower() in RASTER_LABELS else "polygons"
-    manifest = {"scenes": write_parquet(table, _run(run_dir, "scenes.parquet")), "labels": labels,
+    files = SatelliteFiles(run_dir)
+    manifest = {"scenes": write_parquet(table, files.scenes), "labels": labels,
                 "label_kind": kind, "class_names": class_names, "source": source}
-    return {"output": write_json(manifest, _run(run_dir, "ingest.json")), "scenes": len(scenes)}
+    return {"output": write_json(manifest, files.ingest), "scenes": len(scenes)}
 
 
 def _synthetic(folder: Path, date: str | None, two_zones: bool) -> dict:
@@ -123,9 +121,10 @@ def profile_scene_files(ingest_uri: str, run_dir: str, *, scale: float | None = 
                             "choose other dates or add clearer scenes to the input")
     quarantined = pd.DataFrame({"kind": "scene", "record": bad,
                                 "reason": "no clear pixels: the scene is entirely cloud or nodata"})
-    save_quarantine([quarantined], _run(run_dir, "quarantine.parquet"))
+    files = SatelliteFiles(run_dir)
+    save_quarantine([quarantined], files.quarantine)
     clean = profile[~profile["scene"].isin(bad)].assign(quarantined_share=len(bad) / len(clear))
-    return {"output": write_parquet(clean, _run(run_dir, "scene_profile.parquet")),
+    return {"output": write_parquet(clean, files.scene_profile),
             "records_in": len(clear), "records_valid": len(clear) - len(bad), "records_quarantined": len(bad),
             "pixels_saturated": int(clean["saturated_pixels"].sum()),
             "pixels_nodata": int(clean["nodata_pixels"].sum()),
@@ -197,7 +196,7 @@ def mosaic_scenes(ingest_uri: str, profile_uri: str, run_dir: str, *, resolution
     ds.attrs.update(class_names=json.dumps(class_names), area=area, bands=json.dumps(names),
                     resolution=float(abs(geobox.resolution.x)), crs=geobox.crs.to_wkt(), block=block)
     with returning_freed_memory():
-        uri = write_zarr(ds, _run(run_dir, "mosaic.zarr"))
+        uri = write_zarr(ds, SatelliteFiles(run_dir).mosaic)
     blocks = {"asked": asked, "used": block, "labelled_blocks": int(grid.labelled_blocks(labelled, block).sum()),
               "why": "the labels fall in fewer than 3 blocks of the asked size" if block != asked else ""}
     return {"output": uri, "area": area, "shape": list(geobox.shape.yx), "bands": names, "block": blocks,
@@ -235,7 +234,7 @@ def _labels_on_grid(manifest: dict, geobox, footprints, column: str, run_dir: st
         valid, bad = gdf[reasons.isna()], gdf[reasons.notna()]
         quarantined = pd.DataFrame({"kind": "label_polygon", "record": [f"{manifest['labels']}#{i}" for i in bad.index],
                                     "reason": reasons[reasons.notna()].tolist()})
-        save_quarantine([quarantined], _run(run_dir, "quarantine.parquet"))
+        save_quarantine([quarantined], SatelliteFiles(run_dir).quarantine)
         if valid.empty:
             raise BadInputError(f"{manifest['labels']}: no label polygon overlaps any scene; check the labels' CRS "
                                 "and that they cover the scenes' area")
@@ -253,7 +252,7 @@ def normalization_statistics(mosaic_uri: str, run_dir: str) -> dict:
     stats = grid.band_statistics(ds["reflectance"], ds["split"] == grid.SPLITS["train"])
     out = {"bands": json.loads(ds.attrs["bands"]), **{k: v.tolist() for k, v in stats.items()},
            "clip_percentiles": list(grid.CLIP_PERCENTILES), "region": "train split"}
-    return {"output": write_json(out, _run(run_dir, "normalization.json"))}
+    return {"output": write_json(out, SatelliteFiles(run_dir).normalization)}
 
 
 def _normalized(ds: xr.Dataset, stats: dict) -> xr.DataArray:
@@ -282,7 +281,7 @@ def profile_mosaic(mosaic_uri: str, norm_uri: str, run_dir: str) -> dict:
     table = pd.DataFrame({"band": [str(b) for b in ds["band"].values], "coverage": coverage,
                           "clipped_share": outside / np.maximum(coverage * ds.sizes["y"] * ds.sizes["x"], 1),
                           "mean": mean, "std": std, "p1": p1, "p99": p99, "band_count": ds.sizes["band"]})
-    return {"output": write_parquet(table, _run(run_dir, "mosaic_profile.parquet"))}
+    return {"output": write_parquet(table, SatelliteFiles(run_dir).mosaic_profile)}
 
 
 def _load_arrays(ds: xr.Dataset, stats: dict):
@@ -523,7 +522,7 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
     else:
         metrics, baselines = _champion_metrics(spec, decision, registry, keys, mc_samples=mc_samples)
     cv = decision.fitted.outputs["cv"] if decision.fitted is not None else None
-    return write_result(decision, _run(run_dir, "training.json"), metrics=metrics, baselines=baselines,
+    return write_result(decision, SatelliteFiles(run_dir).training, metrics=metrics, baselines=baselines,
                         **({"cv": cv} if cv is not None else {}))
 
 
@@ -593,7 +592,7 @@ def _test_metrics(model: nn.Module, data: dict, class_names: list[str], seed: in
         metrics["per_scene"] = {str(n): per_scene.get(n, {"count": 0, "accuracy": None, "macro_f1": None})
                                 for n in names}
         sample["scene"] = [names[member[i]].tolist() for i in sample.index]
-    write_parquet(sample, _run(run_dir, "evaluation.parquet"))
+    write_parquet(sample, SatelliteFiles(run_dir).evaluation)
     x_train, y_train = data["train"]
     keep = y_train.reshape(-1) != labelling.UNLABELLED
     xt = x_train.transpose(0, 2, 3, 1).reshape(-1, x_train.shape[1])[keep]
@@ -624,7 +623,8 @@ def _explain(model: nn.Module, test: tuple, bands: list[str], run_dir: str, *, s
     buf = io.BytesIO()
     np.savez_compressed(buf, chips=x[pick][:, (rgb * 3)[:3]], cam=cam, y_true=y[pick, centre, centre],
                         y_pred=pred)
-    write_bytes(buf.getvalue(), _run(run_dir, "explanations.npz"))
+    files = SatelliteFiles(run_dir)
+    write_bytes(buf.getvalue(), files.explanation_chips)
     features = insight.penultimate_features(model, x[chips[:64]], batch_size=16)
     labels = y[chips[:64]]
     keep = labels.reshape(-1) != labelling.UNLABELLED
@@ -632,7 +632,7 @@ def _explain(model: nn.Module, test: tuple, bands: list[str], run_dir: str, *, s
     with torch.no_grad():
         pixel_pred = model(torch.as_tensor(x[chips[:64]])).argmax(1).numpy().reshape(-1)[keep]
     table = insight.embeddings_table(flat, labels.reshape(-1)[keep], pixel_pred, seed=seed)
-    write_parquet(table, _run(run_dir, "embeddings.parquet"))
+    write_parquet(table, files.embeddings)
 
 
 def _sample_pixels(ds: xr.Dataset, seed: int, *, region: np.ndarray | None = None, n: int = 5000) -> pd.DataFrame:
@@ -705,9 +705,10 @@ def monitor_area(mosaic_uri: str, classmap_uri: str, training_uri: str, run_dir:
                 if r.get("status") == "completed" and r.get("monitor", {}).get("area") == area
                 and r.get("run_id") != run_id]
     change = {"previous_run": None, "changed_share": None, "transitions": []}
+    files = SatelliteFiles(run_dir)
     if previous:
         last = previous[-1]
-        prev_map = join(last["dir"], "classmap.tif")
+        prev_map = join(last["dir"], SatelliteFiles.classmap.name)
         if exists(prev_map):
             with tempfile.TemporaryDirectory() as tmp:
                 previous_map = _read_raster(fetch(prev_map, tmp))
@@ -715,7 +716,7 @@ def monitor_area(mosaic_uri: str, classmap_uri: str, training_uri: str, run_dir:
             change = {"previous_run": last["run_id"], "changed_share": share,
                       "transitions": transitions.head(20).to_dict("records")}
             changed_da = ds["labels"].copy(data=changed.astype("uint8"))
-            write_cog(changed_da.rio.write_crs(ds.attrs["crs"]), _run(run_dir, "change.tif"), nodata=255)
+            write_cog(changed_da.rio.write_crs(ds.attrs["crs"]), files.change, nodata=255)
     model = training_info["model"]
     reference = pd.read_parquet(io.BytesIO(ModelRegistry(data_root).file(model["name"], model["scored_with"],
                                                                          "reference.parquet")))
@@ -727,4 +728,4 @@ def monitor_area(mosaic_uri: str, classmap_uri: str, training_uri: str, run_dir:
               "drift": drift.to_dict("records"), "flagged": flagged,
               "thresholds": {"psi": psi_threshold, "changed_share": change_threshold}}
     summary = {k: v for k, v in result.items() if k != "history"}
-    return {"output": write_json(result, _run(run_dir, "monitor.json")), "flagged": flagged, "summary": summary}
+    return {"output": write_json(result, files.monitor), "flagged": flagged, "summary": summary}

@@ -9,6 +9,7 @@ import pandas as pd
 from prefect import task
 
 from tasks import evaluate, insight_report
+from tasks.sentiment.files import SentimentFiles
 
 
 def misclassified(evaluation: pd.DataFrame, class_names: list[str], n: int = 15) -> pd.DataFrame:
@@ -24,24 +25,25 @@ def misclassified(evaluation: pd.DataFrame, class_names: list[str], n: int = 15)
 def build_report(run: dict) -> evaluate.Report:
     run_dir = Path(run["dir"])
     report = evaluate.run_report(run)
-    if (run_dir / "posts_profile.parquet").exists():
+    files = SentimentFiles(run_dir)
+    if files.posts_profile.exists():
         report.heading("Posts")
-        profile = pd.read_parquet(run_dir / "posts_profile.parquet")
+        profile = pd.read_parquet(files.posts_profile)
         profile["length"] = profile["length"].clip(upper=300)
         report.figure("post_lengths", evaluate.plot_by_label(
             profile, [("length", "Post length by label", "characters (clipped at 300)")], bins=40))
-    if (run_dir / "quarantine.parquet").exists():
-        report.table(pd.read_parquet(run_dir / "quarantine.parquet")["reason"].value_counts().reset_index(),
+    if files.quarantine.exists():
+        report.table(pd.read_parquet(files.quarantine)["reason"].value_counts().reset_index(),
                      caption="Quarantined posts by reason")
-    training = run_dir / "training.json"
+    training = files.training
     class_names = json.loads(training.read_text())["class_names"] if training.exists() else []
     evaluate.classification_section(report, run, class_names, heading="Evaluation on the test posts")
     insight_report.insight_sections(report, run, class_names, slices={"tokens_bin": "post length (tokens)"})
-    if (run_dir / "evaluation.parquet").exists():
-        report.table(misclassified(pd.read_parquet(run_dir / "evaluation.parquet"), class_names),
+    if files.evaluation.exists():
+        report.table(misclassified(pd.read_parquet(files.evaluation), class_names),
                      caption="Most confident mistakes")
-    if (run_dir / "explanations.parquet").exists():
-        explained = pd.read_parquet(run_dir / "explanations.parquet")
+    if files.explanations.exists():
+        explained = pd.read_parquet(files.explanations)
         report.heading("Why: per-token importance (linear part's share and the CNN's integrated gradients)")
         report.figure("token_importance", insight_report.plot_token_importance(explained, class_names),
                       caption="Importance of each token for the predicted class; the first posts are the most "

@@ -33,6 +33,7 @@ from tasks.common import save_quarantine
 from tasks.errors import BadInputError
 from tasks.evaluate import classification_metrics
 from tasks.sentiment import checks, clean, features, sources, training
+from tasks.sentiment.files import SentimentFiles
 from tasks.store import fetch, read_json, read_parquet, write_parquet
 
 CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
@@ -40,10 +41,6 @@ PARTITION = 50_000
 VOCABULARY = 100_000  # every training token up to this many: the linear part reads them all, as TF-IDF does
 # --tune: the CNN part's size and dropout, and the learning rate
 SEARCH = {"lr": ("log", 3e-4, 3e-3), "channels": ("choice", [32, 64, 128]), "dropout": ("float", 0.2, 0.6)}
-
-
-def _run(run_dir: str, name: str) -> str:
-    return str(Path(run_dir) / name)
 
 
 @task(name="ingest posts", **CACHED)
@@ -57,7 +54,7 @@ def ingest_posts(run_dir: str, *, input: str | None, text_column: str | None = N
         input = write_synthetic_posts(Path(run_dir) / "input" / "posts.csv", n=synthetic_n, seed=seed)
     posts, repairs = sources.read_posts(fetch(input), text_column=text_column, label_column=label_column,
                                         encoding=encoding)
-    return {"output": write_parquet(posts, _run(run_dir, "posts.parquet")), **repairs}
+    return {"output": write_parquet(posts, SentimentFiles(run_dir).posts), **repairs}
 
 
 @task(name="check posts", **CACHED)
@@ -68,12 +65,13 @@ def check_posts(posts_uri: str, run_dir: str, *, max_chars: int = 5000) -> dict:
     valid, quarantined = checks.check_posts(posts, max_chars=max_chars, labelled=labelled)
     if valid.empty:
         raise BadInputError(f"no usable post left after the checks ({quarantined['reason'].value_counts().to_dict()})")
-    save_quarantine([quarantined.assign(kind="post", record=quarantined["id"])], _run(run_dir, "quarantine.parquet"))
+    files = SentimentFiles(run_dir)
+    save_quarantine([quarantined.assign(kind="post", record=quarantined["id"])], files.quarantine)
     profile = checks.posts_profile(valid, quarantined)
-    write_parquet(valid, _run(run_dir, "valid_posts.parquet"))
+    write_parquet(valid, files.valid_posts)
     duplicates = int(quarantined["reason"].str.startswith("duplicate").sum())
-    return {"output": _run(run_dir, "valid_posts.parquet"),
-            "profile": write_parquet(profile, _run(run_dir, "posts_profile.parquet")),
+    return {"output": str(files.valid_posts),
+            "profile": write_parquet(profile, files.posts_profile),
             "records_in": len(posts), "records_valid": len(valid), "records_quarantined": len(quarantined),
             "duplicates": duplicates}
 
@@ -88,9 +86,10 @@ def clean_posts(posts_uri: str, run_dir: str, *, options: dict | None = None) ->
     table = pd.concat([posts.reset_index(drop=True), cleaned.reset_index(drop=True)], axis=1)
     table["n_tokens"] = table["tokens"].map(len)
     profile = table[["n_tokens"]].assign(empty_share=float((table["n_tokens"] == 0).mean()))
-    write_parquet(profile, _run(run_dir, "clean_profile.parquet"))
-    return {"output": write_parquet(table, _run(run_dir, "clean_posts.parquet")),
-            "profile": _run(run_dir, "clean_profile.parquet"), "options": opts.as_dict()}
+    files = SentimentFiles(run_dir)
+    write_parquet(profile, files.clean_profile)
+    return {"output": write_parquet(table, files.clean_posts),
+            "profile": str(files.clean_profile), "options": opts.as_dict()}
 
 
 def _fingerprint(table: pd.DataFrame) -> str:
@@ -196,7 +195,7 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
         if folds and folds > 1:
             metrics["cv"] = _cross_validate(tokens, y, idx, folds, class_names, max_tokens=max_tokens,
                                             epochs=epochs, seed=seed)
-    return {**write_result(decision, _run(run_dir, "training.json"), metrics=metrics, baselines=baselines),
+    return {**write_result(decision, SentimentFiles(run_dir).training, metrics=metrics, baselines=baselines),
             "rare_classes": rare}
 
 
@@ -231,7 +230,7 @@ def _evaluate(decision: Decision, spec: SentimentSpec, registry: ModelRegistry, 
     evaluation.insert(0, "id", posts["id"].to_numpy())
     evaluation["tokens_bin"] = pd.cut(np.array([len(tokens[i]) for i in test]), [-1, 5, 10, 20, 40, np.inf],
                                       labels=["0-5", "6-10", "11-20", "21-40", "41+"])
-    write_parquet(evaluation, _run(run_dir, "evaluation.parquet"))
+    write_parquet(evaluation, SentimentFiles(run_dir).evaluation)
     _explain(model, x_test, evaluation, [tokens[i] for i in test], run_dir, seed=seed)
     return metrics, baselines
 
@@ -261,6 +260,7 @@ def _explain(model: nn.Module, x_test: np.ndarray, evaluation: pd.DataFrame, tok
     mistakes = insight.confident_mistakes(y, proba, n=n // 2)
     right = np.flatnonzero(y == y_pred)
     pick = np.concatenate([mistakes, np.random.default_rng(seed).permutation(right)[: n - len(mistakes)]])
+    files = SentimentFiles(run_dir)
     if len(pick):
         ids = torch.as_tensor(x_test[pick])
         importance = insight.embedding_attributions(model, model.embed, ids, y_pred[pick])
@@ -270,9 +270,9 @@ def _explain(model: nn.Module, x_test: np.ndarray, evaluation: pd.DataFrame, tok
         rows = [{"id": evaluation["id"].iloc[i], "text": evaluation["text"].iloc[i], "y_true": int(y[i]),
                  "y_pred": int(y_pred[i]), "mistake": bool(y[i] != y_pred[i]), "tokens": tokens[i][:ids.shape[1]],
                  "importance": importance[j, :len(tokens[i][:ids.shape[1]])].tolist()} for j, i in enumerate(pick)]
-        write_parquet(pd.DataFrame(rows), _run(run_dir, "explanations.parquet"))
+        write_parquet(pd.DataFrame(rows), files.explanations)
     table = insight.embeddings_table(insight.penultimate_features(model, x_test), y, y_pred, seed=seed)
-    write_parquet(table, _run(run_dir, "embeddings.parquet"))
+    write_parquet(table, files.embeddings)
 
 
 @task(name="score posts", **CACHED)
@@ -294,4 +294,4 @@ def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: st
         out["uncertainty"] = uncertainty
     out.insert(0, "predicted", np.asarray(card.class_names)[proba.argmax(1)] if len(ids) else [])
     out.insert(0, "id", table["id"].to_numpy())
-    return {"output": write_parquet(out, _run(run_dir, "predictions.parquet"))}
+    return {"output": write_parquet(out, SentimentFiles(run_dir).predictions)}
