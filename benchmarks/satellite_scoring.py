@@ -122,8 +122,8 @@ def run_tessera(mosaic: Path, out: Path, bands: int) -> dict:
     import rioxarray  # noqa: F401
 
     from tasks.compute import dask_client
+    from tasks.satellite.classifier import normalized as _normalized
     from tasks.satellite.scoring import torch_threads_per_task, write_class_maps
-    from tasks.satellite.tasks import _normalized
     from tasks.store import open_zarr
 
     model = make_model(bands)

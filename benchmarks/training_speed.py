@@ -15,7 +15,7 @@ with the same validation pass after each epoch (early stopping needs it).
   (``tasks.sentiment.training.fit_hybrid``; its two logistic regressions run before the loop and are reported as
   ``setup_s``, not timed per epoch);
 - satellite: a 2000 x 2000 px, 6-band scene from the synthetic land cover with 600 labelled discs, the flow's
-  block split and patch windows, default U-Net (``tasks.satellite.tasks._fit_segmenter``);
+  block split and patch windows, default U-Net (``tasks.satellite.classifier.fit_segmenter``);
 - market: 5 symbols x 3,000 days of synthetic OHLCV through the ingest and check stages, the last walk-forward
   fold's LSTM (``tasks.market.tasks.fit_fold``).
 
@@ -167,6 +167,7 @@ def sentiment(epochs: int, work: Path) -> None:
 def satellite(epochs: int, work: Path) -> None:
     from datetime import date
 
+    from tasks.satellite import classifier as satellite_classifier
     from tasks.satellite import grid, synthetic, training
     from tasks.satellite import tasks as satellite_tasks
     from tasks.satellite.labels import UNLABELLED
@@ -192,8 +193,8 @@ def satellite(epochs: int, work: Path) -> None:
         patches = training.take_patches(image, windows, patch=d["patch"])
         data[name] = training.extract_patches(patches, labels, split, grid.SPLITS[name], windows, patch=d["patch"],
                                               once=name != "train")
-    arch = satellite_tasks._architecture(p.model, bands, int(cover.max()) + 1, d["width"])
-    satellite_tasks._fit_segmenter(arch, data["train"], data["val"], epochs=epochs, batch_size=d["batch_size"],
+    arch = satellite_classifier.architecture(p.model, bands, int(cover.max()) + 1, d["width"])
+    satellite_classifier.fit_segmenter(arch, data["train"], data["val"], epochs=epochs, batch_size=d["batch_size"],
                                    seed=p.seed)
 
 
@@ -205,10 +206,10 @@ def market(epochs: int, work: Path) -> None:
     p = params.MarketParams()
     path = write_synthetic_prices(work / "prices.csv", symbols=5, days=3000)
     ingested = market_tasks.ingest_prices.fn(str(work), input=path)
-    checked = market_tasks.check_prices.fn(ingested["output"], str(work))
+    checked = market_tasks.check_prices.fn(ingested.output, str(work))
     settings = market_tasks.MarketSettings(lag=p.lag, horizon=p.horizon, folds=p.folds, epochs=epochs, hidden=p.hidden,
                                            cost=p.cost, seed=p.seed, mc_samples=p.mc_samples)
-    spec = market_tasks.MarketSpec(sources.read_checked_prices(checked["output"]), settings)
+    spec = market_tasks.MarketSpec(sources.read_checked_prices(checked.output), settings)
     market_tasks.fit_fold(spec.last, p.folds - 1, settings, spec.dates)
 
 

@@ -137,7 +137,7 @@ def models_command(args: argparse.Namespace) -> int:
     """``tessera models list|show|promote``: read and fix the registry by hand."""
 
     from models.registry import ModelRegistry
-    from tasks.evaluate import headline
+    from tasks.metrics import headline
 
     registry = ModelRegistry(args.out)
     try:

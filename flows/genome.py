@@ -23,25 +23,24 @@ def genome(params: GenomeParams = GenomeParams()) -> dict:
     """Ingest, check and gate, encode in Dask and gate, train or load the champion, score, publish."""
     with pipeline_run("genome", params, publish=publish_report) as run:
         run_dir, root = str(run.dir), str(data_root(params.out))
-        records = run.stage("ingest", ingest_sequences, run_dir, input=params.input, labels=params.labels,
-                            label_from_filename=params.label_from_filename, synthetic_n=params.synthetic_n,
-                            seed=params.seed)
-        checked = run.stage("check", check_sequences, records["output"], run_dir, min_length=params.min_length)
-        run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"])
-        run.inputs.update(records["read"], sequence_length=checked["lengths"], encoded_length=params.length)
-        gate(run, checked["profile"], "genome_sequences", "sequences", min_length=params.min_length)
-        encoded = run.stage("encode", encode_sequences, checked["output"], run_dir, length=params.length, k=params.k,
-                            padding=params.padding)
-        profile = run.stage("profile_encoded", profile_encodings, encoded["output"], run_dir)
-        gate(run, profile["output"], "genome_encoded", "encoded")
-        trained = run.stage("train", train_sequence_classifier, encoded["output"], run_dir, root, mode=params.train,
-                            model_name=params.model_name, architecture=params.model, encoding=params.encoding,
-                            epochs=params.epochs, folds=params.folds, augment_rc=params.augment_rc,
-                            seed=params.seed, calibrate=params.calibrate, mc_samples=params.mc_samples,
-                            tune=params.tune)
-        run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
-        if trained.get("rare_classes"):
-            run.inputs["rare_classes"] = trained["rare_classes"]
-        run.stage("score", score_sequences, checked["output"], trained["output"], run_dir, root, stride=params.stride,
-                  mc_samples=params.mc_samples)
+        records = ingest_sequences(run_dir, input=params.input, labels=params.labels,
+                                   label_from_filename=params.label_from_filename, synthetic_n=params.synthetic_n,
+                                   seed=params.seed)
+        checked = check_sequences(records.output, run_dir, min_length=params.min_length)
+        run.add_counts(checked.records_in, checked.records_valid, checked.records_quarantined)
+        run.inputs.update(records.read, sequence_length=checked.lengths, encoded_length=params.length)
+        gate(run, checked.profile, "genome_sequences", "sequences", min_length=params.min_length)
+        encoded = encode_sequences(checked.output, run_dir, length=params.length, k=params.k,
+                                   padding=params.padding)
+        profile = profile_encodings(encoded.output, run_dir)
+        gate(run, profile.output, "genome_encoded", "encoded")
+        trained = train_sequence_classifier(encoded.output, run_dir, root, mode=params.train,
+                                            model_name=params.model_name, architecture=params.model,
+                                            encoding=params.encoding,
+                                            epochs=params.epochs, folds=params.folds, augment_rc=params.augment_rc,
+                                            seed=params.seed, calibrate=params.calibrate, mc_samples=params.mc_samples,
+                                            tune=params.tune)
+        run.record_training(trained)
+        score_sequences(checked.output, trained.output, run_dir, root, stride=params.stride,
+                        mc_samples=params.mc_samples)
     return run.to_dict()

@@ -16,19 +16,19 @@ def market(params: MarketParams = MarketParams()) -> dict:
     """Ingest, check and gate, walk forward (leakage-free windows, LSTM and baselines), forecast, publish."""
     with pipeline_run("market", params, publish=publish_report) as run:
         run_dir, root = str(run.dir), str(data_root(params.out))
-        prices = run.stage("ingest", ingest_prices, run_dir, input=params.input, symbol=params.symbol,
-                           target=params.target, date_column=params.date_column,
-                           volume_column=params.volume_column, seed=params.seed)
-        checked = run.stage("check", check_prices, prices["output"], run_dir, splits=params.splits,
-                            adjusted=prices["read"]["adjusted_close"])
-        run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"],
-                       unsorted_rows=checked["unsorted_rows"], empty_cells_skipped=prices["read"]["empty_cells"])
-        run.inputs.update(prices["read"], splits=checked["splits"])
-        gate(run, checked["profile"], "market_prices", "prices", min_rows=params.lag + params.horizon + 1)
-        trained = run.stage("walk_forward", walk_forward, checked["output"], run_dir, root, mode=params.train,
-                            lag=params.lag, horizon=params.horizon, folds=params.folds, epochs=params.epochs,
-                            hidden=params.hidden, cost=params.cost, model_name=params.model_name,
-                            seed=params.seed, mc_samples=params.mc_samples, tune=params.tune)
-        run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
-        run.stage("forecast", forecast_next, checked["output"], trained["output"], run_dir, root)
+        prices = ingest_prices(run_dir, input=params.input, symbol=params.symbol,
+                               target=params.target, date_column=params.date_column,
+                               volume_column=params.volume_column, seed=params.seed)
+        checked = check_prices(prices.output, run_dir, splits=params.splits,
+                               adjusted=prices.read["adjusted_close"])
+        run.add_counts(checked.records_in, checked.records_valid, checked.records_quarantined,
+                       unsorted_rows=checked.unsorted_rows, empty_cells_skipped=prices.read["empty_cells"])
+        run.inputs.update(prices.read, splits=checked.splits)
+        gate(run, checked.profile, "market_prices", "prices", min_rows=params.lag + params.horizon + 1)
+        trained = walk_forward(checked.output, run_dir, root, mode=params.train,
+                               lag=params.lag, horizon=params.horizon, folds=params.folds, epochs=params.epochs,
+                               hidden=params.hidden, cost=params.cost, model_name=params.model_name,
+                               seed=params.seed, mc_samples=params.mc_samples, tune=params.tune)
+        run.record_training(trained)
+        forecast_next(checked.output, trained.output, run_dir, root)
     return run.to_dict()

@@ -29,41 +29,41 @@ def satellite(params: SatelliteParams = SatelliteParams()) -> dict:
         sentinelhub = {"bbox": tuple(params.bbox) if params.bbox else None, "time_from": params.time_from,
                        "time_to": params.time_to, "resolution": params.resolution or 10.0,
                        "mosaicking_order": params.mosaicking_order}
-        ingest = run.stage("ingest", ingest_scenes, run_dir, source=params.source, input=params.input,
-                           labels=params.labels, date=params.date, two_zones=params.two_zones,
-                           sentinelhub=sentinelhub if params.source == "sentinelhub" else None)
-        profile = run.stage("profile", profile_scene_files, ingest["output"], run_dir, scale=params.scale)
-        run.add_counts(profile["records_in"], profile["records_valid"], profile["records_quarantined"])
-        run.inputs.update(profile["encoding"])
-        gate(run, profile["output"], "satellite_scenes", "scenes")
-        mosaic = run.stage("mosaic", mosaic_scenes, ingest["output"], profile["output"], run_dir,
-                           resolution=params.resolution, crs=params.crs, resampling=params.resampling,
-                           method=params.mosaic_method, label_column=params.label_column, bands=params.bands,
-                           block=params.block, seed=params.seed)
-        run.add_counts(profile["records_in"] + mosaic["labels_in"],
-                       profile["records_valid"] + mosaic["labels_in"] - mosaic["labels_quarantined"],
-                       profile["records_quarantined"] + mosaic["labels_quarantined"],
-                       scenes_in=profile["records_in"], label_polygons_in=mosaic["labels_in"],
-                       pixels_saturated=profile["pixels_saturated"], pixels_nodata=profile["pixels_nodata"])
-        run.inputs["spatial_blocks"] = mosaic["block"]
-        norm = run.stage("normalize", normalization_statistics, mosaic["output"], run_dir)
-        mosaic_profile = run.stage("profile_mosaic", profile_mosaic, mosaic["output"], norm["output"], run_dir)
-        gate(run, mosaic_profile["output"], "satellite_mosaic", "mosaic")
-        trained = run.stage("train", train_classifier, mosaic["output"], norm["output"], run_dir, root,
-                            mode=params.train, model_name=params.model_name, model=params.model,
-                            epochs=params.epochs, seed=params.seed, calibrate=params.calibrate,
-                            mc_samples=params.mc_samples, folds=params.folds, tune=params.tune,
-                            scenes_uri=profile["output"])
-        run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
-        scored = run.stage("score", score_class_map, mosaic["output"], trained["output"], run_dir, root,
-                           mc_samples=params.mc_samples, seed=params.seed)
-        if "uncertainty_summary" in scored:
-            run.metrics = {**run.metrics, "uncertainty_map": scored["uncertainty_summary"]}
-        monitored = run.stage("monitor", monitor_area, mosaic["output"], scored["output"], trained["output"],
-                              run_dir, root, run.run_id, psi_threshold=params.psi_threshold,
-                              change_threshold=params.change_threshold, seed=params.seed)
-        run.monitor = monitored["summary"]
-        if params.fail_on_drift and monitored["flagged"]:
+        ingest = ingest_scenes(run_dir, source=params.source, input=params.input,
+                               labels=params.labels, date=params.date, two_zones=params.two_zones,
+                               sentinelhub=sentinelhub if params.source == "sentinelhub" else None)
+        profile = profile_scene_files(ingest.output, run_dir, scale=params.scale)
+        run.add_counts(profile.records_in, profile.records_valid, profile.records_quarantined)
+        run.inputs.update(profile.encoding)
+        gate(run, profile.output, "satellite_scenes", "scenes")
+        mosaic = mosaic_scenes(ingest.output, profile.output, run_dir,
+                               resolution=params.resolution, crs=params.crs, resampling=params.resampling,
+                               method=params.mosaic_method, label_column=params.label_column, bands=params.bands,
+                               block=params.block, seed=params.seed)
+        run.add_counts(profile.records_in + mosaic.labels_in,
+                       profile.records_valid + mosaic.labels_in - mosaic.labels_quarantined,
+                       profile.records_quarantined + mosaic.labels_quarantined,
+                       scenes_in=profile.records_in, label_polygons_in=mosaic.labels_in,
+                       pixels_saturated=profile.pixels_saturated, pixels_nodata=profile.pixels_nodata)
+        run.inputs["spatial_blocks"] = mosaic.block
+        norm = normalization_statistics(mosaic.output, run_dir)
+        mosaic_profile = profile_mosaic(mosaic.output, norm.output, run_dir)
+        gate(run, mosaic_profile.output, "satellite_mosaic", "mosaic")
+        trained = train_classifier(mosaic.output, norm.output, run_dir, root,
+                                   mode=params.train, model_name=params.model_name, model=params.model,
+                                   epochs=params.epochs, seed=params.seed, calibrate=params.calibrate,
+                                   mc_samples=params.mc_samples, folds=params.folds, tune=params.tune,
+                                   scenes_uri=profile.output)
+        run.record_training(trained)
+        scored = score_class_map(mosaic.output, trained.output, run_dir, root,
+                                 mc_samples=params.mc_samples, seed=params.seed)
+        if scored.uncertainty_summary:
+            run.metrics = {**run.metrics, "uncertainty_map": scored.uncertainty_summary}
+        monitored = monitor_area(mosaic.output, scored.output, trained.output,
+                                 run_dir, root, run.run_id, psi_threshold=params.psi_threshold,
+                                 change_threshold=params.change_threshold, seed=params.seed)
+        run.monitor = monitored.summary
+        if params.fail_on_drift and monitored.flagged:
             raise MonitoringAlert(f"monitoring flagged area {run.monitor['area']}: drift or change past its "
                                   f"threshold (see {run_dir}/report.html); raise --psi-threshold or "
                                   "--change-threshold if this change is expected")

@@ -16,25 +16,24 @@ def sentiment(params: SentimentParams = SentimentParams()) -> dict:
     """Ingest, check and gate, clean in Dask and gate, train or load the champion, score, publish."""
     with pipeline_run("sentiment", params, publish=publish_report) as run:
         run_dir, root = str(run.dir), str(data_root(params.out))
-        posts = run.stage("ingest", ingest_posts, run_dir, input=params.input, text_column=params.text_column,
-                          label_column=params.label_column, encoding=params.encoding, synthetic_n=params.synthetic_n,
-                          seed=params.seed)
-        checked = run.stage("check", check_posts, posts["output"], run_dir, max_chars=params.max_chars)
-        run.add_counts(checked["records_in"], checked["records_valid"], checked["records_quarantined"],
-                       duplicates_dropped=checked["duplicates"],
-                       undecodable_bytes_replaced=posts["undecodable_replaced"],
-                       mojibake_repaired=posts["mojibake_repaired"])
-        run.inputs.update(posts["read"])
-        gate(run, checked["profile"], "sentiment_posts", "posts", max_chars=params.max_chars)
-        cleaned = run.stage("clean", clean_posts, checked["output"], run_dir, options=params.clean_options)
-        gate(run, cleaned["profile"], "sentiment_clean", "clean")
-        trained = run.stage("train", train_text_classifier, cleaned["output"], run_dir, root, mode=params.train,
-                            model_name=params.model_name, max_tokens=params.max_tokens, epochs=params.epochs,
-                            seed=params.seed, calibrate=params.calibrate, mc_samples=params.mc_samples,
-                            folds=params.folds, tune=params.tune)
-        run.model, run.metrics, run.baselines = trained["model"], trained["metrics"], trained["baselines"]
-        if trained.get("rare_classes"):
-            run.inputs["rare_classes"] = trained["rare_classes"]
-        run.stage("score", score_posts, cleaned["output"], trained["output"], run_dir, root,
-                  mc_samples=params.mc_samples)
+        posts = ingest_posts(run_dir, input=params.input, text_column=params.text_column,
+                             label_column=params.label_column, encoding=params.encoding, synthetic_n=params.synthetic_n,
+                             seed=params.seed)
+        checked = check_posts(posts.output, run_dir, max_chars=params.max_chars)
+        run.add_counts(checked.records_in, checked.records_valid, checked.records_quarantined,
+                       duplicates_dropped=checked.duplicates,
+                       undecodable_bytes_replaced=posts.undecodable_replaced,
+                       mojibake_repaired=posts.mojibake_repaired)
+        run.inputs.update(posts.read)
+        gate(run, checked.profile, "sentiment_posts", "posts", max_chars=params.max_chars)
+        cleaned = clean_posts(checked.output, run_dir, options=params.clean_options)
+        gate(run, cleaned.profile, "sentiment_clean", "clean")
+        trained = train_text_classifier(cleaned.output, run_dir, root, mode=params.train,
+                                        model_name=params.model_name, max_tokens=params.max_tokens,
+                                        epochs=params.epochs,
+                                        seed=params.seed, calibrate=params.calibrate, mc_samples=params.mc_samples,
+                                        folds=params.folds, tune=params.tune)
+        run.record_training(trained)
+        score_posts(cleaned.output, trained.output, run_dir, root,
+                    mc_samples=params.mc_samples)
     return run.to_dict()

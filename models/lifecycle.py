@@ -25,6 +25,7 @@ from models.architectures import build
 from models.card import ModelCard
 from models.registry import ModelRegistry
 from tasks.errors import BadInputError
+from tasks.results import Trained
 from tasks.store import write_json
 
 TRAINED_ON = "trained_on.npy"
@@ -107,7 +108,7 @@ NO_HONEST_TEST = ("every test unit was in the champion's training or validation 
 
 
 def write_result(decision: Decision, uri: str | os.PathLike, *, metrics: dict, baselines: dict,
-                 **extra: object) -> dict:
+                 **extra: object) -> Trained:
     """Write a run's training.json (the decision as run.json's ``model``, the metrics and baselines, the history
     and classes of the model trained or reused, and ``extra``) and return what the flow records."""
     card = decision.trained or decision.scoring
@@ -115,7 +116,7 @@ def write_result(decision: Decision, uri: str | os.PathLike, *, metrics: dict, b
               "history": card.history, "class_names": card.class_names, **extra}
     if card.tuning:
         result["tuning"] = card.tuning
-    return {"output": write_json(result, uri), "model": result["model"], "metrics": metrics, "baselines": baselines}
+    return Trained(output=write_json(result, uri), model=result["model"], metrics=metrics, baselines=baselines)
 
 
 def _keys_file(keys: np.ndarray) -> bytes:

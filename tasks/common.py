@@ -1,16 +1,33 @@
-"""Thin Prefect tasks shared by every domain: the quality gate and the quarantine table."""
+"""What the tasks of every domain share: the stage decorator, the quality gate and the quarantine table."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from tasks.quality import publish_gate_artifact, raise_if_failed, validate_table, warning_messages
+from tasks.runs import current_run
 from tasks.store import read_parquet, write_parquet
 
 QUARANTINE_COLUMNS = ["kind", "record", "reason"]
+
+
+def stage(key: str, name: str) -> Callable[[Callable[..., Any]], Task]:
+    """One stage of a run as a coarse Prefect task called ``name``: cached on its inputs and source code, so a
+    resumed run skips what it finished, and recorded when it ends in run.json's ``stages[key]`` (its time and
+    output URI)."""
+
+    def record(task: Task, task_run: Any, state: Any) -> None:
+        run = current_run()
+        if run is not None:
+            run.record_stage(key, task_run.total_run_time.total_seconds(), state.result())
+
+    return task(name=name, cache_policy=INPUTS + TASK_SOURCE, persist_result=True, on_completion=[record])
 
 
 @task(name="quality gate")

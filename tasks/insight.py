@@ -16,7 +16,7 @@ from sklearn.manifold import TSNE
 from torch import nn
 
 from models.train import predict_proba, predict_proba_mc
-from tasks.evaluate import classification_metrics
+from tasks.metrics import classification_metrics
 
 CALIBRATION_METHODS = ("platt", "isotonic")
 _EPS = 1e-6
@@ -331,7 +331,7 @@ def cross_validate(fit_predict: Callable[[np.ndarray, np.ndarray, np.ndarray, in
 
 def fold_summary(scores: list[dict]) -> dict:
     """Mean, standard deviation and per-fold values of accuracy, macro F1 and Cohen's kappa, from one
-    :func:`~tasks.evaluate.classification_metrics` dict per fold (any fold scheme: stratified, spatial blocks)."""
+    :func:`~tasks.metrics.classification_metrics` dict per fold (any fold scheme: stratified, spatial blocks)."""
     summary = {}
     for key in ("accuracy", "macro_f1", "cohen_kappa"):
         values = np.array([s[key] for s in scores])

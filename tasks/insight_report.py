@@ -12,7 +12,8 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from tasks import insight
-from tasks.evaluate import Report, _png
+from tasks.figures import png
+from tasks.reporting import Report
 from tasks.runs import RunFiles
 
 
@@ -34,7 +35,7 @@ def plot_reliability(y: np.ndarray, panels: dict[str, np.ndarray], *, n_bins: in
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top class)", ylabel="accuracy",
                title=f"{name}: ECE {ece:.3f}")
         ax.legend(fontsize=7, loc="upper left")
-    return _png(fig)
+    return png(fig)
 
 
 def plot_uncertainty(y: np.ndarray, y_pred: np.ndarray, uncertainty: np.ndarray) -> bytes:
@@ -51,7 +52,7 @@ def plot_uncertainty(y: np.ndarray, y_pred: np.ndarray, uncertainty: np.ndarray)
             right.hist(uncertainty[mask], bins=bins, alpha=0.6, density=True, label=label)
     right.set(xlabel="predictive entropy (nats)", ylabel="density", title="Uncertainty of right and wrong")
     right.legend()
-    return _png(fig)
+    return png(fig)
 
 
 def plot_embeddings(embedding: pd.DataFrame, class_names: list[str]) -> bytes:
@@ -67,7 +68,7 @@ def plot_embeddings(embedding: pd.DataFrame, class_names: list[str]) -> bytes:
         ax.scatter(miss[a], miss[b], s=18, facecolors="none", edgecolors="k", lw=0.5, label="misclassified")
         ax.set(title=f"{title} of the penultimate layer", xticks=[], yticks=[])
     axes[0].legend(fontsize=7, markerscale=2)
-    return _png(fig)
+    return png(fig)
 
 
 def plot_token_importance(rows: pd.DataFrame, class_names: list[str]) -> bytes:
@@ -80,7 +81,7 @@ def plot_token_importance(rows: pd.DataFrame, class_names: list[str]) -> bytes:
         ax.set_title(f"true {class_names[row['y_true']]}, predicted {class_names[row['y_pred']]}", fontsize=8)
         ax.axhline(0, color="k", lw=0.5)
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def calibration_section(report: Report, run_dir: Path, metrics: dict) -> pd.DataFrame | None:
@@ -152,7 +153,7 @@ def plot_sequence_importance(rows: pd.DataFrame, class_names: list[str],
                      fontsize=8)
     axes[-1, 0].set_xlabel("position (bases)")
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def plot_grad_cam(chips: np.ndarray, cam: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
@@ -173,7 +174,7 @@ def plot_grad_cam(chips: np.ndarray, cam: np.ndarray, y_true: np.ndarray, y_pred
     axes[0, 0].set_ylabel("chip")
     axes[1, 0].set_ylabel("Grad-CAM")
     fig.tight_layout()
-    return _png(fig)
+    return png(fig)
 
 
 def plot_cross_validation(cv: dict) -> bytes:
@@ -191,7 +192,7 @@ def plot_cross_validation(cv: dict) -> bytes:
            ylim=(min(0.0, low - 0.05) if low < 0.5 else max(0.0, low - 0.1), 1.0), ylabel="score",
            title=f"Cross-validation over {len(cv[names[0]]['folds'])} folds")
     ax.legend(fontsize=8, loc="lower left")
-    return _png(fig)
+    return png(fig)
 
 
 def plot_tuning(tuning: dict) -> bytes:
@@ -219,7 +220,7 @@ def plot_tuning(tuning: dict) -> bytes:
         axes[0, 1].set(xscale="log", xlim=(low / 1.2, high * 1.2), xlabel="learning rate (the searched range)",
                        ylabel=tuning["metric"])
         axes[0, 1].xaxis.set_minor_formatter(NullFormatter())
-    return _png(fig)
+    return png(fig)
 
 
 def tuning_section(report: Report, run_dir: Path) -> None:

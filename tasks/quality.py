@@ -157,7 +157,7 @@ def raise_if_failed(result: dict) -> dict:
 
 def publish_gate_artifact(result: dict) -> None:
     """A Prefect table artifact of the gate's outcome, when running inside a flow."""
-    from tasks.evaluate import publish_table
+    from tasks.reporting import publish_table
 
     rows = [{"stage": result["stage"], "suite": result["suite"], "severity": f["severity"],
              "expectation": f["expectation"], "column": f["column"], "observed": str(f["observed"]),

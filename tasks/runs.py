@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tasks.errors import exit_code_for
+from tasks.results import Trained
 from tasks.store import (
     StorageError,
     check_name,
@@ -103,13 +104,16 @@ class RunRecord:
         run_dir.mkdir(parents=True, exist_ok=True)
         return cls(flow=flow, run_id=run_id, dir=run_dir, parameters=parameters, uri=uri)
 
-    def stage(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Call a task, timing it and recording its output URI under ``stages``."""
-        t0 = time.perf_counter()
-        result = fn(*args, **kwargs)
-        output = result.get("output") if isinstance(result, dict) else result if isinstance(result, str) else None
-        self.stages[name] = {"seconds": round(time.perf_counter() - t0, 3), "output": output}
-        return result
+    def record_stage(self, name: str, seconds: float, result: Any) -> None:
+        """A stage that ended: its time and its output URI under ``stages`` (tasks.common.stage calls this)."""
+        output = getattr(result, "output", result if isinstance(result, str) else None)
+        self.stages[name] = {"seconds": round(seconds, 3), "output": output}
+
+    def record_training(self, trained: Trained) -> None:
+        """The model the run trained or reused, its metrics and baselines, and any class too rare to learn."""
+        self.model, self.metrics, self.baselines = trained.model, trained.metrics, trained.baselines
+        if trained.rare_classes:
+            self.inputs["rare_classes"] = trained.rare_classes
 
     def add_counts(self, records_in: int, records_valid: int, records_quarantined: int, **extra: int) -> None:
         if records_in != records_valid + records_quarantined:
@@ -153,7 +157,9 @@ class RunRecord:
 
     @contextmanager
     def recording(self) -> Iterator[RunRecord]:
-        """Mark the run completed or failed and write run.json however the block ends."""
+        """The current run within the block (:func:`current_run`); mark it completed or failed and write run.json
+        however the block ends."""
+        token = _CURRENT.set(self)
         try:
             yield self
             self.status = "completed"
@@ -163,8 +169,17 @@ class RunRecord:
             self.exit_code = exit_code_for(exc)
             raise
         finally:
+            _CURRENT.reset(token)
             self.finished = now_iso()
             self.save()
+
+
+_CURRENT: ContextVar[RunRecord | None] = ContextVar("tessera_current_run", default=None)
+
+
+def current_run() -> RunRecord | None:
+    """The run being recorded in this context, if any."""
+    return _CURRENT.get()
 
 
 def list_runs(domain: str, *, out: str | None = None) -> list[dict]:

@@ -185,7 +185,7 @@ def test_run_survives_a_worker_killed_mid_run(cluster: LoopbackCluster, data_roo
     the mosaic stage, ~1 s into the run; the scheduler reruns the lost task on the other worker."""
     names = cluster.worker_names()
     with ThreadPoolExecutor(1) as pool:
-        run = pool.submit(satellite, **SATELLITE, out=str(data_root), dask_address=cluster.address)
+        run = pool.submit(satellite, SatelliteParams(**SATELLITE, out=str(data_root), dask_address=cluster.address))
         killed, in_flight = None, []
         started = time.monotonic()
         deadline = started + 120

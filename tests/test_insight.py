@@ -8,8 +8,9 @@ from torch import nn
 
 from models.train import enable_dropout, predict_proba_mc
 from tasks import insight
-from tasks.evaluate import Report, classification_metrics
 from tasks.insight_report import insight_sections
+from tasks.metrics import classification_metrics
+from tasks.reporting import Report
 
 
 def _calibrated_toy(n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -77,7 +77,7 @@ class TestStoreOnUrls:
         run = runs.RunRecord.start("market", {}, out=memory_root, run_id="r1")
         assert run.dir == tmp_path / "staging" / "market" / "r1"
         with run.recording():
-            run.stage("score", store.write_json, {"ok": True}, str(run.dir / "forecasts.json"))
+            run.record_stage("score", 0.1, store.write_json({"ok": True}, str(run.dir / "forecasts.json")))
             store.write_bytes(b"<html>", run.dir / "figures" / "a.png")
         run.sync()
         uri = f"{memory_root}/market/runs/r1"

@@ -74,15 +74,16 @@ class TestRunRecord:
             record.add_counts(10, 7, 2)
         assert record.counts["records_in"] == 0
 
-    def test_stage_records_seconds_and_output(self, tmp_path: Path) -> None:
+    def test_record_stage_keeps_the_output_uri_of_a_result_or_a_string(self, tmp_path: Path) -> None:
+        from tasks.results import Output
+
         record = runs.RunRecord.start("genome", {}, out=str(tmp_path), run_id="r1")
-        assert record.stage("encode", lambda x: f"{x}/encoded.zarr", "run") == "run/encoded.zarr"
-        record.stage("gate", lambda: {"output": "q.parquet", "rows": 3})
-        record.stage("noop", lambda: 5)
-        assert record.stages["encode"]["output"] == "run/encoded.zarr"
-        assert record.stages["gate"]["output"] == "q.parquet"
-        assert record.stages["noop"]["output"] is None
-        assert record.stages["encode"]["seconds"] >= 0
+        record.record_stage("encode", 1.23456, Output(output="run/encoded.zarr"))
+        record.record_stage("gate", 0.5, "q.parquet")
+        record.record_stage("noop", 0.1, 5)
+        assert record.stages == {"encode": {"seconds": 1.235, "output": "run/encoded.zarr"},
+                                 "gate": {"seconds": 0.5, "output": "q.parquet"},
+                                 "noop": {"seconds": 0.1, "output": None}}
 
 
 class TestListRuns:

@@ -162,7 +162,7 @@ class TestBlockedCrossValidation:
 
     def test_more_folds_than_labelled_training_blocks_is_an_error_a_person_can_act_on(self, grid_of_blocks):
         from tasks.errors import BadInputError
-        from tasks.satellite.tasks import _block_folds
+        from tasks.satellite.classifier import _block_folds
 
         split, labels, _ = grid_of_blocks
         with pytest.raises(BadInputError, match="--folds 41 needs at least 41 labelled training blocks, the area "

@@ -18,7 +18,7 @@ class ToyParams(BaseModel):
 
 
 def publish(run: dict) -> str:
-    from tasks.evaluate import Report
+    from tasks.reporting import Report
 
     report = Report("toy run")
     report.table(run["metrics"], caption="Metrics")

@@ -9,26 +9,28 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from tasks import evaluate, insight, insight_report
+from tasks import insight, insight_report
+from tasks.figures import plot_by_label
 from tasks.genome.files import GenomeFiles
 from tasks.genome.synthetic import MOTIFS
 from tasks.genome.training import motif_spans
+from tasks.reporting import Report, classification_section, publish_run, run_report
 
 
-def build_report(run: dict) -> evaluate.Report:
+def build_report(run: dict) -> Report:
     run_dir = Path(run["dir"])
-    report = evaluate.run_report(run)
+    report = run_report(run)
     files = GenomeFiles(run_dir)
     if files.sequence_profile.exists():
         report.heading("Sequences")
         profile = pd.read_parquet(files.sequence_profile)
-        report.figure("sequence_profile", evaluate.plot_by_label(profile, [
+        report.figure("sequence_profile", plot_by_label(profile, [
             ("length", "Sequence length", "bases"), ("gc_content", "GC content", "fraction")]))
     if files.quarantine.exists():
         report.table(pd.read_parquet(files.quarantine).head(50), caption="Quarantined records")
     training = files.training
     class_names = json.loads(training.read_text())["class_names"] if training.exists() else []
-    evaluate.classification_section(report, run, class_names,
+    classification_section(report, run, class_names,
                                     heading="Evaluation on the test records (stratified split)")
     insight_report.insight_sections(report, run, class_names, slices={"length_bin": "sequence length"})
     _mistakes_and_motifs(report, run_dir, class_names)
@@ -42,7 +44,7 @@ def build_report(run: dict) -> evaluate.Report:
     return report
 
 
-def _mistakes_and_motifs(report: evaluate.Report, run_dir: Path, class_names: list[str]) -> None:
+def _mistakes_and_motifs(report: Report, run_dir: Path, class_names: list[str]) -> None:
     files = GenomeFiles(run_dir)
     if files.evaluation.exists():
         evaluation = pd.read_parquet(files.evaluation)
@@ -75,4 +77,4 @@ def _mistakes_and_motifs(report: evaluate.Report, run_dir: Path, class_names: li
 def publish_report(run: dict) -> str:
     """Write report.html and publish its metrics and summary as Prefect artifacts."""
     description = "Test-record metrics of the model and its baselines"
-    return evaluate.publish_run(run, build_report(run), metrics_description=description)
+    return publish_run(run, build_report(run), metrics_description=description)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dask
@@ -10,8 +11,6 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
 from models.architectures import build
@@ -29,21 +28,21 @@ from models.registry import ModelRegistry
 from models.train import CNNPart, TrainConfig, predict_proba, seed_everything, train_model
 from models.tuning import split_values, tuned
 from tasks import insight, splits
-from tasks.common import save_quarantine
+from tasks.common import save_quarantine, stage
 from tasks.errors import BadInputError
-from tasks.evaluate import classification_metrics
 from tasks.genome import checks, encode, sources, training
 from tasks.genome.files import GenomeFiles
+from tasks.metrics import classification_metrics
+from tasks.results import Checked, Ingested, Output, Trained
 from tasks.store import fetch, open_zarr, read_json, read_parquet, write_parquet, write_zarr
 
-CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 20_000
 MIN_BATCHES = 20  # per epoch: a hundred records still get enough updates (400 at the default 20 epochs)
 
 
-@task(name="ingest sequences", **CACHED)
+@stage("ingest", "ingest sequences")
 def ingest_sequences(run_dir: str, *, input: str | list[str] | None, labels: str | None = None,
-                     label_from_filename: bool = False, synthetic_n: int = 2000, seed: int = 0) -> dict:
+                     label_from_filename: bool = False, synthetic_n: int = 2000, seed: int = 0) -> Ingested:
     """Read FASTA/FASTQ/CSV (or write the synthetic set first) into one records table."""
     if input is None:
         from tasks.genome.synthetic import write_synthetic_fasta
@@ -56,11 +55,16 @@ def ingest_sequences(run_dir: str, *, input: str | list[str] | None, labels: str
                     else "the records (CSV column or label= in headers)" if records["label"].notna().any() else "none")
     read = {"files": len(files), "formats": ", ".join(sorted({sources.sniff_format(Path(f)) for f in files.index})),
             "labels_from": label_source}
-    return {"output": write_parquet(records, GenomeFiles(run_dir).records), "records": len(records), "read": read}
+    return Ingested(output=write_parquet(records, GenomeFiles(run_dir).records), read=read)
 
 
-@task(name="check sequences", **CACHED)
-def check_sequences(records_uri: str, run_dir: str, *, min_length: int = 20) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class CheckedSequences(Checked):
+    lengths: dict  # percentiles of the valid sequences' lengths (p5, median, p95, max)
+
+
+@stage("check", "check sequences")
+def check_sequences(records_uri: str, run_dir: str, *, min_length: int = 20) -> CheckedSequences:
     """Quarantine faulty records; profile the valid ones for the gate."""
     records = read_parquet(records_uri)
     labelled = bool(records["label"].notna().any())
@@ -74,10 +78,9 @@ def check_sequences(records_uri: str, run_dir: str, *, min_length: int = 20) -> 
     profile = checks.sequence_profile(valid, quarantined=len(quarantined))
     write_parquet(valid, files.sequences)
     p5, p50, p95 = np.percentile(profile["length"], [5, 50, 95]).round().astype(int).tolist()
-    return {"output": str(files.sequences),
-            "profile": write_parquet(profile, files.sequence_profile),
-            "records_in": len(records), "records_valid": len(valid), "records_quarantined": len(quarantined),
-            "labelled": labelled, "lengths": {"p5": p5, "median": p50, "p95": p95, "max": int(profile["length"].max())}}
+    return CheckedSequences(output=str(files.sequences), profile=write_parquet(profile, files.sequence_profile),
+                            records_in=len(records), records_valid=len(valid), records_quarantined=len(quarantined),
+                            lengths={"p5": p5, "median": p50, "p95": p95, "max": int(profile["length"].max())})
 
 
 def _encode_partition(sequences: list[str], length: int, k: int, padding: str) -> tuple:
@@ -86,9 +89,9 @@ def _encode_partition(sequences: list[str], length: int, k: int, padding: str) -
     return codes, tokens, encode.kmer_counts(tokens, k)
 
 
-@task(name="encode sequences", **CACHED)
+@stage("encode", "encode sequences")
 def encode_sequences(sequences_uri: str, run_dir: str, *, length: int = 200, k: int = 4,
-                     padding: str = "centre") -> dict:
+                     padding: str = "centre") -> Output:
     """Base codes, k-mer tokens and k-mer counts for every sequence, computed in Dask over partitions of
     records and written to Zarr; one-hot is derived from the codes where needed."""
     table = read_parquet(sequences_uri)
@@ -112,11 +115,11 @@ def encode_sequences(sequences_uri: str, run_dir: str, *, length: int = 200, k: 
     }, coords={"id": ("record", table["id"].astype(str).to_numpy()),
                "label": ("record", table["label"].fillna("").astype(str).to_numpy())})
     ds.attrs.update(k=k, length=length, padding=padding)
-    return {"output": write_zarr(ds, GenomeFiles(run_dir).encoded)}
+    return Output(output=write_zarr(ds, GenomeFiles(run_dir).encoded))
 
 
-@task(name="profile encodings", **CACHED)
-def profile_encodings(encoded_uri: str, run_dir: str) -> dict:
+@stage("profile_encoded", "profile encodings")
+def profile_encodings(encoded_uri: str, run_dir: str) -> Output:
     """A row per partition of records: padding and unknown-k-mer shares, mean tokens per record."""
     ds = open_zarr(encoded_uri)
     tokens = ds["tokens"].data
@@ -126,7 +129,7 @@ def profile_encodings(encoded_uri: str, run_dir: str) -> dict:
         pad, unknown = dask.compute((part == encode.PAD_TOKEN).mean(), (part == encode.UNKNOWN_TOKEN).mean())
         rows.append({"partition": start // PARTITION, "records": int(part.shape[0]), "pad_fraction": float(pad),
                      "unknown_fraction": float(unknown), "kmer_width": int(part.shape[1]), "k": int(ds.attrs["k"])})
-    return {"output": write_parquet(pd.DataFrame(rows), GenomeFiles(run_dir).encoded_profile)}
+    return Output(output=write_parquet(pd.DataFrame(rows), GenomeFiles(run_dir).encoded_profile))
 
 
 def _inputs(codes: np.ndarray, counts: np.ndarray, arch: Architecture, k: int) -> np.ndarray:
@@ -241,11 +244,11 @@ class GenomeSpec:
         return Fitted(model, card, outputs={"evaluation": evaluation, "x_test": inputs["test"]})
 
 
-@task(name="train or load the classifier", **CACHED)
+@stage("train", "train or load the classifier")
 def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                               model_name: str = "genome", architecture: str = "poscnn", encoding: str = "onehot",
                               epochs: int = 20, folds: int = 0, augment_rc: bool = False, seed: int = 0,
-                              calibrate: str | None = None, mc_samples: int = 0, tune: int = 0) -> dict:
+                              calibrate: str | None = None, mc_samples: int = 0, tune: int = 0) -> Trained:
     """Stratified split, then the one model lifecycle (models/lifecycle.py): train a challenger or reuse the
     champion, compare them on validation records the champion never saw, promote, and score with the champion
     after the decision; the model that scores and the two logistic-regression baselines are measured on the same
@@ -282,8 +285,8 @@ def train_sequence_classifier(encoded_uri: str, run_dir: str, models_root: str, 
             metrics["cv"] = _cross_validate(architecture, class_names, codes, counts, y, idx, folds,
                                             encoding=encoding, k=k, epochs=epochs,
                                             seed=seed)
-    return {**write_result(decision, GenomeFiles(run_dir).training, metrics=metrics, baselines=baselines),
-            "rare_classes": rare}
+    trained = write_result(decision, GenomeFiles(run_dir).training, metrics=metrics, baselines=baselines)
+    return replace(trained, rare_classes=rare)
 
 
 def _evaluate(decision: Decision, spec: GenomeSpec, registry: ModelRegistry, keys: np.ndarray, codes: np.ndarray,
@@ -372,9 +375,9 @@ def _explain(model: nn.Module, arch: Architecture, x_test: np.ndarray, evaluatio
     write_parquet(table, files.embeddings)
 
 
-@task(name="score sequences", **CACHED)
+@stage("score", "score sequences")
 def score_sequences(sequences_uri: str, training_uri: str, run_dir: str, models_root: str, *,
-                    stride: int | None = None, mc_samples: int = 0) -> dict:
+                    stride: int | None = None, mc_samples: int = 0) -> Output:
     """Class probabilities per record from the model the lifecycle chose (the champion after the decision),
     calibrated if it was, with an MC-dropout uncertainty when asked; records longer than the model's length are
     scored window by window along the sequence (a BED-like table)."""
@@ -407,4 +410,4 @@ def score_sequences(sequences_uri: str, training_uri: str, run_dir: str, models_
     regions = pd.concat(rows, ignore_index=True)
     regions.to_csv(Path(run_dir) / "regions.bed.tmp", sep="\t", index=False, header=False)
     Path(run_dir, "regions.bed.tmp").replace(Path(run_dir) / "regions.bed")
-    return {"output": write_parquet(regions, GenomeFiles(run_dir).predictions), "windows": len(regions)}
+    return Output(output=write_parquet(regions, GenomeFiles(run_dir).predictions))

@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from tasks import evaluate, insight_report
+from tasks import insight_report
+from tasks.figures import plot_loss, png
 from tasks.market.files import MarketFiles
+from tasks.metrics import metrics_table
+from tasks.reporting import Report, publish_run, run_report
 
 
 def plot_forecasts(frame: pd.DataFrame, symbols: list[str]) -> bytes:
@@ -24,7 +27,7 @@ def plot_forecasts(frame: pd.DataFrame, symbols: list[str]) -> bytes:
         ax.set_title(symbol, fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return evaluate._png(fig)
+    return png(fig)
 
 
 def plot_equity(frame: pd.DataFrame, cost: float) -> bytes:
@@ -36,7 +39,7 @@ def plot_equity(frame: pd.DataFrame, cost: float) -> bytes:
     ax.plot(ordered["date"], (position * ordered["actual_return"]).cumsum(), label="long/flat on forecast")
     ax.set(title=f"Strategy vs buy-and-hold (before costs; cost per trade {cost})", ylabel="cumulative log return")
     ax.legend()
-    return evaluate._png(fig)
+    return png(fig)
 
 
 def volatility_regimes(frame: pd.DataFrame, *, window: int = 20) -> pd.Series:
@@ -80,7 +83,7 @@ def plot_residuals(frame: pd.DataFrame) -> bytes:
     acf.axhspan(-bound, bound, color="grey", alpha=0.2)
     acf.set(title="Residual autocorrelation (mean over symbols)", xlabel="lag")
     fig.tight_layout()
-    return evaluate._png(fig)
+    return png(fig)
 
 
 def plot_intervals(frame: pd.DataFrame, symbol: str) -> bytes:
@@ -94,7 +97,7 @@ def plot_intervals(frame: pd.DataFrame, symbol: str) -> bytes:
     ax.scatter(part["date"], part["actual_return"], s=5, c=np.where(inside, "k", "tab:red"), label="actual")
     ax.set(title=f"{symbol}: forecast intervals (coverage here {inside.mean():.0%})", ylabel="return")
     ax.legend(fontsize=7)
-    return evaluate._png(fig)
+    return png(fig)
 
 
 def plot_splits(raw: pd.DataFrame, checked: pd.DataFrame, splits: list[dict]) -> bytes:
@@ -113,12 +116,12 @@ def plot_splits(raw: pd.DataFrame, checked: pd.DataFrame, splits: list[dict]) ->
         ax.set(title=f"{symbol}: likely stock split", ylabel="price")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return evaluate._png(fig)
+    return png(fig)
 
 
-def build_report(run: dict) -> evaluate.Report:
+def build_report(run: dict) -> Report:
     run_dir = Path(run["dir"])
-    report = evaluate.run_report(run)
+    report = run_report(run)
     splits = [s for s in (run.get("inputs") or {}).get("splits", []) if s.get("in_prices")]
     files = MarketFiles(run_dir)
     if splits and files.prices.exists() and files.valid_prices.exists():
@@ -128,7 +131,7 @@ def build_report(run: dict) -> evaluate.Report:
     if run["metrics"]:
         report.heading("Walk-forward evaluation (expanding window, by time)")
         means = {k: v for k, v in run["metrics"].items() if k != "folds"}
-        report.table(evaluate.metrics_table(means, run["baselines"]), caption="Mean over folds")
+        report.table(metrics_table(means, run["baselines"]), caption="Mean over folds")
         if run["metrics"].get("folds"):
             report.table([{"fold": f["fold"], "validation from": f.get("validation_from"),
                            "test": f"{f['test_from']} .. {f['test_to']}", "windows": f["test_windows"],
@@ -156,7 +159,7 @@ def build_report(run: dict) -> evaluate.Report:
     if training.exists():
         history = json.loads(training.read_text()).get("history") or {}
         if history.get("train_loss"):
-            report.figure("loss", evaluate.plot_loss(history), caption="Loss of the last fold's LSTM")
+            report.figure("loss", plot_loss(history), caption="Loss of the last fold's LSTM")
     if files.forecasts.exists():
         report.table(pd.read_parquet(files.forecasts), caption="Next-step forecasts")
     insight_report.tuning_section(report, run_dir)
@@ -167,4 +170,4 @@ def build_report(run: dict) -> evaluate.Report:
 def publish_report(run: dict) -> str:
     """Write report.html and publish its metrics and summary as Prefect artifacts."""
     description = "Walk-forward metrics of the LSTM and its baselines"
-    return evaluate.publish_run(run, build_report(run), metrics_description=description)
+    return publish_run(run, build_report(run), metrics_description=description)

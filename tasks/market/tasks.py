@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -28,21 +26,21 @@ from models.market import LSTMForecaster
 from models.registry import ModelRegistry
 from models.train import TrainConfig, predict, predict_mc, seed_everything, train_model
 from models.tuning import split_values, tuned
-from tasks.common import save_quarantine
+from tasks.common import save_quarantine, stage
 from tasks.errors import BadInputError
-from tasks.evaluate import regression_metrics
 from tasks.market import checks, sources, windows
 from tasks.market.files import MarketFiles
+from tasks.metrics import regression_metrics
+from tasks.results import Checked, Ingested, Output, Trained
 from tasks.store import fetch, read_parquet, write_parquet
 
-CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 # --tune: the LSTM's width, the learning rate and weight decay
 SEARCH = {"lr": ("log", 3e-4, 3e-3), "hidden": ("choice", [16, 32, 64]), "weight_decay": ("log", 1e-6, 1e-3)}
 
 
-@task(name="ingest prices", **CACHED)
+@stage("ingest", "ingest prices")
 def ingest_prices(run_dir: str, *, input: str | None, symbol: str | None = None, target: str | None = None,
-                  date_column: str | None = None, volume_column: str | None = None, seed: int = 0) -> dict:
+                  date_column: str | None = None, volume_column: str | None = None, seed: int = 0) -> Ingested:
     """Read long or wide prices (or write the synthetic set first) into one long table; say how it was read."""
     if input is None:
         from tasks.market.synthetic import write_synthetic_prices
@@ -50,11 +48,17 @@ def ingest_prices(run_dir: str, *, input: str | None, symbol: str | None = None,
         input = write_synthetic_prices(Path(run_dir) / "input" / "prices.csv", seed=seed)
     prices, read = sources.read_prices(fetch(input), symbol=symbol, target=target, date_column=date_column,
                                        volume_column=volume_column)
-    return {"output": write_parquet(prices, MarketFiles(run_dir).prices), "read": read}
+    return Ingested(output=write_parquet(prices, MarketFiles(run_dir).prices), read=read)
 
 
-@task(name="check prices", **CACHED)
-def check_prices(prices_uri: str, run_dir: str, *, splits: str = "adjust", adjusted: bool = False) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class CheckedPrices(Checked):
+    unsorted_rows: int  # rows out of date order, sorted
+    splits: list  # the stock splits found: symbol, date, ratio, whether in the prices and what the run did
+
+
+@stage("check", "check prices")
+def check_prices(prices_uri: str, run_dir: str, *, splits: str = "adjust", adjusted: bool = False) -> CheckedPrices:
     """Quarantine faulty rows; find the stock splits left in the prices and adjust for them (or split the series
     there, or keep them); profile every symbol for the gate."""
     prices = read_parquet(prices_uri)
@@ -69,10 +73,10 @@ def check_prices(prices_uri: str, run_dir: str, *, splits: str = "adjust", adjus
     profile = checks.symbol_profile(valid, quarantined=len(quarantined))
     found = found.drop(columns="index").assign(date=found["date"].astype(str).str[:10],
                                                action=np.where(found["in_prices"], splits, "none: already adjusted"))
-    return {"output": write_parquet(valid, files.valid_prices),
-            "profile": write_parquet(profile, files.symbol_profile),
-            "records_in": len(prices), "records_valid": len(valid), "records_quarantined": len(quarantined),
-            "unsorted_rows": unsorted, "splits": found.to_dict("records")}
+    return CheckedPrices(output=write_parquet(valid, files.valid_prices),
+                         profile=write_parquet(profile, files.symbol_profile), records_in=len(prices),
+                         records_valid=len(valid), records_quarantined=len(quarantined), unsorted_rows=unsorted,
+                         splits=found.to_dict("records"))
 
 
 class WindowDataset(Dataset):
@@ -325,10 +329,10 @@ def walk_fold(prepared: PreparedFold, k: int, price: np.ndarray, dates: np.ndarr
     return model, history, scale, metrics, frame.iloc[np.argsort(dates[ends], kind="stable")]
 
 
-@task(name="walk-forward evaluation and training", **CACHED)
+@stage("walk_forward", "walk-forward evaluation and training")
 def walk_forward(prices_uri: str, run_dir: str, models_root: str, *, mode: str = "auto", lag: int = 20,
                  horizon: int = 1, folds: int = 3, epochs: int = 15, hidden: int = 32, cost: float = 0.0005,
-                 model_name: str = "market", seed: int = 0, mc_samples: int = 0, tune: int = 0) -> dict:
+                 model_name: str = "market", seed: int = 0, mc_samples: int = 0, tune: int = 0) -> Trained:
     """The one model lifecycle (models/lifecycle.py) over expanding-window folds by time: a challenger is the LSTM
     walked forward against three baselines on the same windows of every fold, the last fold's model kept; it is
     compared with a compatible champion (same lag and horizon) on the last fold's validation windows (which
@@ -380,8 +384,8 @@ def _mean_over_folds(per_fold: list[dict]) -> dict:
             for name in names}
 
 
-@task(name="forecast the next step", **CACHED)
-def forecast_next(prices_uri: str, training_uri: str, run_dir: str, models_root: str) -> dict:
+@stage("forecast", "forecast the next step")
+def forecast_next(prices_uri: str, training_uri: str, run_dir: str, models_root: str) -> Output:
     """Next-step forecast per symbol from its latest window, as a return and as a price, by the model the lifecycle
     chose (the champion after the decision)."""
     from tasks.store import read_json
@@ -404,4 +408,4 @@ def forecast_next(prices_uri: str, training_uri: str, run_dir: str, models_root:
         rows.append({"symbol": symbol, "last_date": str(dates[-1])[:10], "last_price": float(np.exp(log_prices[-1])),
                      "predicted_log_return": ret, "predicted_price": float(np.exp(log_prices[-1] + ret)),
                      "horizon": card.parameters["horizon"]})
-    return {"output": write_parquet(pd.DataFrame(rows), MarketFiles(run_dir).forecasts)}
+    return Output(output=write_parquet(pd.DataFrame(rows), MarketFiles(run_dir).forecasts))

@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from tasks.evaluate import _png  # noqa: E402
+from tasks.figures import png  # noqa: E402
 
 PALETTE = ["#2b83ba", "#1a9641", "#fdae61", "#d7191c", "#c2a383", "#984ea3", "#ffff33", "#a6cee3", "#666666"]
 
@@ -33,7 +33,7 @@ def quicklook_rgb(rgb: np.ndarray, *, title: str) -> bytes:
     ax.imshow(stretch(rgb))
     ax.set_title(title)
     ax.set_axis_off()
-    return _png(fig)
+    return png(fig)
 
 
 def quicklook_classes(class_map: np.ndarray, class_names: list[str], *, title: str) -> bytes:
@@ -45,7 +45,7 @@ def quicklook_classes(class_map: np.ndarray, class_names: list[str], *, title: s
               loc="lower left", fontsize=8, framealpha=0.8)
     ax.set_title(title)
     ax.set_axis_off()
-    return _png(fig)
+    return png(fig)
 
 
 def quicklook_change(changed: np.ndarray, *, title: str) -> bytes:
@@ -54,7 +54,7 @@ def quicklook_change(changed: np.ndarray, *, title: str) -> bytes:
     ax.legend(handles=[Patch(color="#d7191c", label="changed")], loc="lower left", fontsize=8)
     ax.set_title(title)
     ax.set_axis_off()
-    return _png(fig)
+    return png(fig)
 
 
 def class_area_history(history: pd.DataFrame) -> bytes:
@@ -66,7 +66,7 @@ def class_area_history(history: pd.DataFrame) -> bytes:
     ax.set_title("Class area over monitoring runs")
     ax.legend(fontsize=8)
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-    return _png(fig)
+    return png(fig)
 
 
 def quicklook_uncertainty(uncertainty: np.ndarray, *, title: str, vmax: float | None = None) -> bytes:
@@ -78,7 +78,7 @@ def quicklook_uncertainty(uncertainty: np.ndarray, *, title: str, vmax: float | 
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="predictive entropy (nats)")
     ax.set_title(title)
     ax.set_axis_off()
-    return _png(fig)
+    return png(fig)
 
 
 def quicklook_folds(block_folds: np.ndarray, block_splits: np.ndarray, *, folds: int, val_id: int = 1,
@@ -103,4 +103,4 @@ def quicklook_folds(block_folds: np.ndarray, block_splits: np.ndarray, *, folds:
     ax.tick_params(which="both", bottom=False, left=False, labelbottom=False, labelleft=False)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.set_title("Blocks held out per fold")
-    return _png(fig)
+    return png(fig)

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from tasks import evaluate, insight_report
+from tasks import insight_report
+from tasks.figures import plot_bars
+from tasks.reporting import Report, classification_section, publish_markdown, publish_run, publish_table, run_report
 from tasks.satellite import plots
 from tasks.satellite.files import SatelliteFiles
 from tasks.store import open_zarr, read_json
@@ -35,10 +37,10 @@ def _raster(path: Path) -> np.ndarray | None:
         return src.read(1, out_shape=(-(-src.height // step), -(-src.width // step)))
 
 
-def build_report(run: dict) -> evaluate.Report:
+def build_report(run: dict) -> Report:
     """Everything a person wants to see about one monitoring run, from the files the run wrote."""
     run_dir = Path(run["dir"])
-    report = evaluate.run_report(run)
+    report = run_report(run)
     files = SatelliteFiles(run_dir)
     mosaic = files.mosaic
     training = files.training
@@ -51,7 +53,7 @@ def build_report(run: dict) -> evaluate.Report:
             report.figure("classmap", plots.quicklook_classes(classmap, class_names, title="Class map"))
         _uncertainty_map(report, run, run_dir, class_names)
     metrics = run.get("metrics") or {}
-    evaluate.classification_section(report, {**run, "metrics": {k: v for k, v in metrics.items() if k != "cv"}},
+    classification_section(report, {**run, "metrics": {k: v for k, v in metrics.items() if k != "cv"}},
                                     class_names, heading="Evaluation on the test blocks (split by space)")
     if metrics.get("cv") and training.exists():
         _cross_validation_section(report, metrics["cv"], read_json(training).get("cv") or {})
@@ -74,7 +76,7 @@ def build_report(run: dict) -> evaluate.Report:
     return report
 
 
-def _uncertainty_map(report: evaluate.Report, run: dict, run_dir: Path, class_names: list[str]) -> None:
+def _uncertainty_map(report: Report, run: dict, run_dir: Path, class_names: list[str]) -> None:
     uncertainty = _raster(SatelliteFiles(run_dir).uncertainty)
     if uncertainty is None:
         return
@@ -95,7 +97,7 @@ def _uncertainty_map(report: evaluate.Report, run: dict, run_dir: Path, class_na
                      caption="Mean uncertainty per predicted class")
 
 
-def _cross_validation_section(report: evaluate.Report, cv: dict, detail: dict) -> None:
+def _cross_validation_section(report: Report, cv: dict, detail: dict) -> None:
     """Blocked spatial k-fold: mean, spread and each fold's scores, and which blocks each fold held out."""
     report.heading("Cross-validation (blocked by space)")
     report.text(f"{len(cv['accuracy']['folds'])} folds of whole {detail.get('block', '?')}-pixel blocks of the "
@@ -114,7 +116,7 @@ def _cross_validation_section(report: evaluate.Report, cv: dict, detail: dict) -
                                                          folds=len(cv["accuracy"]["folds"])))
 
 
-def _monitoring_section(report: evaluate.Report, monitor: dict, run_dir: Path) -> None:
+def _monitoring_section(report: Report, monitor: dict, run_dir: Path) -> None:
     report.heading("Monitoring" + (" - FLAGGED" if monitor["flagged"] else ""))
     change = monitor["change"]
     if change["previous_run"]:
@@ -133,7 +135,7 @@ def _monitoring_section(report: evaluate.Report, monitor: dict, run_dir: Path) -
     report.table([{"class": k, "hectares": v} for k, v in monitor["class_area_ha"].items()], caption="Class areas")
     drift = pd.DataFrame(monitor["drift"])
     if not drift.empty:
-        report.figure("drift_psi", evaluate.plot_bars(dict(zip(drift["feature"], drift["psi"], strict=True)),
+        report.figure("drift_psi", plot_bars(dict(zip(drift["feature"], drift["psi"], strict=True)),
                                                       title="Band drift vs the training reference (PSI)",
                                                       ylabel="PSI", threshold=monitor["thresholds"]["psi"]))
         report.table(drift, caption="Band drift (PSI, KS)")
@@ -142,14 +144,14 @@ def _monitoring_section(report: evaluate.Report, monitor: dict, run_dir: Path) -
 @task(name="publish the report")
 def publish_report(run: dict) -> str:
     """Write report.html; publish metrics, drift, a summary and, when flagged, an alert as Prefect artifacts."""
-    uri = evaluate.publish_run(run, build_report(run), metrics_description="Test-block metrics of the model and "
+    uri = publish_run(run, build_report(run), metrics_description="Test-block metrics of the model and "
                                "its baseline")
     monitor = run.get("monitor") or {}
     if monitor.get("drift"):
-        evaluate.publish_table("satellite-drift", monitor["drift"], "Band drift against the training reference")
+        publish_table("satellite-drift", monitor["drift"], "Band drift against the training reference")
     if monitor.get("flagged"):
         drifted = [d["feature"] for d in monitor.get("drift", []) if d["drifted"]]
-        evaluate.publish_markdown(
+        publish_markdown(
             "satellite-alert",
             f"# Area {monitor['area']} flagged\n\n- drifted bands: {', '.join(drifted) or 'none'}\n"
             f"- changed share: {(monitor.get('change') or {}).get('changed_share')}\n- run: {run['run_id']}",

@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 from prefect import task
 
-from tasks import evaluate, insight_report
+from tasks import insight_report
+from tasks.figures import plot_by_label
+from tasks.reporting import Report, classification_section, publish_run, run_report
 from tasks.sentiment.files import SentimentFiles
 
 
@@ -22,22 +24,22 @@ def misclassified(evaluation: pd.DataFrame, class_names: list[str], n: int = 15)
                          "predicted": [class_names[i] for i in wrong["y_pred"]], "confidence": wrong["confidence"]})
 
 
-def build_report(run: dict) -> evaluate.Report:
+def build_report(run: dict) -> Report:
     run_dir = Path(run["dir"])
-    report = evaluate.run_report(run)
+    report = run_report(run)
     files = SentimentFiles(run_dir)
     if files.posts_profile.exists():
         report.heading("Posts")
         profile = pd.read_parquet(files.posts_profile)
         profile["length"] = profile["length"].clip(upper=300)
-        report.figure("post_lengths", evaluate.plot_by_label(
+        report.figure("post_lengths", plot_by_label(
             profile, [("length", "Post length by label", "characters (clipped at 300)")], bins=40))
     if files.quarantine.exists():
         report.table(pd.read_parquet(files.quarantine)["reason"].value_counts().reset_index(),
                      caption="Quarantined posts by reason")
     training = files.training
     class_names = json.loads(training.read_text())["class_names"] if training.exists() else []
-    evaluate.classification_section(report, run, class_names, heading="Evaluation on the test posts")
+    classification_section(report, run, class_names, heading="Evaluation on the test posts")
     insight_report.insight_sections(report, run, class_names, slices={"tokens_bin": "post length (tokens)"})
     if files.evaluation.exists():
         report.table(misclassified(pd.read_parquet(files.evaluation), class_names),
@@ -57,4 +59,4 @@ def build_report(run: dict) -> evaluate.Report:
 def publish_report(run: dict) -> str:
     """Write report.html and publish its metrics and summary as Prefect artifacts."""
     description = "Test-post metrics of the hybrid text model and its baseline"
-    return evaluate.publish_run(run, build_report(run), metrics_description=description)
+    return publish_run(run, build_report(run), metrics_description=description)

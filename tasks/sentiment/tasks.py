@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from prefect import task
-from prefect.cache_policies import INPUTS, TASK_SOURCE
 from torch import nn
 
 from models.architectures import build
@@ -29,24 +28,40 @@ from models.sentiment import HybridTextCNN
 from models.train import predict_proba
 from models.tuning import split_values, tuned
 from tasks import insight, splits
-from tasks.common import save_quarantine
+from tasks.common import save_quarantine, stage
 from tasks.errors import BadInputError
-from tasks.evaluate import classification_metrics
+from tasks.metrics import classification_metrics
+from tasks.results import Checked, Ingested, Output, Trained
 from tasks.sentiment import checks, clean, features, sources, training
 from tasks.sentiment.files import SentimentFiles
 from tasks.store import fetch, read_json, read_parquet, write_parquet
 
-CACHED = {"cache_policy": INPUTS + TASK_SOURCE, "persist_result": True}
 PARTITION = 50_000
 VOCABULARY = 100_000  # every training token up to this many: the linear part reads them all, as TF-IDF does
 # --tune: the CNN part's size and dropout, and the learning rate
 SEARCH = {"lr": ("log", 3e-4, 3e-3), "channels": ("choice", [32, 64, 128]), "dropout": ("float", 0.2, 0.6)}
 
 
-@task(name="ingest posts", **CACHED)
+@dataclass(frozen=True, kw_only=True)
+class IngestedPosts(Ingested):
+    undecodable_replaced: int  # bytes not valid in the encoding, replaced
+    mojibake_repaired: int  # posts whose text ftfy repaired
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckedPosts(Checked):
+    duplicates: int  # posts quarantined as a duplicate of another
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanedPosts(Output):
+    profile: str  # the table the gate validates
+
+
+@stage("ingest", "ingest posts")
 def ingest_posts(run_dir: str, *, input: str | None, text_column: str | None = None,
                  label_column: str | None = None, encoding: str = "utf-8", synthetic_n: int = 3000,
-                 seed: int = 0) -> dict:
+                 seed: int = 0) -> IngestedPosts:
     """Read posts (or write the synthetic set first), repairing undecodable bytes and mojibake."""
     if input is None:
         from tasks.sentiment.synthetic import write_synthetic_posts
@@ -54,11 +69,11 @@ def ingest_posts(run_dir: str, *, input: str | None, text_column: str | None = N
         input = write_synthetic_posts(Path(run_dir) / "input" / "posts.csv", n=synthetic_n, seed=seed)
     posts, repairs = sources.read_posts(fetch(input), text_column=text_column, label_column=label_column,
                                         encoding=encoding)
-    return {"output": write_parquet(posts, SentimentFiles(run_dir).posts), **repairs}
+    return IngestedPosts(output=write_parquet(posts, SentimentFiles(run_dir).posts), **repairs)
 
 
-@task(name="check posts", **CACHED)
-def check_posts(posts_uri: str, run_dir: str, *, max_chars: int = 5000) -> dict:
+@stage("check", "check posts")
+def check_posts(posts_uri: str, run_dir: str, *, max_chars: int = 5000) -> CheckedPosts:
     """Quarantine empty, unlabelled, oversized and duplicate posts; profile the rest for the gate."""
     posts = read_parquet(posts_uri)
     labelled = bool(posts["label"].notna().any())
@@ -70,14 +85,13 @@ def check_posts(posts_uri: str, run_dir: str, *, max_chars: int = 5000) -> dict:
     profile = checks.posts_profile(valid, quarantined)
     write_parquet(valid, files.valid_posts)
     duplicates = int(quarantined["reason"].str.startswith("duplicate").sum())
-    return {"output": str(files.valid_posts),
-            "profile": write_parquet(profile, files.posts_profile),
-            "records_in": len(posts), "records_valid": len(valid), "records_quarantined": len(quarantined),
-            "duplicates": duplicates}
+    return CheckedPosts(output=str(files.valid_posts), profile=write_parquet(profile, files.posts_profile),
+                        records_in=len(posts), records_valid=len(valid), records_quarantined=len(quarantined),
+                        duplicates=duplicates)
 
 
-@task(name="clean posts", **CACHED)
-def clean_posts(posts_uri: str, run_dir: str, *, options: dict | None = None) -> dict:
+@stage("clean", "clean posts")
+def clean_posts(posts_uri: str, run_dir: str, *, options: dict | None = None) -> CleanedPosts:
     """Clean every post in Dask, one task per partition of posts (in processes on the local threads cluster);
     write the cleaned table to Parquet."""
     posts = read_parquet(posts_uri)
@@ -88,8 +102,7 @@ def clean_posts(posts_uri: str, run_dir: str, *, options: dict | None = None) ->
     profile = table[["n_tokens"]].assign(empty_share=float((table["n_tokens"] == 0).mean()))
     files = SentimentFiles(run_dir)
     write_parquet(profile, files.clean_profile)
-    return {"output": write_parquet(table, files.clean_posts),
-            "profile": str(files.clean_profile), "options": opts.as_dict()}
+    return CleanedPosts(output=write_parquet(table, files.clean_posts), profile=str(files.clean_profile))
 
 
 def _fingerprint(table: pd.DataFrame) -> str:
@@ -159,11 +172,11 @@ class SentimentSpec:
                       outputs={"evaluation": evaluation, "x_test": ids[idx["test"]]})
 
 
-@task(name="train or load the classifier", **CACHED)
+@stage("train", "train or load the classifier")
 def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                           model_name: str = "sentiment", max_tokens: int | None = None, epochs: int = 15,
                           seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, folds: int = 0,
-                          tune: int = 0) -> dict:
+                          tune: int = 0) -> Trained:
     """Split first, then the one model lifecycle (models/lifecycle.py): a challenger hybrid text model (vocabulary and
     TF-IDF fitted on the training posts only) or the champion, compared on validation posts the champion never
     saw; the model that scores and the TF-IDF + logistic regression baseline on the same test posts."""
@@ -195,8 +208,8 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
         if folds and folds > 1:
             metrics["cv"] = _cross_validate(tokens, y, idx, folds, class_names, max_tokens=max_tokens,
                                             epochs=epochs, seed=seed)
-    return {**write_result(decision, SentimentFiles(run_dir).training, metrics=metrics, baselines=baselines),
-            "rare_classes": rare}
+    trained = write_result(decision, SentimentFiles(run_dir).training, metrics=metrics, baselines=baselines)
+    return replace(trained, rare_classes=rare)
 
 
 def _evaluate(decision: Decision, spec: SentimentSpec, registry: ModelRegistry, keys: np.ndarray,
@@ -275,8 +288,8 @@ def _explain(model: nn.Module, x_test: np.ndarray, evaluation: pd.DataFrame, tok
     write_parquet(table, files.embeddings)
 
 
-@task(name="score posts", **CACHED)
-def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: str, *, mc_samples: int = 0) -> dict:
+@stage("score", "score posts")
+def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: str, *, mc_samples: int = 0) -> Output:
     """Class probabilities for every cleaned post (calibrated if the model was) from the model the lifecycle chose
     (the champion after the decision); an uncertainty per post with MC dropout."""
     info = read_json(training_uri)["model"]
@@ -294,4 +307,4 @@ def score_posts(clean_uri: str, training_uri: str, run_dir: str, models_root: st
         out["uncertainty"] = uncertainty
     out.insert(0, "predicted", np.asarray(card.class_names)[proba.argmax(1)] if len(ids) else [])
     out.insert(0, "id", table["id"].to_numpy())
-    return {"output": write_parquet(out, SentimentFiles(run_dir).predictions)}
+    return Output(output=write_parquet(out, SentimentFiles(run_dir).predictions))

@@ -14,8 +14,8 @@ from models.card import ModelCard
 from models.sentiment import HybridTextCNN
 from models.train import CNNPart, TrainConfig, logistic_weights, predict_proba, seed_everything, train_model
 from models.tuning import split_values
-from tasks.evaluate import classification_metrics
 from tasks.insight import set_deep_share
+from tasks.metrics import classification_metrics
 from tasks.sentiment import features
 
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0)

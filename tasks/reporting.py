@@ -1,164 +1,21 @@
-"""Metrics next to their baselines, the plots a person looks at, report.html and Prefect artifacts."""
+"""report.html, built section by section from a run's record and files, and the Prefect artifacts of a run."""
 
 from __future__ import annotations
 
 import base64
 import html
-import io
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn import metrics as skm  # noqa: E402
-
+from tasks.figures import plot_confusion, plot_loss, plot_roc_pr
+from tasks.metrics import headline, metrics_table
 from tasks.runs import RunFiles
 
 log = logging.getLogger(__name__)
-
-
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None = None, *,
-                           class_names: list[str] | None = None) -> dict:
-    """accuracy, macro_f1, cohen_kappa, roc_auc (macro one-vs-rest) and per_class (the keys run.json holds), with
-    average_precision (macro one-vs-rest) and specificity beside them.
-
-    ``proba`` has one column per class, in the order of ``class_names`` (class i is label i).
-    """
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    n_classes = len(class_names) if class_names else int(max(y_true.max(), y_pred.max())) + 1
-    names = class_names or [str(i) for i in range(n_classes)]
-    labels = list(range(n_classes))
-    p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
-    present = [i for i in labels if (y_true == i).any()]
-    negatives = len(y_true) - s
-    specificity = [float(((y_true != i) & (y_pred != i)).sum() / negatives[i]) if negatives[i] else None
-                   for i in labels]
-    out = {
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
-        "cohen_kappa": float(skm.cohen_kappa_score(y_true, y_pred, labels=labels)),
-        "roc_auc": None,
-        "average_precision": None,
-        "macro_specificity": _mean_or_none([specificity[i] for i in present if specificity[i] is not None]),
-        "per_class": {names[i]: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                                 "specificity": specificity[i], "support": int(s[i])} for i in labels},
-    }
-    if proba is not None and len(present) >= 2:
-        proba = np.asarray(proba, dtype=float)
-        for i in present:
-            out["per_class"][names[i]]["roc_auc"] = float(skm.roc_auc_score(y_true == i, proba[:, i]))
-            out["per_class"][names[i]]["average_precision"] = float(
-                skm.average_precision_score(y_true == i, proba[:, i]))
-        if len(present) == 2 and n_classes == 2:
-            out["roc_auc"] = float(skm.roc_auc_score(y_true, proba[:, 1]))
-            out["average_precision"] = float(skm.average_precision_score(y_true == 1, proba[:, 1]))
-        else:
-            out["roc_auc"] = float(np.mean([out["per_class"][names[i]]["roc_auc"] for i in present]))
-            out["average_precision"] = float(np.mean([out["per_class"][names[i]]["average_precision"]
-                                                      for i in present]))
-    return out
-
-
-def _mean_or_none(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
-
-
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """rmse, mae and directional_accuracy (sign agreement of changes expressed as returns)."""
-    y_true = np.asarray(y_true, dtype=float)
-    y_pred = np.asarray(y_pred, dtype=float)
-    return {
-        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
-        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
-        "directional_accuracy": float(np.mean(np.sign(y_true) == np.sign(y_pred))),
-    }
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> bytes:
-    cm = skm.confusion_matrix(y_true, y_pred, labels=list(range(len(class_names))))
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(class_names), 1 + 0.6 * len(class_names)))
-    skm.ConfusionMatrixDisplay(cm, display_labels=class_names).plot(ax=ax, colorbar=False, cmap="Blues")
-    ax.set_title("Confusion matrix (test split)")
-    plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
-    return _png(fig)
-
-
-def plot_roc_pr(y_true: np.ndarray, proba: np.ndarray, class_names: list[str]) -> bytes:
-    """ROC and precision-recall curves, one line per class (one-vs-rest)."""
-    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for i, name in enumerate(class_names):
-        positives = np.asarray(y_true) == i
-        if positives.all() or not positives.any():
-            continue
-        skm.RocCurveDisplay.from_predictions(positives, proba[:, i], ax=roc_ax, name=name)
-        skm.PrecisionRecallDisplay.from_predictions(positives, proba[:, i], ax=pr_ax, name=name)
-    roc_ax.plot([0, 1], [0, 1], "k:", lw=1)
-    roc_ax.set(title="ROC (one vs rest)", xlabel="false positive rate", ylabel="true positive rate")
-    pr_ax.set(xlabel="recall", ylabel="precision")
-    pr_ax.set_title("Precision-recall (one vs rest)")
-    return _png(fig)
-
-
-def plot_loss(history: dict) -> bytes:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key in ("train_loss", "val_loss"):
-        if history.get(key):
-            ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", ms=3, label=key)
-    if history.get("best_epoch"):
-        ax.axvline(history["best_epoch"], color="grey", ls="--", lw=1, label="best epoch")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("Training and validation loss")
-    ax.legend()
-    return _png(fig)
-
-
-def plot_bars(values: dict[str, float], *, title: str, ylabel: str, threshold: float | None = None) -> bytes:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    names = list(values)
-    heights = [values[n] if values[n] is not None else 0 for n in names]
-    colors = ["tab:red" if threshold is not None and h > threshold else "tab:blue" for h in heights]
-    ax.bar(names, heights, color=colors)
-    if threshold is not None:
-        ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"threshold {threshold}")
-        ax.legend()
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
-    return _png(fig)
-
-
-def plot_by_label(table: pd.DataFrame, panels: list[tuple[str, str, str]], *, bins: int = 30) -> bytes:
-    """Histograms of ``table`` columns per label, one panel per (column, title, x label)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
-    for label, group in table.groupby(table["label"].fillna("unlabelled")):
-        for ax, (column, _, _) in zip(axes[0], panels, strict=True):
-            ax.hist(group[column], bins=bins, alpha=0.5, label=str(label))
-    for ax, (_, title, xlabel) in zip(axes[0], panels, strict=True):
-        ax.set(title=title, xlabel=xlabel)
-    axes[0][0].legend(fontsize=8)
-    return _png(fig)
-
-
-def metrics_table(metrics: dict, baselines: dict) -> pd.DataFrame:
-    """One row per model (the model, then each baseline), scalar metrics as columns."""
-    rows = [{"model": "model", **{k: v for k, v in metrics.items() if not isinstance(v, dict)}}]
-    for name, values in baselines.items():
-        rows.append({"model": name, **{k: v for k, v in values.items() if not isinstance(v, dict)}})
-    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -307,15 +164,6 @@ def classification_section(report: Report, run: dict, class_names: list[str], *,
         history = json.loads(training.read_text()).get("history") or {}
         if history.get("train_loss"):
             report.figure("loss", plot_loss(history))
-
-
-def headline(metrics: dict) -> str | None:
-    """The one line a person reads first: accuracy and macro F1, or RMSE and directional accuracy."""
-    if "accuracy" in metrics:
-        return f"accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}"
-    if "rmse" in metrics:
-        return f"RMSE {metrics['rmse']:.5f}, directional accuracy {metrics['directional_accuracy']:.3f}"
-    return None
 
 
 def publish_run(run: dict, report: Report, *, metrics_description: str) -> str:
