@@ -102,30 +102,6 @@ class TestReadCheckedPrices:
         pd.testing.assert_frame_equal(ours, pd.read_parquet(tmp_path / "p.parquet", columns=sources.WINDOW_COLUMNS))
         assert ours["volume"].isna().sum() == 1
 
-    @pytest.mark.parametrize("batch_rows", [1, 7, 1 << 16])
-    def test_batched_read_equals_pandas_for_every_kind_of_column(self, tmp_path: Path, batch_rows: int) -> None:
-        from tasks.store import read_parquet
-
-        n = 50
-        table = pd.DataFrame({
-            "i8": np.arange(n, dtype=np.int8), "u32": np.arange(n, dtype=np.uint32), "f32": np.ones(n, np.float32),
-            "f64": np.where(np.arange(n) % 9 == 0, np.nan, 1.5), "ts": pd.date_range("2020", periods=n, freq="h"),
-            "tz": pd.date_range("2020", periods=n, freq="h", tz="UTC"),
-            "s": pd.Series([f"é{i % 7}" * (i % 3) for i in range(n)], dtype="str"),
-            "s_null": pd.Series([None if i % 5 == 0 else str(i) for i in range(n)], dtype="str"),
-            "cat": pd.Categorical(np.array(["a", "b"])[np.arange(n) % 2]), "flag": np.arange(n) % 2 == 0,
-            "i64_na": pd.array(range(n), dtype="Int64"),
-        })
-        for frame in (table, table.iloc[:0]):
-            frame.to_parquet(tmp_path / "t.parquet", index=False, row_group_size=16)
-            for columns in (None, ["s", "ts", "f32"]):
-                pd.testing.assert_frame_equal(
-                    read_parquet(tmp_path / "t.parquet", columns=columns, batch_rows=batch_rows),
-                    pd.read_parquet(tmp_path / "t.parquet", columns=columns), check_exact=True)
-        table.set_index("s").to_parquet(tmp_path / "i.parquet")
-        pd.testing.assert_frame_equal(read_parquet(tmp_path / "i.parquet", batch_rows=batch_rows),
-                                      pd.read_parquet(tmp_path / "i.parquet"))
-
 
 class TestChecks:
     def test_faulty_rows_are_quarantined_and_dates_sorted(self, tmp_path: Path) -> None:
