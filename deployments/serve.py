@@ -1,7 +1,8 @@
 """Deployments of every pipeline and the serve entry point: ``tessera serve`` / ``make serve``.
 
 Satellite monitoring runs on a cron schedule (its domain's, in flows/domains.py); the other pipelines run on demand
-from the UI. A Prefect server (SQLite, 127.0.0.1) is started unless PREFECT_API_URL already names one.
+from the UI; ``cleanup`` removes old runs every Sunday at 03:00 (``TESSERA_CLEANUP_CRON``). A Prefect server
+(SQLite, 127.0.0.1) is started unless PREFECT_API_URL already names one.
 """
 
 from __future__ import annotations
@@ -16,21 +17,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 SCHEDULE_TIMEZONE = os.environ.get("TESSERA_SCHEDULE_TIMEZONE", "UTC")
+CLEANUP_CRON = os.environ.get("TESSERA_CLEANUP_CRON", "0 3 * * 0")  # Sundays 03:00
 
 
 def build_deployments() -> list:
-    """One deployment per domain; each form is its parameter model, whose defaults start a sensible run. A served
-    run loads its flow by module path (``flows.market.market``), so it runs whatever the working directory."""
+    """One deployment per domain, each form its parameter model, whose defaults start a sensible run; and the weekly
+    ``cleanup``. A served run loads its flow by module path (``flows.market.market``), whatever the working
+    directory."""
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
+    from flows.cleanup import cleanup
     from flows.domains import domains
 
-    return [domain.load_flow().to_deployment(
-                domain.deployment_name, description=domain.summary, tags=list(domain.tags),
-                schedule=Cron(domain.schedule, timezone=SCHEDULE_TIMEZONE) if domain.schedule else None,
-                entrypoint_type=EntrypointType.MODULE_PATH)
-            for domain in domains().values()]
+    pipelines = [domain.load_flow().to_deployment(
+                     domain.deployment_name, description=domain.summary, tags=list(domain.tags),
+                     schedule=Cron(domain.schedule, timezone=SCHEDULE_TIMEZONE) if domain.schedule else None,
+                     entrypoint_type=EntrypointType.MODULE_PATH)
+                 for domain in domains().values()]
+    retention = cleanup.to_deployment("cleanup", description="remove old runs and their Prefect results",
+                                      tags=["maintenance"], schedule=Cron(CLEANUP_CRON, timezone=SCHEDULE_TIMEZONE),
+                                      entrypoint_type=EntrypointType.MODULE_PATH)
+    return [*pipelines, retention]
 
 
 def healthy(url: str) -> bool:

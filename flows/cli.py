@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--debug", action="store_true", help="show tracebacks")
     serve = commands.add_parser("serve", help="start a Prefect server (unless PREFECT_API_URL names one) and "
                                 "serve every pipeline's deployment")
+    clean = commands.add_parser("clean", help="remove old run folders and their Prefect results (never a "
+                                "champion's run or the latest run of an area)")
+    clean.add_argument("--keep", type=int, required=True, help="newest runs kept in each domain")
+    clean.add_argument("--older-than", type=float, metavar="DAYS", help="remove only runs older than this")
+    clean.add_argument("--dry-run", action="store_true", help="only say what would go")
+    clean.add_argument("--out", help=OUT)
+    clean.add_argument("--debug", action="store_true", help="show tracebacks")
     serve.add_argument("--port", type=int, default=4200)
     serve.add_argument("--limit", type=int, default=4, help="flow runs at once")
     serve.add_argument("--debug", action="store_true")
@@ -165,6 +172,28 @@ def models_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def clean_command(args: argparse.Namespace) -> int:
+    """``tessera clean``: remove old runs, print each and what was freed."""
+    from tasks.retention import clean, summary
+
+    if args.keep < 0 or (args.older_than is not None and args.older_than < 0):
+        print("error: --keep and --older-than take a number >= 0", file=sys.stderr)
+        return 2
+    try:
+        verdicts, freed = clean(args.out, keep=args.keep, older_than_days=args.older_than, dry_run=args.dry_run)
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_code_for(exc)
+    for verdict in verdicts:
+        if not verdict.keep:
+            print(f"{'would remove' if args.dry_run else 'removed'} {verdict.domain}/{verdict.run_id} "
+                  f"(started {verdict.started[:10]})")
+    print(summary(verdicts, freed, dry_run=args.dry_run))
+    return 0
+
+
 def demo(*, out: str | None, dask_address: str | None, debug: bool) -> int:
     """Every domain's demo runs on its synthetic set: for satellite, two monitoring runs of one area two months
     apart (the second reports change and drift)."""
@@ -192,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "clean":
+        return clean_command(args)
     if args.command == "models":
         return models_command(args)
     if args.command == "demo":

@@ -41,7 +41,9 @@ def test_each_deployment_form_is_its_parameter_model() -> None:
     from deployments.serve import build_deployments
 
     names = {d.name: d for d in build_deployments()}
-    assert set(names) == set(DEPLOYMENTS.values())
+    assert set(names) == set(DEPLOYMENTS.values()) | {"cleanup"}
+    cleanup = names["cleanup"]
+    assert cleanup.entrypoint == "flows.cleanup.cleanup" and cleanup.schedules[0].schedule.cron == "0 3 * * 0"
     for domain, model in PARAMS.items():
         deployment = names[DEPLOYMENTS[domain]]
         assert deployment.entrypoint == f"flows.{domain}.{domain}"
@@ -73,7 +75,7 @@ def test_every_pipeline_is_served_with_its_form_and_satellite_runs_on_its_cron(s
     from prefect.utilities.callables import parameter_schema
 
     found = served_deployments
-    assert set(found) == set(DEPLOYMENTS.values()) >= {"satellite-monitoring", "genome", "sentiment", "market"}
+    assert set(found) == set(DEPLOYMENTS.values()) | {"cleanup"} >= {"satellite-monitoring", "genome", "market"}
     schedule = found["satellite-monitoring"].schedules[0].schedule
     assert schedule.cron == "0 6 * * *" and schedule.timezone == "UTC"
     assert not found["genome"].schedules
