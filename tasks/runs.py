@@ -34,7 +34,7 @@ from tasks.store import (
 )
 
 
-class run_file:  # noqa: N801 (used like ``property``)
+class run_file:
     """A file of the run folder, for the :class:`RunFiles` classes: on an instance its path, on the class itself
     (``RunFiles.record.name``) its file name."""
 
