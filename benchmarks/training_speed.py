@@ -161,7 +161,8 @@ def sentiment(epochs: int, work: Path) -> None:
     ids[:, 0] = 2 + y  # a word that tells the class, so the loss moves as on real posts
     order = rng.permutation(n)
     train, val = order[: int(0.7 * n)], order[int(0.7 * n): int(0.85 * n)]
-    fit_hybrid(ids, y, train, val, vocabulary, classes, epochs=epochs, seed=params.SentimentParams().seed)
+    fit_hybrid(ids, y, train, val, vocabulary, classes, cnn_tokens=length, epochs=epochs,
+               seed=params.SentimentParams().seed)
 
 
 def satellite(epochs: int, work: Path) -> None:
@@ -214,7 +215,7 @@ def market(epochs: int, work: Path) -> None:
 
 
 DOMAINS = {"genome": ("tasks.genome.tasks", genome), "sentiment": ("tasks.sentiment.training", sentiment),
-           "satellite": ("tasks.satellite.tasks", satellite), "market": ("tasks.market.tasks", market)}
+           "satellite": ("tasks.satellite.classifier", satellite), "market": ("tasks.market.tasks", market)}
 
 
 def measure(name: str, epochs: int, work: Path) -> dict:
