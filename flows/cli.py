@@ -128,70 +128,67 @@ def _summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _run(flow: Callable[[BaseModel], dict], params: BaseModel, debug: bool) -> int:
+def _one_line_errors(action: Callable[[], object], debug: bool) -> int:
+    """Run ``action``; a failure becomes one line on stderr and its exit code (the traceback with --debug)."""
     try:
-        result = flow(params)
-    except Exception as exc:  # every failure becomes one line and an exit code
+        action()
+    except Exception as exc:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exit_code_for(exc)
-    print(_summary(result))
     return 0
+
+
+def _run(flow: Callable[[BaseModel], dict], params: BaseModel, debug: bool) -> int:
+    return _one_line_errors(lambda: print(_summary(flow(params))), debug)
 
 
 def models_command(args: argparse.Namespace) -> int:
     """``tessera models list|show|promote``: read and fix the registry by hand."""
+    return _one_line_errors(lambda: _models(args), args.debug)
 
+
+def _models(args: argparse.Namespace) -> None:
     from models.registry import ModelRegistry
     from tasks.metrics import headline
 
     registry = ModelRegistry(args.out)
-    try:
-        if args.action == "list":
-            for name in [args.name] if args.name else registry.names():
-                champion = registry.champion_version(name)
-                print(f"{name} (champion {champion or 'none'})")
-                for version in registry.versions(name):
-                    card = registry.card(name, version)
-                    print(f"  {'*' if version == champion else ' '} {version}  {card.created}  "
-                          f"{headline(card.metrics) or ''}")
-        elif args.action == "show":
-            version = args.version or registry.champion_version(args.name)
-            if version is None:
-                raise BadInputError(f"model {args.name!r} has no champion; name a version (tessera models list)")
-            print(registry.card(args.name, version).model_dump_json(by_alias=True, indent=2))
-        else:
-            registry.promote(args.name, args.version)
-            print(f"{args.name}: {args.version} is the champion")
-    except Exception as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_code_for(exc)
-    return 0
+    if args.action == "list":
+        for name in [args.name] if args.name else registry.names():
+            champion = registry.champion_version(name)
+            print(f"{name} (champion {champion or 'none'})")
+            for version in registry.versions(name):
+                card = registry.card(name, version)
+                print(f"  {'*' if version == champion else ' '} {version}  {card.created}  "
+                      f"{headline(card.metrics) or ''}")
+    elif args.action == "show":
+        version = args.version or registry.champion_version(args.name)
+        if version is None:
+            raise BadInputError(f"model {args.name!r} has no champion; name a version (tessera models list)")
+        print(registry.card(args.name, version).model_dump_json(by_alias=True, indent=2))
+    else:
+        registry.promote(args.name, args.version)
+        print(f"{args.name}: {args.version} is the champion")
 
 
 def clean_command(args: argparse.Namespace) -> int:
     """``tessera clean``: remove old runs, print each and what was freed."""
-    from tasks.retention import clean, summary
-
     if args.keep < 0 or (args.older_than is not None and args.older_than < 0):
         print("error: --keep and --older-than take a number >= 0", file=sys.stderr)
         return 2
-    try:
-        verdicts, freed = clean(args.out, keep=args.keep, older_than_days=args.older_than, dry_run=args.dry_run)
-    except Exception as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_code_for(exc)
+    return _one_line_errors(lambda: _clean(args), args.debug)
+
+
+def _clean(args: argparse.Namespace) -> None:
+    from tasks.retention import clean, summary
+
+    verdicts, freed = clean(args.out, keep=args.keep, older_than_days=args.older_than, dry_run=args.dry_run)
     for verdict in verdicts:
         if not verdict.keep:
             print(f"{'would remove' if args.dry_run else 'removed'} {verdict.domain}/{verdict.run_id} "
                   f"(started {verdict.started[:10]})")
     print(summary(verdicts, freed, dry_run=args.dry_run))
-    return 0
 
 
 def demo(*, out: str | None, dask_address: str | None, debug: bool) -> int:
