@@ -72,3 +72,15 @@ def test_tessera_clean_on_real_runs_keeps_the_champions_run(tessera_run, tessera
     assert "removed market/m1" in out and "kept 2 (1 trained the champion, 1 one of the newest)" in out
     assert [p.name for p in sorted((tessera_data_root / "market" / "runs").iterdir())] == ["m0", "m2"]
     assert main(["clean", "--keep", "-1"]) == 2
+
+
+def test_the_cleanup_flow_removes_what_the_cli_would(tessera_prefect, tmp_path: Path) -> None:
+    from flows.cleanup import CleanupParams, cleanup
+
+    run_json(tmp_path, "genome", "g1", 1)
+    run_json(tmp_path, "genome", "g2", 2)
+    dry = cleanup(CleanupParams(keep=1, older_than=None, dry_run=True, out=str(tmp_path)))
+    assert dry["summary"].startswith("would remove 1 run(s)") and (tmp_path / "genome" / "runs" / "g1").exists()
+    done = cleanup(CleanupParams(keep=1, older_than=None, out=str(tmp_path)))
+    assert [r["run"] for r in done["removed"]] == ["g1"] and done["freed_bytes"] > 1000
+    assert sorted(p.name for p in (tmp_path / "genome" / "runs").iterdir()) == ["g2"]

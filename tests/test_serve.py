@@ -123,3 +123,27 @@ def test_a_run_triggered_through_the_api_completes_with_its_artifacts(served, se
     assert {"satellite-metrics", "satellite-report", "satellite-scenes-gate", "satellite-mosaic-gate"} <= keys
     records = [json.loads(path.read_text()) for path in (served["data"] / "satellite" / "runs").glob("*/run.json")]
     assert any(r["parameters"]["epochs"] == 2 and r["parameters"]["date"] == "2024-05-01" for r in records)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_the_cleanup_deployment_runs_on_the_server(served, served_deployments) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.deployments import run_deployment
+
+    before = sorted(served["data"].glob("*/runs/*"))
+    with _api(served["url"]):
+        run = run_deployment("cleanup/cleanup", parameters={"params": {"keep": 0, "older_than": None,
+                                                                       "dry_run": True}},
+                             timeout=120, poll_interval=1)
+        assert run.state.is_completed(), (run.state, served["log"].read_text()[-3000:])
+
+        async def artifacts():
+            async with get_client() as client:
+                flt = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]))
+                return [a for a in await client.read_artifacts(artifact_filter=flt) if a.key == "cleanup"]
+
+        found = asyncio.run(artifacts())
+    assert found and found[0].data.startswith("would remove")
+    assert sorted(served["data"].glob("*/runs/*")) == before  # a dry run removes nothing
