@@ -61,7 +61,7 @@ def plan(out: str | None = None, *, keep: int, older_than_days: float | None = N
     root = data_root(out)
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=older_than_days) if older_than_days is not None else None
-    domains = sorted({Path(uri).parts[-4] for uri in glob(join(root, "*", "runs", "*", "run.json"))})
+    domains = sorted({Path(uri).parts[-2] for uri in glob(join(root, "*", "runs"))})
     verdicts = []
     for domain in domains:
         records = list_runs(domain, out=root)
