@@ -20,7 +20,7 @@ What each side produces is different, and the output says so:
   it: one pass over the whole sorted frame, per-symbol scalers fitted on rows dated before the split, one float32
   array of scaled features; the windows are a zero-copy ``sliding_window_view`` of it, each split a [lo, hi) range
   of window starts per symbol, and the targets are computed from the price column when a batch is gathered.
-  Nothing is materialised: training gathers batches from the view (``tasks/market/tasks.py:WindowDataset``).
+  Nothing is materialised: training gathers batches from the view (``tasks/market/forecaster.py:WindowDataset``).
 - ``tessera-stack`` (information): the same, then every training and test window gathered into float32 arrays,
   what the pipeline held before the view; shows the memory the view saves.
 - ``tessera-epoch`` (information): the same, then one epoch of ``walk_forward``'s training ``DataLoader`` (batches
@@ -142,7 +142,7 @@ def one_epoch(fold, seed: int = 0) -> dict:
 
     from models.train import batches as training_batches
     from tasks.market import windows
-    from tasks.market.tasks import WindowDataset
+    from tasks.market.forecaster import WindowDataset
 
     t0 = time.perf_counter()
     data = WindowDataset(fold, windows.window_starts(fold.train))

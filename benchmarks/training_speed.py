@@ -10,14 +10,14 @@ a bare loop over the whole set materialised once as tensors (one ``randperm`` pe
 with the same validation pass after each epoch (early stopping needs it).
 
 - genome: 3,000 sequences of 60 nt, 3 classes (a motif whose position gives the class), default ``poscnn`` on
-  one-hot bases, ``tasks.genome.tasks._fit``;
+  one-hot bases, ``tasks.genome.classifier._fit``;
 - sentiment: 40,000 posts of up to 40 tokens from a 20,000-word Zipf vocabulary, 3 classes, the hybrid model
   (``tasks.sentiment.training.fit_hybrid``; its two logistic regressions run before the loop and are reported as
   ``setup_s``, not timed per epoch);
 - satellite: a 2000 x 2000 px, 6-band scene from the synthetic land cover with 600 labelled discs, the flow's
   block split and patch windows, default U-Net (``tasks.satellite.classifier.fit_segmenter``);
 - market: 5 symbols x 3,000 days of synthetic OHLCV through the ingest and check stages, the last walk-forward
-  fold's LSTM (``tasks.market.tasks.fit_fold``).
+  fold's LSTM (``tasks.market.forecaster.fit_fold``).
 
 Per domain it prints the median seconds per epoch of both loops (the first epoch excluded when there are
 three or more), training samples per second, and the torch threads inside the domain's call against the
@@ -128,8 +128,7 @@ def defaults(function, *names: str) -> dict:
 
 
 def genome(epochs: int, work: Path) -> None:
-    from tasks.genome import encode
-    from tasks.genome import tasks as genome_tasks
+    from tasks.genome import classifier, encode
 
     p = params.GenomeParams()
     rng = np.random.default_rng(0)
@@ -142,8 +141,8 @@ def genome(epochs: int, work: Path) -> None:
     counts = encode.kmer_counts(encode.kmer_tokens(codes, p.k), p.k)
     order = rng.permutation(n)
     train, val = order[: int(0.7 * n)], order[int(0.7 * n): int(0.85 * n)]
-    genome_tasks._fit(p.model, ["a", "b", "c"], codes, counts, y, train, val, encoding=p.encoding, k=p.k,
-                      epochs=epochs, seed=p.seed, augment_rc=p.augment_rc)
+    classifier._fit(p.model, ["a", "b", "c"], codes, counts, y, train, val, encoding=p.encoding, k=p.k,
+                    epochs=epochs, seed=p.seed, augment_rc=p.augment_rc)
 
 
 def sentiment(epochs: int, work: Path) -> None:
@@ -200,7 +199,7 @@ def satellite(epochs: int, work: Path) -> None:
 
 
 def market(epochs: int, work: Path) -> None:
-    from tasks.market import sources
+    from tasks.market import forecaster, sources
     from tasks.market import tasks as market_tasks
     from tasks.market.synthetic import write_synthetic_prices
 
@@ -208,14 +207,14 @@ def market(epochs: int, work: Path) -> None:
     path = write_synthetic_prices(work / "prices.csv", symbols=5, days=3000)
     ingested = market_tasks.ingest_prices.fn(str(work), input=path)
     checked = market_tasks.check_prices.fn(ingested.output, str(work))
-    settings = market_tasks.MarketSettings(lag=p.lag, horizon=p.horizon, folds=p.folds, epochs=epochs, hidden=p.hidden,
-                                           cost=p.cost, seed=p.seed, mc_samples=p.mc_samples)
-    spec = market_tasks.MarketSpec(sources.read_checked_prices(checked.output), settings)
-    market_tasks.fit_fold(spec.last, p.folds - 1, settings, spec.dates)
+    settings = forecaster.MarketSettings(lag=p.lag, horizon=p.horizon, folds=p.folds, epochs=epochs, hidden=p.hidden,
+                                         cost=p.cost, seed=p.seed, mc_samples=p.mc_samples)
+    spec = forecaster.MarketSpec(sources.read_checked_prices(checked.output), settings)
+    forecaster.fit_fold(spec.last, p.folds - 1, settings, spec.dates)
 
 
-DOMAINS = {"genome": ("tasks.genome.tasks", genome), "sentiment": ("tasks.sentiment.training", sentiment),
-           "satellite": ("tasks.satellite.classifier", satellite), "market": ("tasks.market.tasks", market)}
+DOMAINS = {"genome": ("tasks.genome.classifier", genome), "sentiment": ("tasks.sentiment.training", sentiment),
+           "satellite": ("tasks.satellite.classifier", satellite), "market": ("tasks.market.forecaster", market)}
 
 
 def measure(name: str, epochs: int, work: Path) -> dict:

@@ -164,7 +164,7 @@ def test_embeddings_and_report_sections(tmp_path):
 
 
 def test_forecast_intervals_cover_their_level_when_the_noise_is_known():
-    from tasks.market.tasks import forecast_interval
+    from tasks.market.forecaster import forecast_interval
 
     rng = np.random.default_rng(0)
     truth = rng.normal(0, 0.02, 50_000)

@@ -413,7 +413,7 @@ class TestValidationSplit:
         assert len(fit) == 0 and val.tolist() == train[:1].tolist()
 
     def test_walk_forward_fits_before_it_validates(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        from tasks.market import tasks
+        from tasks.market import forecaster, tasks
         from tasks.store import write_parquet
 
         prices = synthetic_prices(symbols=3, days=160, seed=6).assign(date=lambda t: pd.to_datetime(t["date"]))
@@ -424,7 +424,7 @@ class TestValidationSplit:
             seen.append((train.starts, val.starts))
             return {"train_loss": [0.0], "val_loss": [0.0], "best_epoch": 1}
 
-        monkeypatch.setattr(tasks, "train_model", fake_train)
+        monkeypatch.setattr(forecaster, "train_model", fake_train)
         uri = write_parquet(prices, tmp_path / "valid_prices.parquet")
         tasks.walk_forward.fn(uri, str(tmp_path), str(tmp_path / "models"), lag=8, folds=2, epochs=1)
         dates = prices["date"].to_numpy()
@@ -470,7 +470,7 @@ class TestWindows:
 class TestWindowDataset:
     def test_loader_batches_are_gathered_from_the_view(self) -> None:
         from models.train import batches as loader
-        from tasks.market.tasks import WindowDataset
+        from tasks.market.forecaster import WindowDataset
 
         prices = uneven_prices()
         fold = windows.fold_windows(prices, np.datetime64("2024-02-12"), np.datetime64("2024-03-15"), lag=5)
@@ -485,7 +485,7 @@ class TestWindowDataset:
 class TestMarketSpec:
     def test_a_champion_is_scored_with_its_own_scalers(self) -> None:
         from models.card import Architecture, ModelCard
-        from tasks.market.tasks import MarketSettings, MarketSpec
+        from tasks.market.forecaster import MarketSettings, MarketSpec
 
         def card(scalers: dict, horizon: int = 1) -> ModelCard:
             return ModelCard(architecture=Architecture(name="LSTMForecaster"), scalers=scalers,
@@ -513,7 +513,7 @@ class TestMarketSpec:
 
 class TestShrinkOnValidation:
     def test_a_forecast_without_signal_is_shrunk_to_no_change_and_a_good_one_kept(self) -> None:
-        from tasks.market.tasks import shrink_on_validation
+        from tasks.market.forecaster import shrink_on_validation
 
         rng = np.random.default_rng(0)
         actual = rng.normal(0, 0.01, 500)
@@ -522,7 +522,7 @@ class TestShrinkOnValidation:
         assert shrink_on_validation(actual, 2 * actual) == 0.5
 
     def test_a_gain_on_validation_within_the_noise_keeps_no_change(self) -> None:
-        from tasks.market.tasks import shrink_on_validation
+        from tasks.market.forecaster import shrink_on_validation
 
         rng = np.random.default_rng(1)
         actual = rng.normal(0, 0.01, 250)
@@ -532,7 +532,7 @@ class TestShrinkOnValidation:
         assert shrink_on_validation(actual, 0.5 * actual + rng.normal(0, 0.002, 250)) > 0.0
 
     def test_symbols_moving_together_on_a_day_count_as_one_piece_of_evidence(self) -> None:
-        from tasks.market.tasks import shrink_on_validation
+        from tasks.market.forecaster import shrink_on_validation
 
         rng = np.random.default_rng(1)
         day = rng.normal(0, 0.01, 40)  # five symbols with the same return each day
