@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 GROUP = "tessera.domains"
@@ -43,6 +44,7 @@ class Domain:
     tags: tuple[str, ...] = ()
     fast: dict = field(default_factory=dict)  # parameters that make a run take seconds, for tests
     demo: tuple[dict, ...] = ({},)  # the runs ``tessera demo`` makes, one parameter set each
+    example: str = ""  # "module:function(folder)": writes a tiny input in the real formats, returns its parameters
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
@@ -53,6 +55,13 @@ class Domain:
 
     def load_params(self) -> type:
         return _load(self.params)
+
+    def write_example(self, folder: Path) -> dict:
+        """Write the domain's tiny example input into ``folder``; the parameters that run on it ({}: none)."""
+        if not self.example:
+            return {}
+        folder.mkdir(parents=True, exist_ok=True)
+        return _load(self.example)(folder)
 
     def run(self, **values: Any) -> dict:
         """Run the flow with ``values`` as its parameters (the rest at their defaults); its run record."""
@@ -68,16 +77,18 @@ BUILT_IN = (
            flow="flows.satellite:satellite", params="flows.params:SatelliteParams", deployment="satellite-monitoring",
            schedule=os.environ.get("TESSERA_SATELLITE_CRON", "0 6 * * *"), tags=("satellite", "monitoring"),
            fast={"epochs": 3},
-           demo=({"source": "synthetic", "date": "2024-05-01"}, {"source": "synthetic", "date": "2024-07-01"})),
+           demo=({"source": "synthetic", "date": "2024-05-01"}, {"source": "synthetic", "date": "2024-07-01"}),
+           example="tasks.satellite.synthetic:example"),
     Domain("genome", "sequences to k-mer encodings to a regulatory-region classifier",
            flow="flows.genome:genome", params="flows.params:GenomeParams",
-           tags=("genome",), fast={"epochs": 2, "synthetic_n": 300}),
+           tags=("genome",), fast={"epochs": 2, "synthetic_n": 300}, example="tasks.genome.synthetic:example"),
     Domain("sentiment", "social-media posts to a hybrid TF-IDF + text CNN classifier",
            flow="flows.sentiment:sentiment", params="flows.params:SentimentParams",
-           tags=("sentiment",), fast={"epochs": 2, "synthetic_n": 400}),
+           tags=("sentiment",), fast={"epochs": 2, "synthetic_n": 400},
+           example="tasks.sentiment.synthetic:example"),
     Domain("market", "prices to leakage-free windows to an LSTM forecaster",
            flow="flows.market:market", params="flows.params:MarketParams",
-           tags=("market",), fast={"epochs": 2, "folds": 2, "lag": 10}),
+           tags=("market",), fast={"epochs": 2, "folds": 2, "lag": 10}, example="tasks.market.synthetic:example"),
 )
 
 

@@ -5,8 +5,9 @@ Registered through the ``pytest11`` entry point, so installing tessera makes the
 - ``tessera_prefect``: one temporary Prefect server for the session (no server of your own needed);
 - ``tessera_data_root``: a temporary data root (``TESSERA_DATA``) per test;
 - ``tessera_dask``: the address of a small local Dask cluster for the session;
-- ``tessera_scenes``, ``tessera_sequences``, ``tessera_posts``, ``tessera_prices``: tiny inputs in the real
-  file formats (GeoTIFF folder with labels, FASTA, CSV, CSV);
+- ``tessera_example``: ``tessera_example("genome")`` writes a domain's tiny example input and returns the
+  parameters that run on it; ``tessera_scenes``, ``tessera_sequences``, ``tessera_posts``, ``tessera_prices``
+  are the built-in domains' (GeoTIFF folder with labels, FASTA, CSV, CSV);
 - ``tessera_run``: run a pipeline and get its exit code and parsed run.json.
 """
 
@@ -63,38 +64,39 @@ def tessera_dask() -> Iterator[str]:
 
 
 @pytest.fixture
-def tessera_scenes(tmp_path: Path) -> dict:
+def tessera_example(tmp_path: Path) -> Callable[[str], dict]:
+    """``tessera_example("genome")``: write a domain's tiny example input (its ``Domain.example``) into the test's
+    temporary folder and return the parameters that run on it, for any domain of the registry."""
+    from flows.domains import domains
+
+    return lambda domain: domains()[domain].write_example(tmp_path / "examples" / domain)
+
+
+@pytest.fixture
+def tessera_scenes(tessera_example) -> dict:
     """Four overlapping Sentinel-2-like tiles (10 m and 20 m bands, SCL masks) and a label raster."""
-    from tasks.satellite.synthetic import write_synthetic_scenes
+    from tasks.satellite.synthetic import CLASSES
 
-    out = write_synthetic_scenes(tmp_path / "scenes", when="2024-06-01", size=128, tile=80)
-    labels = tmp_path / "labels.tif"
-    Path(out["labels"]).rename(labels)
-    return {"folder": str(tmp_path / "scenes"), "labels": str(labels), "classes": out["classes"]}
+    params = tessera_example("satellite")
+    return {"folder": params["input"], "labels": params["labels"], "classes": CLASSES}
 
 
 @pytest.fixture
-def tessera_sequences(tmp_path: Path) -> str:
+def tessera_sequences(tessera_example) -> str:
     """A FASTA of 300 labelled regulatory regions (``label=`` in the headers), with a few faulty records."""
-    from tasks.genome.synthetic import write_synthetic_fasta
-
-    return write_synthetic_fasta(tmp_path / "sequences.fasta", n=300)["path"]
+    return tessera_example("genome")["input"]
 
 
 @pytest.fixture
-def tessera_posts(tmp_path: Path) -> str:
+def tessera_posts(tessera_example) -> str:
     """A CSV of 400 labelled posts (text, label) with duplicates and faulty rows."""
-    from tasks.sentiment.synthetic import write_synthetic_posts
-
-    return write_synthetic_posts(tmp_path / "posts.csv", n=400)
+    return tessera_example("sentiment")["input"]
 
 
 @pytest.fixture
-def tessera_prices(tmp_path: Path) -> str:
+def tessera_prices(tessera_example) -> str:
     """A long-form OHLCV CSV of three symbols over 250 trading days."""
-    from tasks.market.synthetic import write_synthetic_prices
-
-    return write_synthetic_prices(tmp_path / "prices.csv", symbols=3, days=250)
+    return tessera_example("market")["input"]
 
 
 def run_pipeline(domain: str, *, fast: bool = True, **parameters) -> RunResult:

@@ -36,7 +36,8 @@ def test_a_domain_from_an_entry_point_is_in_the_cli_and_runs(with_toy, tessera_p
     assert run["metrics"] == {"words": 5} and (tmp_path / "toy" / "runs" / "t1" / "report.html").exists()
 
 
-def test_a_domain_from_an_entry_point_is_deployed_and_run_by_the_plugin(with_toy, tessera_run) -> None:
+def test_a_domain_from_an_entry_point_is_deployed_and_run_by_the_plugin(with_toy, tessera_run,
+                                                                        tessera_example) -> None:
     from deployments.serve import build_deployments
 
     deployment = {d.name: d for d in build_deployments()}["toy"]
@@ -44,6 +45,8 @@ def test_a_domain_from_an_entry_point_is_deployed_and_run_by_the_plugin(with_toy
     assert not deployment.schedules
     result = tessera_run("toy")
     assert result.exit_code == 0 and result.record["metrics"] == {"words": 1}
+    result = tessera_run("toy", **tessera_example("toy"))
+    assert result.exit_code == 0 and result.record["metrics"] == {"words": 4}
 
 
 def test_a_domain_name_must_be_a_python_name_and_unique(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,8 @@ declaration, in one file, registered through the ``tessera.domains`` entry-point
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow
 from pydantic import BaseModel, Field
 
@@ -11,7 +13,8 @@ from flows.domains import Domain
 
 
 class ToyParams(BaseModel):
-    words: int = Field(3, ge=1, description="words to count")
+    words: int = Field(3, ge=1, description="words to count when there is no input")
+    input: str | None = Field(None, description="a text file whose words are counted")
     out: str | None = Field(None, description="data root")
     dask_address: str | None = Field(None, description="Dask scheduler")
     run_id: str | None = Field(None, description="run id")
@@ -28,11 +31,16 @@ def publish(run: dict) -> str:
 @flow(name="toy")
 def toy(params: ToyParams = ToyParams()) -> dict:
     with pipeline_run("toy", params, publish=publish) as run:
-        run.metrics = {"words": params.words}
+        run.metrics = {"words": len(Path(params.input).read_text().split()) if params.input else params.words}
     return run.to_dict()
 
 
+def example(folder: Path) -> dict:
+    (folder / "words.txt").write_text("one two three four\n")
+    return {"input": str(folder / "words.txt")}
+
+
 DOMAIN = Domain("toy", "counts words, to show a domain added from outside", flow="toy_domain:toy",
-                params="toy_domain:ToyParams", tags=("toy",), fast={"words": 1})
+                params="toy_domain:ToyParams", tags=("toy",), fast={"words": 1}, example="toy_domain:example")
 
 TWIN = Domain("genome", "a second genome", flow="toy_domain:toy", params="toy_domain:ToyParams")

@@ -60,3 +60,9 @@ def write_synthetic_fasta(path: str | Path, *, n: int = 2000, seed: int = 0, fau
                   ">short1 label=enhancer\nACGTAC", f">seq0 label=background\n{synthetic_sequence('background', rng)}"]
     path.write_text("\n".join(lines) + "\n")
     return {"path": str(path), "classes": CLASSES, "records": n + (4 if faults else 0)}
+
+
+def example(folder: Path) -> dict:
+    """A FASTA of 300 labelled regulatory regions (``label=`` in the headers) with a few faulty records; the
+    parameters that run on it."""
+    return {"input": write_synthetic_fasta(Path(folder) / "sequences.fasta", n=300)["path"]}

@@ -45,3 +45,8 @@ def write_synthetic_prices(path: str | Path, **kwargs) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     synthetic_prices(**kwargs).to_csv(path, index=False)
     return str(path)
+
+
+def example(folder: Path) -> dict:
+    """A long-form OHLCV CSV of three symbols over 250 trading days; the parameters that run on it."""
+    return {"input": write_synthetic_prices(Path(folder) / "prices.csv", symbols=3, days=250)}

@@ -158,3 +158,11 @@ def write_synthetic_scenes(folder: str | Path, *, when: Date | str = Date(2024, 
     labels_path = folder / "labels.tif"
     _write(labels_path, labels, from_origin(*ORIGIN, 10, 10), "EPSG:32632")
     return {"scenes": written, "labels": str(labels_path), "classes": CLASSES, "date": when.isoformat()}
+
+
+def example(folder: Path) -> dict:
+    """A tiny input of the local source: four overlapping 80-pixel tiles and a label raster beside them; the
+    parameters that run on it."""
+    written = write_synthetic_scenes(Path(folder) / "scenes", when="2024-06-01", size=128, tile=80)
+    labels = Path(written["labels"]).rename(Path(folder) / "labels.tif")
+    return {"source": "local", "input": str(Path(folder) / "scenes"), "labels": str(labels)}

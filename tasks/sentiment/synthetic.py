@@ -64,3 +64,8 @@ def write_synthetic_posts(path: str | Path, *, n: int = 3000, seed: int = 0) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     synthetic_posts(n, seed=seed).to_csv(path, index=False)
     return str(path)
+
+
+def example(folder: Path) -> dict:
+    """A CSV of 400 labelled posts (text, label) with duplicates and faulty rows; the parameters that run on it."""
+    return {"input": write_synthetic_posts(Path(folder) / "posts.csv", n=400)}
