@@ -15,7 +15,7 @@ demo: $(STAMP)
 	$(VENV)/bin/tessera demo
 
 test: $(STAMP)
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto
 
 serve: $(STAMP)
 	$(VENV)/bin/tessera serve

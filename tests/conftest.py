@@ -15,7 +15,12 @@ from rasterio.transform import from_origin
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Every process the tests start inherits this mark, also one orphaned when its parent was killed.
 SESSION_MARK = "PYTEST_TESSERA_SESSION"
-os.environ[SESSION_MARK] = f"{os.getpid()}-{uuid.uuid4().hex}"
+# pytest-xdist's workers inherit the controller's mark, so the controller finds what any of them left.
+os.environ.setdefault(SESSION_MARK, f"{os.getpid()}-{uuid.uuid4().hex}")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One compute thread per worker (and per process a worker starts): two workers with two threads each on two
+    # cores spent half again the CPU time in contention and finished no sooner.
+    os.environ["OMP_NUM_THREADS"] = "1"
 # processes Python itself keeps until the interpreter exits, not left behind by a test
 INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "loky", "forkserver")
 
@@ -45,8 +50,32 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return []
 
 
+# Test files whose tests share a server started by a session or module fixture: under pytest-xdist each group runs
+# on one worker, so its server starts once. (xdist's own xdist_group mark no longer groups under pytest 9.2:
+# pytest-dev/pytest-xdist#1386.) Scopes with the most tests are scheduled first, so these start first.
+SHARED_SERVERS = {"served": ("test_load.py", "test_resume.py", "test_serve.py", "test_ui.py"),
+                  "dask_cluster": ("test_dask_cluster.py",)}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    group_of = {file: group for group, files in SHARED_SERVERS.items() for file in files}
+
+    class SharedServerScheduling(LoadScopeScheduling):
+        """Each test on its own, but the tests of a shared server's files together."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of.get(Path(nodeid.split("::")[0]).name, nodeid)
+
+    return SharedServerScheduling(config, log)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when a test left a process running (and stop it, so nothing outlives the run)."""
+    """Fail the run when a test left a process running (and stop it, so nothing outlives the run). Under xdist
+    the controller checks, once its workers have ended: a worker would see the others running."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     alive = surviving_children()
     if not alive:
         return
@@ -122,6 +151,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     env = {**os.environ, "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_API_URL": url,
            "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port), "PREFECT_UI_API_URL": url,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+           "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
            "TESSERA_DATA": str(tmp / "data")}
     bin_dir = Path(sys.executable).parent
     root = Path(__file__).resolve().parents[1]

@@ -36,7 +36,12 @@ def page(tmp_path: Path):
             viewport={"width": 1400, "height": 1000})
         context.set_default_timeout(30_000)
         try:
-            yield context.new_page()
+            page = context.new_page()
+            page.problems = []  # failed API calls and console errors, printed when the test fails
+            page.on("response", lambda r: r.status >= 400 and page.problems.append(
+                f"{r.status} {r.request.method} {r.url}: {r.text()[:300]}"))
+            page.on("console", lambda m: m.type == "error" and page.problems.append(f"console: {m.text[:300]}"))
+            yield page
         finally:
             context.close()
 
@@ -49,7 +54,7 @@ def screenshot_on_failure(page, folder: Path) -> Iterator[None]:
     except BaseException:
         shot = folder / "failure.png"
         page.screenshot(path=str(shot))
-        print(f"screenshot at failure: {shot} (page {page.url})")
+        print(f"screenshot at failure: {shot} (page {page.url})", *page.problems, sep="\n")
         raise
 
 
@@ -64,6 +69,17 @@ def wait_for_final_state(page, timeout: float = 240) -> str:
             return state
         page.wait_for_timeout(3000)
         page.reload()
+
+
+def submit(page, tries: int = 3) -> None:
+    """Click Submit, and again when the server answers 503: its "busy, retry" (SQLite locked on a loaded machine),
+    which Prefect's own client retries and the UI only reports."""
+    for attempt in range(tries):
+        with page.expect_response(lambda r: r.url.endswith("/create_flow_run")) as answer:
+            page.get_by_role("button", name="Submit").click()
+        if answer.value.status != 503 or attempt == tries - 1:
+            return
+        page.wait_for_timeout(2000)
 
 
 def flow_runs(url: str, deployment_id) -> list:
@@ -95,7 +111,7 @@ def test_a_satellite_run_started_from_the_ui_completes_with_its_metrics(served, 
         epochs = page.get_by_text("Epochs (Optional)", exact=True).locator("xpath=following::input[1]")
         assert epochs.input_value() == "30"
         epochs.fill("2")
-        page.get_by_role("button", name="Submit").click()
+        submit(page)
 
         page.get_by_role("button", name="View run").last.click()
         page.wait_for_url("**/runs/flow-run/**")
