@@ -1,4 +1,5 @@
-"""Shared fixtures: a Prefect test server for flow tests and tiny georeferenced rasters built in the test."""
+"""Shared fixtures and helpers: a Prefect test server for flow tests, tiny georeferenced rasters and price tables
+built in the test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import psutil
 import pytest
 import rasterio
@@ -110,6 +112,26 @@ def write_raster(path: Path, data: np.ndarray, *, origin: tuple[float, float] = 
         for i, name in enumerate(descriptions or [], start=1):
             dst.set_band_description(i, name)
     return path
+
+
+def write_text(folder: Path, text: str, name: str = "p.csv") -> str:
+    (folder / name).write_text(text)
+    return str(folder / name)
+
+
+def uneven_prices() -> pd.DataFrame:
+    """Three symbols of 60, 33 and 3 rows with gaps in the dates, a missing volume and integer-valued volumes;
+    the third symbol starts after the split."""
+    rng = np.random.default_rng(3)
+    days = pd.bdate_range("2024-01-01", periods=80)
+    frames = []
+    for symbol, rows in (("AAA", np.r_[0:40, 45:65]), ("BBB", np.r_[10:43]), ("CCC", np.r_[70:73])):
+        price = 20 * np.exp(np.cumsum(rng.normal(0, 0.02, len(rows))))
+        volume = rng.integers(1_000, 100_000, len(rows)).astype(float)
+        frames.append(pd.DataFrame({"date": days[rows], "symbol": symbol, "price": price, "volume": volume}))
+    prices = pd.concat(frames, ignore_index=True)
+    prices.loc[5, "volume"] = np.nan
+    return prices
 
 
 SERVE_LIMIT = 2
