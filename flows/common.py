@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from tasks.common import check_gate, gate_table
 from tasks.compute import dask_client
 from tasks.runs import RunRecord
+from tasks.tracking import track
 
 log = logging.getLogger(__name__)
 
@@ -19,22 +20,26 @@ log = logging.getLogger(__name__)
 def pipeline_run(flow: str, params: BaseModel, *, publish: Callable[[dict], str]) -> Iterator[RunRecord]:
     """A run folder and record, a Dask client for the stages, run.json and the report however the run ends;
     a run under a remote data root is uploaded there at the end. ``params`` has ``out``, ``run_id`` and
-    ``dask_address`` (flows.params.RunOptions)."""
+    ``dask_address`` (flows.params.RunOptions); with ``mlflow`` (or ``MLFLOW_TRACKING_URI``) the finished run is
+    logged to MLflow too."""
     run = RunRecord.start(flow, params.model_dump(), out=params.out, run_id=params.run_id)
     try:
         with run.recording(), dask_client(params.dask_address):
             yield run
     except BaseException:
-        _finish(run, publish, failed=True)
+        _finish(run, publish, getattr(params, "mlflow", None), failed=True)
         raise
-    _finish(run, publish, failed=False)
+    _finish(run, publish, getattr(params, "mlflow", None), failed=False)
 
 
-def _finish(run: RunRecord, publish: Callable[[dict], str], *, failed: bool) -> None:
+def _finish(run: RunRecord, publish: Callable[[dict], str], mlflow: str | None, *, failed: bool) -> None:
     try:
         publish(run.to_dict())
     except Exception:  # a broken report must not hide the run's own error
         log.exception("could not write the report of run %s", run.run_id)
+    if (tracked := track(run.to_dict(), mlflow)) is not None:
+        run.mlflow = tracked
+        run.save()
     try:
         run.sync()
     except Exception:

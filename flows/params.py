@@ -30,6 +30,8 @@ SEED = "random seed of splits, synthetic data and training"
 CALIBRATE = "calibrate probabilities on the validation split (empty: off; the report shows before and after)"
 MC_SAMPLES = ("Monte Carlo dropout passes per prediction, for an uncertainty per prediction (market: 90% forecast "
               "intervals and their coverage) (0: off; 20-50 is typical)")
+MLFLOW = ("MLflow tracking URI to log the run to, e.g. http://127.0.0.1:5000 (empty: MLFLOW_TRACKING_URI if set, "
+          "else no tracking)")
 MODEL_NAME = "model registry name"
 FOLDS = "stratified k-fold cross-validation on train+val (0: off)"
 
@@ -65,6 +67,7 @@ class RunOptions(PipelineParams):
     out: str | None = Field(None, description=OUT)
     dask_address: str | None = Field(None, description=DASK)
     run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
+    mlflow: str | None = Field(None, description=MLFLOW)
 
 
 class ClassifierOptions(RunOptions):

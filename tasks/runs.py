@@ -89,6 +89,7 @@ class RunRecord:
     baselines: dict = field(default_factory=dict)
     monitor: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
+    mlflow: dict | None = None
     error: str | None = None
     exit_code: int = 0
     uri: str = ""
@@ -129,7 +130,8 @@ class RunRecord:
             "started": self.started, "finished": self.finished, "parameters": self.parameters,
             "counts": self.counts, "quality": self.quality, "stages": self.stages, "model": self.model,
             "metrics": self.metrics, "baselines": self.baselines, "monitor": self.monitor, "inputs": self.inputs,
-            "error": self.error, "exit_code": self.exit_code, "dir": str(self.dir), "uri": self.uri or str(self.dir),
+            "mlflow": self.mlflow, "error": self.error,
+            "exit_code": self.exit_code, "dir": str(self.dir), "uri": self.uri or str(self.dir),
         })
         return _rebase(record, str(self.dir), self.uri) if self.synced else record
 
