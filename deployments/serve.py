@@ -7,6 +7,7 @@ from the UI; ``cleanup`` removes old runs every Sunday at 03:00 (``TESSERA_CLEAN
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -15,30 +16,50 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 SCHEDULE_TIMEZONE = os.environ.get("TESSERA_SCHEDULE_TIMEZONE", "UTC")
 CLEANUP_CRON = os.environ.get("TESSERA_CLEANUP_CRON", "0 3 * * 0")  # Sundays 03:00
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment, declared once for ``tessera serve`` (:func:`build_deployments`) and for a work pool's
+    ``prefect.yaml`` (deployments/project.py)."""
+
+    flow: str  # module path of the flow, e.g. flows.market.market
+    name: str
+    description: str
+    tags: tuple[str, ...]
+    cron: str | None
+
+    def load_flow(self) -> Any:
+        module, _, attribute = self.flow.rpartition(".")
+        return getattr(importlib.import_module(module), attribute)
+
+
+def deployment_definitions() -> list[Deployment]:
+    """One deployment per domain (the satellite monitoring on its schedule, the others on demand), and the weekly
+    ``cleanup``."""
+    from flows.domains import domains
+
+    pipelines = [Deployment(domain.flow.replace(":", "."), domain.deployment_name, domain.summary, domain.tags,
+                            domain.schedule) for domain in domains().values()]
+    return [*pipelines, Deployment("flows.cleanup.cleanup", "cleanup", "remove old runs and their Prefect results",
+                                   ("maintenance",), CLEANUP_CRON)]
+
+
 def build_deployments() -> list:
-    """One deployment per domain, each form its parameter model, whose defaults start a sensible run; and the weekly
-    ``cleanup``. A served run loads its flow by module path (``flows.market.market``), whatever the working
-    directory."""
+    """The deployments ``tessera serve`` serves, each form its parameter model, whose defaults start a sensible run.
+    A served run loads its flow by module path (``flows.market.market``), whatever the working directory."""
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
 
-    from flows.cleanup import cleanup
-    from flows.domains import domains
-
-    pipelines = [domain.load_flow().to_deployment(
-                     domain.deployment_name, description=domain.summary, tags=list(domain.tags),
-                     schedule=Cron(domain.schedule, timezone=SCHEDULE_TIMEZONE) if domain.schedule else None,
-                     entrypoint_type=EntrypointType.MODULE_PATH)
-                 for domain in domains().values()]
-    retention = cleanup.to_deployment("cleanup", description="remove old runs and their Prefect results",
-                                      tags=["maintenance"], schedule=Cron(CLEANUP_CRON, timezone=SCHEDULE_TIMEZONE),
-                                      entrypoint_type=EntrypointType.MODULE_PATH)
-    return [*pipelines, retention]
+    return [d.load_flow().to_deployment(d.name, description=d.description, tags=list(d.tags),
+                                        schedule=Cron(d.cron, timezone=SCHEDULE_TIMEZONE) if d.cron else None,
+                                        entrypoint_type=EntrypointType.MODULE_PATH)
+            for d in deployment_definitions()]
 
 
 def healthy(url: str) -> bool:

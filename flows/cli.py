@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--dry-run", action="store_true", help="only say what would go")
     clean.add_argument("--out", help=OUT)
     clean.add_argument("--debug", action="store_true", help="show tracebacks")
+    project = commands.add_parser("prefect-yaml", help="print prefect.yaml: the deployments of serve, for a work "
+                                  "pool (prefect deploy --all)")
+    project.add_argument("--pool", default="tessera", help="work pool name (default: tessera)")
+    project.add_argument("--debug", action="store_true", help="show tracebacks")
     serve.add_argument("--port", type=int, default=4200)
     serve.add_argument("--limit", type=int, default=4, help="flow runs at once")
     serve.add_argument("--debug", action="store_true")
@@ -217,6 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        return 0
+    if args.command == "prefect-yaml":
+        from deployments.project import prefect_yaml
+
+        print(prefect_yaml(args.pool), end="")
         return 0
     if args.command == "clean":
         return clean_command(args)
