@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     promote = actions.add_parser("promote", help="make a version the champion (e.g. back to an earlier one)")
     promote.add_argument("name", type=_name("model name", "NAME"))
     promote.add_argument("version", type=_name("model version", "VERSION"))
-    for sub in (listing, show, promote):
+    export = actions.add_parser("export", help="write a version (default: the champion) as a bundle to score with "
+                                "elsewhere: tessera run DOMAIN --bundle model.zip")
+    export.add_argument("name", type=_name("model name", "NAME"))
+    export.add_argument("--version", type=_name("model version", "--version"), help="default: the champion")
+    export.add_argument("--to", required=True, metavar="model.zip", help="the bundle to write")
+    for sub in (listing, show, promote, export):
         sub.add_argument("--out", help="data root (default: $TESSERA_DATA or ./data)")
         sub.add_argument("--debug", action="store_true", help="show tracebacks")
     demo = commands.add_parser("demo", help="run every pipeline on embedded synthetic data")
@@ -149,7 +154,7 @@ def _run(flow: Callable[[BaseModel], dict], params: BaseModel, debug: bool) -> i
 
 
 def models_command(args: argparse.Namespace) -> int:
-    """``tessera models list|show|promote``: read and fix the registry by hand."""
+    """``tessera models list|show|promote|export``: read and fix the registry by hand, export a bundle."""
     return _one_line_errors(lambda: _models(args), args.debug)
 
 
@@ -171,6 +176,12 @@ def _models(args: argparse.Namespace) -> None:
         if version is None:
             raise BadInputError(f"model {args.name!r} has no champion; name a version (tessera models list)")
         print(registry.card(args.name, version).model_dump_json(by_alias=True, indent=2))
+    elif args.action == "export":
+        from models.bundle import export_bundle
+
+        manifest = export_bundle(registry, args.name, args.to, version=args.version)
+        print(f"wrote {args.to}: model {manifest['name']} {manifest['version']} ({manifest['architecture']}, "
+              f"{len(manifest['files'])} files); score with it: tessera run <domain> --bundle {args.to}")
     else:
         registry.promote(args.name, args.version)
         print(f"{args.name}: {args.version} is the champion")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from pydantic import BaseModel
 
 from tasks.common import check_gate, gate_table
 from tasks.compute import dask_client
+from tasks.errors import BadInputError
 from tasks.runs import RunRecord
+from tasks.store import data_root
 from tasks.tracking import track
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,29 @@ def _finish(run: RunRecord, publish: Callable[[dict], str], mlflow: str | None, 
         if not failed:
             raise
         log.exception("could not upload run %s", run.run_id)  # the run's own error comes first
+
+
+@dataclass(frozen=True)
+class Models:
+    """Where a run's models live (a data root whose ``models/`` is the registry), the name it trains or scores
+    under, and ``--train``."""
+
+    root: str
+    name: str | None
+    mode: str
+
+
+def models_for(params: BaseModel, run: RunRecord) -> Models:
+    """The data root's registry with the run's ``--model-name`` and ``--train``; with ``--bundle``, a registry in the
+    run folder holding the bundle's model as its champion, to score with and train nothing."""
+    if not getattr(params, "bundle", None):
+        return Models(str(data_root(params.out)), params.model_name, params.train)
+    if params.train == "always":
+        raise BadInputError("--bundle scores with the bundle's model and trains none; drop --train always")
+    from models.bundle import install_bundle
+
+    root = str(run.dir / "bundle")
+    return Models(root, install_bundle(params.bundle, root), "never")
 
 
 def gate(run: RunRecord, table_uri: str, suite: str, stage: str, **parameters: object) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.common import gate, pipeline_run
+from flows.common import gate, models_for, pipeline_run
 from flows.params import GenomeParams
 from tasks.genome.report import publish_report
 from tasks.genome.tasks import (
@@ -15,14 +15,13 @@ from tasks.genome.tasks import (
     score_sequences,
     train_sequence_classifier,
 )
-from tasks.store import data_root
 
 
 @flow(name="genome")
 def genome(params: GenomeParams = GenomeParams()) -> dict:
     """Ingest, check and gate, encode in Dask and gate, train or load the champion, score, publish."""
     with pipeline_run("genome", params, publish=publish_report) as run:
-        run_dir, root = str(run.dir), str(data_root(params.out))
+        run_dir, models = str(run.dir), models_for(params, run)
         records = ingest_sequences(run_dir, input=params.input, labels=params.labels,
                                    label_from_filename=params.label_from_filename, synthetic_n=params.synthetic_n,
                                    seed=params.seed)
@@ -34,13 +33,13 @@ def genome(params: GenomeParams = GenomeParams()) -> dict:
                                    padding=params.padding)
         profile = profile_encodings(encoded.output, run_dir)
         gate(run, profile.output, "genome_encoded", "encoded")
-        trained = train_sequence_classifier(encoded.output, run_dir, root, mode=params.train,
-                                            model_name=params.model_name, architecture=params.model,
+        trained = train_sequence_classifier(encoded.output, run_dir, models.root, mode=models.mode,
+                                            model_name=models.name, architecture=params.model,
                                             encoding=params.encoding,
                                             epochs=params.epochs, folds=params.folds, augment_rc=params.augment_rc,
                                             seed=params.seed, calibrate=params.calibrate, mc_samples=params.mc_samples,
                                             tune=params.tune)
         run.record_training(trained)
-        score_sequences(checked.output, trained.output, run_dir, root, stride=params.stride,
+        score_sequences(checked.output, trained.output, run_dir, models.root, stride=params.stride,
                         mc_samples=params.mc_samples)
     return run.to_dict()

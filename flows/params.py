@@ -32,6 +32,8 @@ MC_SAMPLES = ("Monte Carlo dropout passes per prediction, for an uncertainty per
               "intervals and their coverage) (0: off; 20-50 is typical)")
 MLFLOW = ("MLflow tracking URI to log the run to, e.g. http://127.0.0.1:5000 (empty: MLFLOW_TRACKING_URI if set, "
           "else no tracking)")
+BUNDLE = ("a model bundle (tessera models export) to score with instead of the registry's champion; the run trains "
+          "nothing (empty: the registry)")
 MODEL_NAME = "model registry name"
 FOLDS = "stratified k-fold cross-validation on train+val (0: off)"
 
@@ -68,6 +70,7 @@ class RunOptions(PipelineParams):
     dask_address: str | None = Field(None, description=DASK)
     run_id: str | None = Field(None, pattern=NAME_PATTERN, description=RUN_ID)
     mlflow: str | None = Field(None, description=MLFLOW)
+    bundle: str | None = Field(None, description=BUNDLE)
 
 
 class ClassifierOptions(RunOptions):

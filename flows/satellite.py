@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.common import gate, pipeline_run
+from flows.common import gate, models_for, pipeline_run
 from flows.params import SatelliteParams
 from tasks.errors import MonitoringAlert
 from tasks.satellite.report import publish_report
@@ -25,7 +25,7 @@ from tasks.store import data_root
 def satellite(params: SatelliteParams = SatelliteParams()) -> dict:
     """Ingest, gate, mosaic, gate, train or load the champion, score, monitor, publish."""
     with pipeline_run("satellite", params, publish=publish_report) as run:
-        run_dir, root = str(run.dir), str(data_root(params.out))
+        run_dir, models = str(run.dir), models_for(params, run)
         sentinelhub = {"bbox": tuple(params.bbox) if params.bbox else None, "time_from": params.time_from,
                        "time_to": params.time_to, "resolution": params.resolution or 10.0,
                        "mosaicking_order": params.mosaicking_order}
@@ -49,18 +49,18 @@ def satellite(params: SatelliteParams = SatelliteParams()) -> dict:
         norm = normalization_statistics(mosaic.output, run_dir)
         mosaic_profile = profile_mosaic(mosaic.output, norm.output, run_dir)
         gate(run, mosaic_profile.output, "satellite_mosaic", "mosaic")
-        trained = train_classifier(mosaic.output, norm.output, run_dir, root,
-                                   mode=params.train, model_name=params.model_name, model=params.model,
+        trained = train_classifier(mosaic.output, norm.output, run_dir, models.root,
+                                   mode=models.mode, model_name=models.name, model=params.model,
                                    epochs=params.epochs, seed=params.seed, calibrate=params.calibrate,
                                    mc_samples=params.mc_samples, folds=params.folds, tune=params.tune,
                                    scenes_uri=profile.output)
         run.record_training(trained)
-        scored = score_class_map(mosaic.output, trained.output, run_dir, root,
+        scored = score_class_map(mosaic.output, trained.output, run_dir, models.root,
                                  mc_samples=params.mc_samples, seed=params.seed)
         if scored.uncertainty_summary:
             run.metrics = {**run.metrics, "uncertainty_map": scored.uncertainty_summary}
-        monitored = monitor_area(mosaic.output, scored.output, trained.output,
-                                 run_dir, root, run.run_id, psi_threshold=params.psi_threshold,
+        monitored = monitor_area(mosaic.output, scored.output, trained.output, run_dir, str(data_root(params.out)),
+                                 models.root, run.run_id, psi_threshold=params.psi_threshold,
                                  change_threshold=params.change_threshold, seed=params.seed)
         run.monitor = monitored.summary
         if params.fail_on_drift and monitored.flagged:

@@ -2,7 +2,7 @@
 neither trained on, promote, and choose the model that scores the run's outputs.
 
 A domain supplies a :class:`ModelSpec` (fit on its train split with early stopping on validation, score a model
-on some units, say whether a champion is compatible; every model is rebuilt from its card by
+on some units, say why a champion cannot score its data; every model is rebuilt from its card by
 ``models.architectures.build``) and keys for its
 units (records, windows, blocks: see :func:`unit_keys`). Every challenger's card names the keys it was trained
 and validated on (``trained_on.npy`` beside its weights), so a later run can tell which of its own units a
@@ -52,8 +52,9 @@ class Fitted:
 class ModelSpec(Protocol):
     """What a domain supplies to the lifecycle."""
 
-    def compatible(self, card: ModelCard) -> bool:
-        """Whether a champion with this card can score this run's data (classes, bands, k, lag ...)."""
+    def mismatch(self, card: ModelCard) -> str | None:
+        """Why a model with this card cannot score this run's data (other classes, bands, k, lag ...), as the
+        rest of a sentence naming the option to change; None when it can."""
 
     def fit(self) -> Fitted:
         """A challenger fitted on the train units with early stopping on the validation units."""
@@ -139,8 +140,11 @@ def run_lifecycle(spec: ModelSpec, registry: ModelRegistry, name: str, *, mode: 
     if mode not in ("auto", "always", "never"):
         raise BadInputError(f"unknown --train {mode!r}; choose auto, always or never")
     champion = registry.champion(name)
-    usable = champion if champion is not None and spec.compatible(champion) else None
+    mismatch = spec.mismatch(champion) if champion is not None else None
+    usable = champion if champion is not None and mismatch is None else None
     if mode == "never" or (mode == "auto" and usable is not None):
+        if mismatch is not None:
+            raise BadInputError(f"model {name} {champion.version} cannot score this run: {mismatch}")
         if usable is None:
             raise BadInputError(no_champion)
         model = registry.load(name, usable.version, build(usable))

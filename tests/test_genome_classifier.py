@@ -59,15 +59,18 @@ class TestGenomeSpec:
         return ModelCard(architecture=Architecture(name="PosCNN1D", kwargs={}), class_names=["background", "promoter"],
                          parameters={"k": K, "length": LENGTH} | parameters)
 
-    def test_a_champion_is_compatible_only_with_the_same_classes_k_and_length(self) -> None:
+    def test_a_champion_scores_only_the_same_classes_k_and_length(self) -> None:
         spec, _, _ = spec_for(*records(8))
-        assert spec.compatible(self.card())
-        assert not spec.compatible(self.card(k=4)) and not spec.compatible(self.card(length=60))
-        assert not spec.compatible(self.card().model_copy(update={"class_names": ["a", "b"]}))
+        assert spec.mismatch(self.card()) is None
+        assert spec.mismatch(self.card(k=4)) == ("it reads sequences encoded with --k 4 --length 40 (this run: --k 3 "
+                                                 "--length 40); run with --k 4 --length 40")
+        assert spec.mismatch(self.card(length=60)).endswith("run with --k 3 --length 60")
+        assert spec.mismatch(self.card().model_copy(update={"class_names": ["a", "b"]})) == (
+            "it predicts ['a', 'b'], these records are labelled ['background', 'promoter']")
 
     def test_any_champion_scores_unlabelled_records(self) -> None:
         spec, _, _ = spec_for(*records(8), class_names=None)
-        assert spec.compatible(self.card(k=5))
+        assert spec.mismatch(self.card(k=5)) is None
 
     def test_fit_finds_a_motif_anywhere_and_describes_itself_in_its_card(self) -> None:
         codes, counts, y = records(240)

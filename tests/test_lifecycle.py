@@ -25,8 +25,9 @@ class ToySpec:
     def __init__(self, strength: float, *, kind: str = "toy") -> None:
         self.strength, self.kind, self.scored = strength, kind, []
 
-    def compatible(self, card: ModelCard) -> bool:
-        return card.parameters.get("kind") == self.kind
+    def mismatch(self, card: ModelCard) -> str | None:
+        kind = card.parameters.get("kind")
+        return None if kind == self.kind else f"it is a {kind} model, run with --kind {kind}"
 
     def fit(self) -> Fitted:
         model = LSTMForecaster(**TINY.kwargs)

@@ -46,9 +46,9 @@ class TestMarketSpec:
         raw = fold.x[spec.starts[units]] * std + mean
         expected = (raw - (mean + 1.0)) / (2.0 * std)
         np.testing.assert_allclose(spec.inputs(card(other), units), expected, rtol=1e-4, atol=1e-5)
-        assert spec.compatible(card(own))
-        assert not spec.compatible(card(own, horizon=2))
-        assert not spec.compatible(card({"SYM0": own["SYM0"]}))
+        assert spec.mismatch(card(own)) is None
+        assert spec.mismatch(card(own, horizon=2)).endswith("run with --lag 5 --horizon 2")
+        assert spec.mismatch(card({"SYM0": own["SYM0"]})).startswith("it has no scaler for SYM1")
         val_dates = windows.target_dates(fold, spec.starts[units], spec.dates)
         test_dates = windows.target_dates(fold, spec.starts[spec.split == 2], spec.dates)
         assert val_dates.max() < spec.last.start <= test_dates.min()  # validation precedes the test period

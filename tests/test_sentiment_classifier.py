@@ -37,14 +37,18 @@ def spec_for(table: pd.DataFrame, registry: ModelRegistry, *, labelled: bool = T
 
 
 class TestSentimentSpec:
-    def test_a_champion_is_compatible_only_with_the_same_labels(self, posts, tmp_path: Path) -> None:
+    def test_a_champion_scores_only_the_same_labels_and_cleaning(self, posts, tmp_path: Path) -> None:
+        on = clean.CleanOptions().as_dict()
         card = ModelCard(architecture=Architecture(name="HybridTextCNN", kwargs={}),
-                         class_names=["negative", "neutral", "positive"])
+                         class_names=["negative", "neutral", "positive"], parameters={"clean": on})
         spec, _, _ = spec_for(posts, ModelRegistry(tmp_path))
-        assert spec.compatible(card)
-        assert not spec.compatible(card.model_copy(update={"class_names": ["neg", "pos"]}))
-        assert spec_for(posts, ModelRegistry(tmp_path), labelled=False)[0].compatible(
-            card.model_copy(update={"class_names": ["neg", "pos"]}))
+        spec.clean = on
+        assert spec.mismatch(card) is None
+        other = card.model_copy(update={"class_names": ["neg", "pos"]})
+        assert spec.mismatch(other).startswith("it predicts ['neg', 'pos'], these posts are labelled")
+        assert spec_for(posts, ModelRegistry(tmp_path), labelled=False)[0].mismatch(other) is None
+        unlemmatized = card.model_copy(update={"parameters": {"clean": on | {"lemmatize": False}}})
+        assert spec.mismatch(unlemmatized).endswith("run with --no lemmatize")
 
     def test_the_vocabulary_comes_from_the_training_posts_only(self, posts, tmp_path: Path) -> None:
         spec, _, idx = spec_for(posts, ModelRegistry(tmp_path), epochs=1)

@@ -92,13 +92,19 @@ class GenomeSpec:
         self.params, self.architecture = params, architecture
         self.calibrate, self.mc_samples, self.seed = calibrate, mc_samples, seed
 
-    def compatible(self, card: ModelCard) -> bool:
-        """Unlabelled records are re-encoded with the champion's own k and length when scored; labelled ones are
+    def mismatch(self, card: ModelCard) -> str | None:
+        """Unlabelled records are re-encoded with the model's own k and length when scored; labelled ones are
         compared on this run's encoding, so classes, k and length must match."""
         if self.class_names is None:
-            return True
-        return card.class_names == self.class_names and all(
-            card.parameters.get(key) == self.params[key] for key in ("k", "length"))
+            return None
+        if card.class_names != self.class_names:
+            return f"it predicts {card.class_names}, these records are labelled {self.class_names}"
+        theirs = {key: card.parameters.get(key) for key in ("k", "length")}
+        if theirs != {key: self.params[key] for key in theirs}:
+            options = " ".join(f"--{key} {value}" for key, value in theirs.items())
+            ours = " ".join(f"--{key} {self.params[key]}" for key in theirs)
+            return f"it reads sequences encoded with {options} (this run: {ours}); run with {options}"
+        return None
 
     def proba(self, model: nn.Module, card: ModelCard, units: np.ndarray) -> np.ndarray:
         x = model_inputs(self.codes[units], self.counts[units], card.architecture, self.params["k"])

@@ -145,11 +145,17 @@ class MarketSpec:
         when = windows.target_dates(self.last.fold, self.starts, self.dates).astype("datetime64[s]").astype(str)
         return unit_keys(f"{name}|{day}" for name, day in zip(self.last.fold.symbols[self.symbol], when, strict=True))
 
-    def compatible(self, card: ModelCard) -> bool:
+    def mismatch(self, card: ModelCard) -> str | None:
         """Same lag and horizon, and a scaler for every symbol the run forecasts."""
         params, s = card.parameters, self.settings
-        return params.get("lag") == s.lag and params.get("horizon") == s.horizon and all(
-            str(name) in (card.scalers or {}) for name in self.last.fold.symbols)
+        if (params.get("lag"), params.get("horizon")) != (s.lag, s.horizon):
+            options = f"--lag {params.get('lag')} --horizon {params.get('horizon')}"
+            return f"it forecasts with {options} (this run: --lag {s.lag} --horizon {s.horizon}); run with {options}"
+        missing = [str(name) for name in self.last.fold.symbols if str(name) not in (card.scalers or {})]
+        if missing:
+            return (f"it has no scaler for {', '.join(missing)} (it was trained on {', '.join(card.scalers or {})}); "
+                    "forecast those symbols, or train a model on these")
+        return None
 
     def inputs(self, card: ModelCard, units: np.ndarray) -> np.ndarray:
         """The windows at ``units`` scaled with the card's own per-symbol scalers."""

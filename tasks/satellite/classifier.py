@@ -167,8 +167,19 @@ class SatelliteSpec:
         return unit_keys(f"{self.ds.attrs['area']}|{self.block}|{r}|{c}" for r, c in zip(rows.ravel(), cols.ravel(),
                                                                                          strict=True))
 
-    def compatible(self, card: ModelCard) -> bool:
-        return card.bands == self.bands and (not self.class_names or card.class_names == self.class_names)
+    def mismatch(self, card: ModelCard) -> str | None:
+        """The model's bands in its order, and its classes when the run has labels."""
+        theirs = card.bands or []
+        if theirs != self.bands:
+            missing = [band for band in theirs if band not in self.bands]
+            if missing:
+                return (f"it reads bands {', '.join(theirs)}, and this run has no {', '.join(missing)}; use scenes "
+                        f"with those bands (with --bands {','.join(theirs)} if you set --bands)")
+            return f"it reads bands {', '.join(theirs)} (this run: {', '.join(self.bands)}); run with --bands " \
+                   f"{','.join(theirs)}"
+        if self.class_names and card.class_names != self.class_names:
+            return f"it predicts {card.class_names}, the labels here are {self.class_names}"
+        return None
 
     def patches(self, card: ModelCard | None, units: np.ndarray, split_id: int) -> tuple[np.ndarray, np.ndarray, list]:
         """(X, Y, windows): the patches of the blocks at ``units`` (indices into the block grid) that belong to

@@ -318,7 +318,7 @@ def train_classifier(mosaic_uri: str, norm_uri: str, run_dir: str, models_root: 
     registry = ModelRegistry(models_root)
     keys = spec.keys()
     champion = registry.champion(name)
-    reusable = champion is not None and spec.compatible(champion)
+    reusable = champion is not None and spec.mismatch(champion) is None
     if not labelled and mode != "never" and (mode == "always" or not reusable):
         raise BadInputError("no labelled pixels to train on; pass --labels (polygons or a label raster) "
                             "or --train never to score with the champion model")
@@ -379,7 +379,7 @@ def _read_raster(path: str) -> np.ndarray:
 
 @stage("monitor", "monitor change and drift")
 def monitor_area(mosaic_uri: str, classmap_uri: str, training_uri: str, run_dir: str, data_root: str,
-                 run_id: str, *, psi_threshold: float = 0.2, change_threshold: float = 0.05,
+                 models_root: str, run_id: str, *, psi_threshold: float = 0.2, change_threshold: float = 0.05,
                  seed: int = 0) -> Monitored:
     """Class areas, the change since the previous run of the same area, and band drift vs the training
     reference; ``flagged`` when drift or change pass their thresholds."""
@@ -406,7 +406,7 @@ def monitor_area(mosaic_uri: str, classmap_uri: str, training_uri: str, run_dir:
             changed_da = ds["labels"].copy(data=changed.astype("uint8"))
             write_cog(changed_da.rio.write_crs(ds.attrs["crs"]), files.change, nodata=255)
     model = training_info["model"]
-    reference = pd.read_parquet(io.BytesIO(ModelRegistry(data_root).file(model["name"], model["scored_with"],
+    reference = pd.read_parquet(io.BytesIO(ModelRegistry(models_root).file(model["name"], model["scored_with"],
                                                                          "reference.parquet")))
     drift = feature_drift(reference, sample_pixels(ds, seed + 1), psi_threshold=psi_threshold)
     history = [{"run": r["run_id"], **r["monitor"].get("class_area_ha", {})} for r in previous]

@@ -44,14 +44,25 @@ class SentimentSpec:
 
     def __init__(self, tokens: list[list[str]], y: np.ndarray, idx: dict, class_names: list[str] | None,
                  registry: ModelRegistry, *, max_tokens: int | None, epochs: int, calibrate: str | None,
-                 mc_samples: int, seed: int, fingerprint: str, tune: int = 0) -> None:
+                 mc_samples: int, seed: int, fingerprint: str, tune: int = 0, clean: dict | None = None) -> None:
         self.tokens, self.y, self.idx, self.class_names, self.registry = tokens, y, idx, class_names, registry
         self.max_tokens, self.epochs, self.calibrate, self.mc_samples, self.seed = (max_tokens, epochs, calibrate,
                                                                                    mc_samples, seed)
-        self.fingerprint, self.tune = fingerprint, tune
+        self.fingerprint, self.tune, self.clean = fingerprint, tune, clean
 
-    def compatible(self, card: ModelCard) -> bool:
-        return self.class_names is None or card.class_names == self.class_names
+    def mismatch(self, card: ModelCard) -> str | None:
+        """Other classes, or posts cleaned otherwise than the model's training posts (its vocabulary would miss
+        their tokens)."""
+        if self.class_names is not None and card.class_names != self.class_names:
+            return f"it predicts {card.class_names}, these posts are labelled {self.class_names}"
+        theirs = card.parameters.get("clean")
+        if theirs is not None and self.clean is not None and theirs != self.clean:
+            other = ", ".join(f"{step} {'on' if on else 'off'}" for step, on in theirs.items()
+                              if self.clean.get(step) != on)
+            off = " ".join(f"--no {step}" for step, on in theirs.items() if not on)
+            return (f"it was trained on posts cleaned with {other} (unlike this run); "
+                    f"run with {off or 'every cleaning step on (no --no)'}")
+        return None
 
     def ids(self, card: ModelCard, units: np.ndarray) -> np.ndarray:
         """Token ids of the posts at ``units`` in the vocabulary of the model with ``card``."""
@@ -93,7 +104,7 @@ class SentimentSpec:
         card = ModelCard(architecture=Architecture(name="HybridTextCNN", kwargs=kwargs),
                          class_names=self.class_names, metrics=metrics, history=history, calibration=calibration,
                          parameters={"max_tokens": length, "epochs": self.epochs, "seed": self.seed,
-                                     "beta": history["beta"]},
+                                     "beta": history["beta"], "clean": self.clean},
                          data={"posts": len(self.y), "fingerprint": self.fingerprint}, tuning=tuning)
         return Fitted(model, card, extra_files={"vocabulary.json": json.dumps(vocabulary).encode()},
                       outputs={"evaluation": evaluation, "x_test": ids[idx["test"]]})

@@ -94,7 +94,7 @@ def clean_posts(posts_uri: str, run_dir: str, *, options: dict | None = None) ->
 def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mode: str = "auto",
                           model_name: str = "sentiment", max_tokens: int | None = None, epochs: int = 15,
                           seed: int = 0, calibrate: str | None = None, mc_samples: int = 0, folds: int = 0,
-                          tune: int = 0) -> Trained:
+                          tune: int = 0, clean_options: dict | None = None) -> Trained:
     """Split first, then the one model lifecycle (models/lifecycle.py): a challenger hybrid text model (vocabulary and
     TF-IDF fitted on the training posts only) or the champion, compared on validation posts the champion never
     saw; the model that scores and the TF-IDF + logistic regression baseline on the same test posts."""
@@ -111,7 +111,8 @@ def train_text_classifier(clean_uri: str, run_dir: str, models_root: str, *, mod
     registry = ModelRegistry(models_root)
     spec = classifier.SentimentSpec(tokens, y, idx, class_names, registry, max_tokens=max_tokens, epochs=epochs,
                                     calibrate=calibrate, mc_samples=mc_samples, seed=seed,
-                                    fingerprint=classifier.fingerprint(table), tune=tune)
+                                    fingerprint=classifier.fingerprint(table), tune=tune,
+                                    clean=clean.CleanOptions(**(clean_options or {})).as_dict())
     keys = unit_keys(table["text"].astype(str))
     decision = run_lifecycle(
         spec, registry, model_name, mode=mode if labelled else "never", keys=keys, split=split,
