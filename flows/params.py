@@ -92,17 +92,24 @@ def model_name_field(default: str) -> FieldInfo:
 class SatelliteParams(ClassifierOptions):
     """Satellite monitoring: scenes to a gated mosaic, a CNN class map, change and drift."""
 
-    source: Literal["synthetic", "local", "sentinelhub"] = Field(
-        "synthetic", description="where scenes come from: the synthetic area, local files, or Sentinel Hub")
+    source: Literal["synthetic", "local", "sentinelhub", "stac"] = Field(
+        "synthetic", description="where scenes come from: the synthetic area, local files, Sentinel Hub, or a STAC "
+                                 "API or catalog")
     input: str | None = Field(None, description="folder or glob of GeoTIFF/JP2 files (source local)")
     labels: str | None = Field(None, description="label polygons (GeoPackage/GeoJSON/Shapefile) or a label raster")
     label_column: str = Field("class", min_length=1, description="class column of the label polygons")
     date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
                              description="acquisition date of the synthetic scenes, YYYY-MM-DD (empty: today)")
     bbox: list[float] | None = Field(None, min_length=4, max_length=4, json_schema_extra={"split": "comma"},
-                                     description="min_lon, min_lat, max_lon, max_lat in WGS84 (source sentinelhub)")
-    time_from: str | None = Field(None, description="start of the time range, YYYY-MM-DD (source sentinelhub)")
-    time_to: str | None = Field(None, description="end of the time range, YYYY-MM-DD (source sentinelhub)")
+                                     description="min_lon, min_lat, max_lon, max_lat in WGS84 (sources sentinelhub, "
+                                                 "stac)")
+    time_from: str | None = Field(None, description="start of the time range, YYYY-MM-DD (sources sentinelhub, stac)")
+    time_to: str | None = Field(None, description="end of the time range, YYYY-MM-DD (sources sentinelhub, stac)")
+    stac: str | None = Field(None, description="a STAC API root URL, or a static catalog.json / collection.json as a "
+                             "path or URL (source stac)")
+    collection: str | None = Field(None, description="STAC collection id, e.g. sentinel-2-l2a (source stac)")
+    max_cloud: float | None = Field(None, ge=0, le=100, description="only scenes under this cloud cover, in percent "
+                                    "(source stac)")
     resolution: float | None = Field(None, gt=0, description="grid resolution in CRS units (empty: the finest band)")
     crs: str | None = Field(None, description="grid CRS, e.g. EPSG:32633 (empty: the first scene's)")
     bands: list[str] | None = Field(None, min_length=1, json_schema_extra={"split": "comma"},

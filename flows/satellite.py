@@ -29,9 +29,14 @@ def satellite(params: SatelliteParams = SatelliteParams()) -> dict:
         sentinelhub = {"bbox": tuple(params.bbox) if params.bbox else None, "time_from": params.time_from,
                        "time_to": params.time_to, "resolution": params.resolution or 10.0,
                        "mosaicking_order": params.mosaicking_order}
+        stac = {"stac": params.stac, "collection": params.collection, "bbox": sentinelhub["bbox"],
+                "time_from": params.time_from, "time_to": params.time_to, "max_cloud": params.max_cloud,
+                "bands": params.bands, "resolution": params.resolution}
         ingest = ingest_scenes(run_dir, source=params.source, input=params.input,
                                labels=params.labels, date=params.date, two_zones=params.two_zones,
-                               sentinelhub=sentinelhub if params.source == "sentinelhub" else None)
+                               sentinelhub=sentinelhub if params.source == "sentinelhub" else None,
+                               stac=stac if params.source == "stac" else None)
+        run.inputs.update(ingest.read)
         profile = profile_scene_files(ingest.output, run_dir, scale=params.scale)
         run.add_counts(profile.records_in, profile.records_valid, profile.records_quarantined)
         run.inputs.update(profile.encoding)

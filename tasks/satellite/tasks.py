@@ -25,7 +25,7 @@ from tasks.common import save_quarantine, stage
 from tasks.compute import returning_freed_memory
 from tasks.errors import BadInputError
 from tasks.monitor import feature_drift
-from tasks.results import Checked, Output, Trained
+from tasks.results import Checked, Ingested, Output, Trained
 from tasks.runs import list_runs
 from tasks.satellite import grid, sources, training
 from tasks.satellite import labels as labelling
@@ -88,10 +88,11 @@ class Monitored(Output):
 
 @stage("ingest", "ingest scenes")
 def ingest_scenes(run_dir: str, *, source: str, input: str | None, labels: str | None, date: str | None,
-                  two_zones: bool = False, sentinelhub: dict | None = None) -> Output:
-    """Bring scenes to a folder (synthetic, local or Sentinel Hub) and list their files."""
+                  two_zones: bool = False, sentinelhub: dict | None = None, stac: dict | None = None) -> Ingested:
+    """Bring scenes to a folder (synthetic, local, Sentinel Hub or STAC) and list their files; for STAC, the items
+    read, the days written and each item that could not be read even after its retries (``read["stac"]``)."""
     folder = Path(run_dir) / "input"
-    class_names = None
+    class_names, stac_read = None, None
     if source == "synthetic":
         written = _synthetic(folder, date, two_zones)
         input_path, labels, class_names = str(folder), labels or written["labels"], written["classes"]
@@ -104,8 +105,15 @@ def ingest_scenes(run_dir: str, *, source: str, input: str | None, labels: str |
 
         fetch_sentinelhub_scenes(folder, **(sentinelhub or {}))
         input_path = str(folder)
+    elif source == "stac":
+        from tasks.satellite.stac import fetch_stac_scenes
+
+        if not (stac or {}).get("stac"):
+            raise BadInputError("--source stac needs --stac: a STAC API URL, or a catalog.json / collection.json")
+        fetched = fetch_stac_scenes(folder, **stac)
+        input_path, stac_read = str(folder), {k: fetched[k] for k in ("items", "failed", "days")}
     else:
-        raise BadInputError(f"unknown --source {source!r}; choose synthetic, local or sentinelhub")
+        raise BadInputError(f"unknown --source {source!r}; choose synthetic, local, sentinelhub or stac")
     labels = labels and fetch(labels)
     if labels and not Path(labels).exists():
         raise BadInputError(f"{labels}: labels file not found; pass --labels polygons (GeoPackage, GeoJSON, "
@@ -116,7 +124,7 @@ def ingest_scenes(run_dir: str, *, source: str, input: str | None, labels: str |
     files = SatelliteFiles(run_dir)
     manifest = {"scenes": write_parquet(table, files.scenes), "labels": labels,
                 "label_kind": kind, "class_names": class_names, "source": source}
-    return Output(output=write_json(manifest, files.ingest))
+    return Ingested(output=write_json(manifest, files.ingest), read={"stac": stac_read} if stac_read else {})
 
 
 def _synthetic(folder: Path, date: str | None, two_zones: bool) -> dict:
