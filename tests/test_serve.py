@@ -56,7 +56,7 @@ def test_each_deployment_form_is_its_parameter_model() -> None:
         if "train" in fields:
             assert fields["train"]["enum"] == ["auto", "always", "never"]
     sat = parameter_schema(FLOWS["satellite"]).model_dump()["definitions"]["SatelliteParams"]["properties"]
-    assert sat["source"]["enum"] == ["synthetic", "local", "sentinelhub"]
+    assert sat["source"]["enum"] == ["synthetic", "local", "sentinelhub", "stac"]
     assert sat["mosaic_method"]["enum"] == ["first", "median", "least-cloudy"]
     genome = parameter_schema(FLOWS["genome"]).model_dump()["definitions"]["GenomeParams"]["properties"]
     assert genome["model"]["enum"] == ["poscnn", "cnn1d", "kmer2d"]
