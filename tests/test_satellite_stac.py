@@ -204,6 +204,33 @@ def test_landsat_items_get_landsat_band_numbers_and_fmask(tmp_path: Path) -> Non
     assert (fmask[:, SIZE:] == 255).all()  # no item east: fill
 
 
+def test_declared_scale_and_offset_give_float_reflectance(tmp_path: Path) -> None:
+    """Landsat Collection 2 surface reflectance: stored x 2.75e-5 - 0.2, as its raster:bands say."""
+    catalog = build_catalog(tmp_path / "landsat", landsat=True)
+    root = pystac.Catalog.from_file(str(catalog))
+    for item in root.get_items(recursive=True):
+        for key, asset in item.assets.items():
+            if key != "qa_pixel":
+                asset.extra_fields["raster:bands"] = [{"nodata": 0, "data_type": "uint16", "scale": 2.75e-5,
+                                                       "offset": -0.2}]
+        item.save_object()
+    result = stacsrc.fetch_stac_scenes(tmp_path / "in", stac=str(catalog), time_from="2024-01-10", **FAST)
+    with rasterio.open(next(p for p in result["paths"] if p.endswith("_B4.tif"))) as src:
+        red, dtype = src.read(1), src.dtypes[0]
+    assert dtype == "float32"
+    np.testing.assert_allclose(red[:, :SIZE], band_values(2, 2) * 2.75e-5 - 0.2, rtol=1e-6)
+    assert np.isnan(red[:, SIZE:]).all()  # no item east: no reflectance
+
+
+def test_scale_offset_from_either_version_of_the_raster_extension() -> None:
+    old = pystac.Asset("b.tif", extra_fields={"raster:bands": [{"scale": 0.0001, "offset": -0.1}]})
+    new = pystac.Asset("b.tif", extra_fields={"raster:scale": 2.75e-5, "raster:offset": -0.2})
+    assert stacsrc.scale_offset(old) == (0.0001, -0.1) and stacsrc.scale_offset(new) == (2.75e-5, -0.2)
+    assert stacsrc.scale_offset(pystac.Asset("b.tif", extra_fields={"raster:bands": [{"nodata": 0}]})) is None
+    data = np.array([0, 1000, 65535], np.uint16)
+    np.testing.assert_allclose(stacsrc.as_reflectance(data, 0, 0.0001, -0.1), [np.nan, 0.0, np.nan], atol=1e-7)
+
+
 @pytest.mark.integration
 def test_static_catalog_over_http(server: StacServer, tmp_path: Path) -> None:
     result = stacsrc.fetch_stac_scenes(tmp_path, stac=f"{server.url}/catalog.json", **FAST)

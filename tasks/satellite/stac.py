@@ -338,6 +338,28 @@ def _write_part(path: Path, data: np.ndarray, geobox, nodata) -> Path:
     return part
 
 
+def scale_offset(asset: pystac.Asset) -> tuple[float, float] | None:
+    """The (scale, offset) from stored numbers to reflectance that the asset declares (raster extension: in
+    ``raster:bands`` or, in STAC 1.1, as ``raster:scale`` / ``raster:offset``), None if it declares neither."""
+    fields = asset.extra_fields
+    declared = [fields, *fields.get("bands", [])[:1]]
+    scale = next((d["raster:scale"] for d in declared if "raster:scale" in d), None)
+    offset = next((d["raster:offset"] for d in declared if "raster:offset" in d), None)
+    first = (fields.get("raster:bands") or [{}])[0]
+    scale, offset = first.get("scale", scale), first.get("offset", offset)
+    return None if scale is None and offset is None else (float(1.0 if scale is None else scale), float(offset or 0))
+
+
+def as_reflectance(data: np.ndarray, nodata: float | None, scale: float, offset: float) -> np.ndarray:
+    """``data * scale + offset`` as float32, NaN where ``data`` is nodata, 0 (no item there) or, for an integer
+    type, its maximum (saturated): Landsat Collection 2 (scale 2.75e-5, offset -0.2) and Sentinel-2 from processing
+    baseline 04.00 (offset -0.1) come out as the reflectance the pipeline reads floats as."""
+    invalid = (data == 0) | (data == nodata) if nodata is not None else data == 0
+    if data.dtype.kind in "iu":
+        invalid |= data == np.iinfo(data.dtype).max
+    return np.where(invalid, np.nan, data.astype("float32") * np.float32(scale) + np.float32(offset)).astype("float32")
+
+
 def _day_writer(folder: Path, names: dict[str, str], masks: set[str], geobox, env: rasterio.Env, stac_cfg: dict):
     """A function writing the scene of some items of one day, and one checking that an item reads."""
     import odc.stac
@@ -357,6 +379,8 @@ def _day_writer(folder: Path, names: dict[str, str], masks: set[str], geobox, en
                 data, nodata = day[key].values, day[key].attrs.get("nodata")
                 if band == "QA_PIXEL":
                     data, nodata, band = fmask_from_qa_pixel(data), 255, "FMASK"
+                elif key not in masks and (transform := scale_offset(items[0].assets[key])) is not None:
+                    data, nodata = as_reflectance(data, nodata, *transform), float("nan")
                 elif nodata is None:
                     nodata = 0 if data.dtype.kind in "iu" else float("nan")
                 parts.append(_write_part(folder / f"{stem}_{band}.tif", data, geobox, nodata))
