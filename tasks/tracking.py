@@ -41,7 +41,7 @@ def flat(values: dict, prefix: str = "") -> dict:
 
 def run_metrics(run: dict) -> dict[str, float]:
     """The numbers of run.json worth a chart: the model's metrics, each baseline's under ``baseline.<name>.``,
-    the record counts and the stage times."""
+    the record counts, the stage times and each gate's outcome (1 passed, 0 failed)."""
     numbers = flat(run["metrics"] or {})
     for name, metrics in (run["baselines"] or {}).items():
         numbers |= {f"baseline.{name}.{k}": v for k, v in flat(metrics).items()}
