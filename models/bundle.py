@@ -15,11 +15,13 @@ import json
 import zipfile
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from models.architectures import ARCHITECTURES
 from models.card import ModelCard, tessera_version
 from models.registry import ModelRegistry
 from tasks.errors import BadInputError
-from tasks.store import fetch, glob, join, now_iso, read_bytes, write_bytes, write_json
+from tasks.store import check_name, fetch, glob, join, now_iso, read_bytes, write_bytes, write_json
 
 MANIFEST = "tessera-model.json"
 FORMAT = 1
@@ -69,6 +71,9 @@ def read_bundle(uri: str) -> tuple[dict, dict[str, bytes]]:
     if manifest.get("format") != FORMAT:
         raise BadInputError(f"--bundle {uri}: bundle format {manifest.get('format')} is not {FORMAT}, the one this "
                             f"tessera ({tessera_version()}) reads; export it with this version")
+    for value, what in [(manifest["name"], "model name"), (manifest["version"], "model version"),
+                        *((name, "file name") for name in files)]:
+        check_name(value, f"--bundle {uri}: its {what}", "bundle (export it again)")
     for name, digest in manifest["files"].items():
         if hashlib.sha256(files[name]).hexdigest() != digest:
             raise BadInputError(f"--bundle {uri}: {name} does not match its checksum (damaged in transfer); {fix}")
@@ -81,7 +86,11 @@ def install_bundle(uri: str, root: str | Path) -> str:
     """Unpack the bundle at ``uri`` as the champion of a registry under ``root``; the model's name there."""
     manifest, files = read_bundle(uri)
     name, version = manifest["name"], manifest["version"]
-    card = ModelCard.model_validate_json(files["card.json"])
+    try:
+        card = ModelCard.model_validate_json(files["card.json"])
+    except ValidationError as exc:
+        raise BadInputError(f"--bundle {uri}: its card.json is not a model card ({exc.errors()[0]['msg']}); export "
+                            "it again with `tessera models export NAME --to model.zip`") from exc
     if card.architecture.name not in ARCHITECTURES:
         raise BadInputError(f"--bundle {uri}: its model class {card.architecture.name} is not one this tessera "
                             f"({tessera_version()}) knows; it was made by tessera {card.tessera}: upgrade")

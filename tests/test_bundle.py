@@ -79,6 +79,17 @@ class TestInstall:
             read_bundle(str(tmp_path / "changed.zip"))
 
 
+    def test_a_name_that_would_leave_the_registry_is_refused(self, registry, tmp_path: Path) -> None:
+        def escape(files: dict) -> dict:
+            manifest = json.loads(files[MANIFEST])
+            return files | {MANIFEST: json.dumps(manifest | {"name": "../../elsewhere"})}
+
+        rewritten(registry, tmp_path, escape)
+        with pytest.raises(BadInputError, match="its model name '../../elsewhere' is not a valid name"):
+            install_bundle(str(tmp_path / "changed.zip"), tmp_path / "there")
+        assert not (tmp_path / "elsewhere").exists()
+
+
 def rewritten(registry: ModelRegistry, folder: Path, change) -> None:
     """Export the champion, then write ``changed.zip`` with ``change(files)`` as its files."""
     export_bundle(registry, "prices", folder / "m.zip")
