@@ -23,7 +23,7 @@ def prefect_yaml(pool: str = POOL) -> str:
     """``prefect.yaml`` declaring every deployment of ``tessera serve`` for the work pool ``pool``."""
     deployments = [{
         "name": d.name,
-        "entrypoint": d.flow,
+        "entrypoint": d.entrypoint,
         "description": d.description,
         "tags": list(d.tags),
         "schedules": [{"cron": d.cron, "timezone": SCHEDULE_TIMEZONE, "active": True}] if d.cron else [],

@@ -7,7 +7,6 @@ from the UI; ``cleanup`` removes old runs every Sunday at 03:00 (``TESSERA_CLEAN
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
@@ -28,15 +27,21 @@ class Deployment:
     """One deployment, declared once for ``tessera serve`` (:func:`build_deployments`) and for a work pool's
     ``prefect.yaml`` (deployments/project.py)."""
 
-    flow: str  # module path of the flow, e.g. flows.market.market
+    flow: str  # "module:attribute" of the flow, as in flows/domains.py
     name: str
     description: str
     tags: tuple[str, ...]
     cron: str | None
 
+    @property
+    def entrypoint(self) -> str:
+        """The flow's module path, e.g. flows.market.market: a run loads it whatever the working directory."""
+        return self.flow.replace(":", ".")
+
     def load_flow(self) -> Any:
-        module, _, attribute = self.flow.rpartition(".")
-        return getattr(importlib.import_module(module), attribute)
+        from flows.domains import load
+
+        return load(self.flow)
 
 
 def deployment_definitions() -> list[Deployment]:
@@ -44,9 +49,9 @@ def deployment_definitions() -> list[Deployment]:
     ``cleanup``."""
     from flows.domains import domains
 
-    pipelines = [Deployment(domain.flow.replace(":", "."), domain.deployment_name, domain.summary, domain.tags,
+    pipelines = [Deployment(domain.flow, domain.deployment_name, domain.summary, domain.tags,
                             domain.schedule) for domain in domains().values()]
-    return [*pipelines, Deployment("flows.cleanup.cleanup", "cleanup", "remove old runs and their Prefect results",
+    return [*pipelines, Deployment("flows.cleanup:cleanup", "cleanup", "remove old runs and their Prefect results",
                                    ("maintenance",), CLEANUP_CRON)]
 
 

@@ -26,7 +26,8 @@ GROUP = "tessera.domains"
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def _load(path: str) -> Any:
+def load(path: str) -> Any:
+    """The object at ``"module:attribute"``."""
     module, _, attribute = path.partition(":")
     return getattr(importlib.import_module(module), attribute)
 
@@ -51,17 +52,17 @@ class Domain:
             raise ValueError(f"domain name {self.name!r}: use lowercase letters, digits and _ (a Python name)")
 
     def load_flow(self) -> Any:
-        return _load(self.flow)
+        return load(self.flow)
 
     def load_params(self) -> type:
-        return _load(self.params)
+        return load(self.params)
 
     def write_example(self, folder: Path) -> dict:
         """Write the domain's tiny example input into ``folder``; the parameters that run on it ({}: none)."""
         if not self.example:
             return {}
         folder.mkdir(parents=True, exist_ok=True)
-        return _load(self.example)(folder)
+        return load(self.example)(folder)
 
     def run(self, **values: Any) -> dict:
         """Run the flow with ``values`` as its parameters (the rest at their defaults); its run record."""

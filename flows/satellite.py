@@ -26,11 +26,10 @@ def satellite(params: SatelliteParams = SatelliteParams()) -> dict:
     """Ingest, gate, mosaic, gate, train or load the champion, score, monitor, publish."""
     with pipeline_run("satellite", params, publish=publish_report) as run:
         run_dir, models = str(run.dir), models_for(params, run)
-        sentinelhub = {"bbox": tuple(params.bbox) if params.bbox else None, "time_from": params.time_from,
-                       "time_to": params.time_to, "resolution": params.resolution or 10.0,
-                       "mosaicking_order": params.mosaicking_order}
-        stac = {"stac": params.stac, "collection": params.collection, "bbox": sentinelhub["bbox"],
-                "time_from": params.time_from, "time_to": params.time_to, "max_cloud": params.max_cloud,
+        area = {"bbox": tuple(params.bbox) if params.bbox else None, "time_from": params.time_from,
+                "time_to": params.time_to}
+        sentinelhub = {**area, "resolution": params.resolution or 10.0, "mosaicking_order": params.mosaicking_order}
+        stac = {**area, "stac": params.stac, "collection": params.collection, "max_cloud": params.max_cloud,
                 "bands": params.bands, "resolution": params.resolution}
         ingest = ingest_scenes(run_dir, source=params.source, input=params.input,
                                labels=params.labels, date=params.date, two_zones=params.two_zones,
